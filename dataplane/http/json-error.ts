@@ -1,0 +1,50 @@
+import type http from 'node:http';
+import type { Duplex } from 'node:stream';
+
+/**
+ * Piko's error body: `{"error": "..."}` with the status code carrying the
+ * class of failure (400 missing endpoint, 401 auth, 502 upstream, 504 timeout).
+ */
+export function writeJsonError(res: http.ServerResponse, status: number, message: string): void {
+  if (res.headersSent) {
+    // The response is already under way: the status can no longer change, so
+    // the only honest signal left is a broken connection.
+    res.destroy();
+    return;
+  }
+  const body = JSON.stringify({ error: message }) + '\n';
+  res.writeHead(status, {
+    'content-type': 'application/json',
+    'x-content-type-options': 'nosniff',
+    'content-length': Buffer.byteLength(body),
+  });
+  res.end(body);
+}
+
+const STATUS_TEXT: Record<number, string> = {
+  400: 'Bad Request',
+  401: 'Unauthorized',
+  403: 'Forbidden',
+  404: 'Not Found',
+  500: 'Internal Server Error',
+  502: 'Bad Gateway',
+  503: 'Service Unavailable',
+  504: 'Gateway Timeout',
+};
+
+/**
+ * Answers a rejected upgrade on the raw socket with a real HTTP response, so
+ * a WebSocket client sees the status and the JSON error instead of a reset.
+ */
+export function writeJsonErrorToSocket(socket: Duplex, status: number, message: string): void {
+  if (socket.destroyed) return;
+  const body = JSON.stringify({ error: message }) + '\n';
+  socket.end(
+    `HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? 'Error'}\r\n` +
+      'Content-Type: application/json\r\n' +
+      'X-Content-Type-Options: nosniff\r\n' +
+      `Content-Length: ${Buffer.byteLength(body)}\r\n` +
+      'Connection: close\r\n\r\n' +
+      body,
+  );
+}

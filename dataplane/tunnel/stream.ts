@@ -1,0 +1,318 @@
+import { Duplex } from 'node:stream';
+import { TunnelError } from './errors';
+import { FLAG_ACK, FLAG_FIN, FLAG_RST, INITIAL_STREAM_WINDOW, TYPE_DATA, TYPE_WINDOW_UPDATE } from './frame';
+import type { Session } from './session';
+
+interface PendingWrite {
+  chunk: Buffer;
+  offset: number;
+  callback: (err?: Error | null) => void;
+}
+
+interface AckWaiter {
+  resolve(stream: TunnelStream): void;
+  reject(err: TunnelError): void;
+  timer: NodeJS.Timeout;
+}
+
+/**
+ * One yamux stream as a Node Duplex. Flow control is real in both directions:
+ * we never send past the peer's window, and we grant window back only as our
+ * reader consumes, so a slow reader slows the writer at the far end.
+ *
+ * It also carries the few net.Socket methods that Node's HTTP client and
+ * server call, so `http.createServer().emit('connection', stream)` and
+ * `http.request({ createConnection })` work on it.
+ */
+export class TunnelStream extends Duplex {
+  readonly id: number;
+
+  private sendWindow = INITIAL_STREAM_WINDOW;
+  private pending: PendingWrite | undefined;
+
+  // Credit we have granted and the peer has not used yet.
+  private recvCredit = INITIAL_STREAM_WINDOW;
+  // Bytes our reader took that have not been granted back yet.
+  private consumed = 0;
+  private readonly recvQueue: Buffer[] = [];
+  private wantsRead = false;
+
+  private localFin = false;
+  private remoteFin = false;
+  private reset = false;
+  private ackWaiter: AckWaiter | undefined;
+  private closeTimer: NodeJS.Timeout | undefined;
+  private idleTimer: NodeJS.Timeout | undefined;
+  private idleTimeoutMs = 0;
+
+  constructor(
+    private readonly session: Session,
+    id: number,
+  ) {
+    super({ allowHalfOpen: true, readableHighWaterMark: 64 * 1024, writableHighWaterMark: 64 * 1024 });
+    this.id = id;
+    this.recvCredit = session.options.streamWindow;
+  }
+
+  // ---- net.Socket look-alikes ---------------------------------------------
+
+  readonly remoteAddress: string | undefined = undefined;
+  readonly remotePort: number | undefined = undefined;
+  readonly localAddress: string | undefined = undefined;
+  readonly localPort: number | undefined = undefined;
+
+  /** Like net.Socket#setTimeout: emits 'timeout' after `ms` without traffic. */
+  setTimeout(ms: number, callback?: () => void): this {
+    this.idleTimeoutMs = ms;
+    if (callback) {
+      if (ms === 0) this.removeListener('timeout', callback);
+      else this.once('timeout', callback);
+    }
+    this.touch();
+    return this;
+  }
+
+  setNoDelay(_noDelay?: boolean): this {
+    return this;
+  }
+
+  setKeepAlive(_enable?: boolean, _initialDelay?: number): this {
+    return this;
+  }
+
+  ref(): this {
+    return this;
+  }
+
+  unref(): this {
+    return this;
+  }
+
+  // ---- Duplex ---------------------------------------------------------------
+
+  override _read(): void {
+    this.wantsRead = true;
+    this.deliver();
+  }
+
+  override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (err?: Error | null) => void): void {
+    this.startWrite(chunk, callback);
+  }
+
+  override _writev(chunks: { chunk: Buffer }[], callback: (err?: Error | null) => void): void {
+    // Node's HTTP writes a head and a body chunk separately; one frame is cheaper than two.
+    const chunk = chunks.length === 1 ? (chunks[0] as { chunk: Buffer }).chunk : Buffer.concat(chunks.map((c) => c.chunk));
+    this.startWrite(chunk, callback);
+  }
+
+  private startWrite(chunk: Buffer, callback: (err?: Error | null) => void): void {
+    this.pending = { chunk, offset: 0, callback };
+    this.resumeWrite();
+  }
+
+  override _final(callback: (err?: Error | null) => void): void {
+    if (this.reset || this.session.closed) {
+      callback(new TunnelError('ERR_YAMUX_STREAM_RESET', `stream ${this.id} was reset`));
+      return;
+    }
+    this.localFin = true;
+    this.session.writeFrame(TYPE_WINDOW_UPDATE, FLAG_FIN, this.id, 0);
+    if (this.remoteFin) {
+      this.release();
+    } else {
+      // A peer that never closes its side must not pin the stream forever.
+      this.closeTimer = setTimeout(() => {
+        this.destroy(new TunnelError('ERR_YAMUX_STREAM_RESET', `stream ${this.id}: peer did not close in time`));
+      }, this.session.options.streamCloseTimeoutMs);
+      this.closeTimer.unref();
+    }
+    callback();
+  }
+
+  override _destroy(err: Error | null, callback: (err?: Error | null) => void): void {
+    const open = !(this.localFin && this.remoteFin) && !this.reset;
+    if (open && !this.session.closed) {
+      this.reset = true;
+      this.session.writeFrame(TYPE_WINDOW_UPDATE, FLAG_RST, this.id, 0);
+    }
+    this.release();
+    if (this.idleTimer) clearTimeout(this.idleTimer);
+    if (this.pending) {
+      const { callback: writeCallback } = this.pending;
+      this.pending = undefined;
+      writeCallback(err ?? new TunnelError('ERR_YAMUX_STREAM_RESET', `stream ${this.id} destroyed`));
+    }
+    if (this.ackWaiter) this.failOpen(new TunnelError('ERR_YAMUX_STREAM_RESET', `stream ${this.id} destroyed before ACK`));
+    callback(err);
+  }
+
+  // ---- driven by the session -----------------------------------------------
+
+  /** @internal */
+  waitForAck(timeoutMs: number): Promise<TunnelStream> {
+    return new Promise<TunnelStream>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.failOpen(new TunnelError('ERR_YAMUX_OPEN_TIMEOUT', `stream ${this.id} not acknowledged within ${timeoutMs} ms`));
+        this.destroy();
+      }, timeoutMs);
+      timer.unref();
+      this.ackWaiter = { resolve, reject, timer };
+    });
+  }
+
+  /** @internal */
+  receiveFlags(flags: number): void {
+    if ((flags & FLAG_ACK) !== 0 && this.ackWaiter) {
+      const waiter = this.ackWaiter;
+      this.ackWaiter = undefined;
+      clearTimeout(waiter.timer);
+      waiter.resolve(this);
+    }
+    if ((flags & FLAG_RST) !== 0) {
+      this.reset = true;
+      if (this.ackWaiter) {
+        this.failOpen(new TunnelError('ERR_YAMUX_STREAM_REFUSED', `peer refused stream ${this.id}`));
+        this.destroy();
+      } else {
+        this.destroy(new TunnelError('ERR_YAMUX_STREAM_RESET', `peer reset stream ${this.id}`));
+      }
+      return;
+    }
+    if ((flags & FLAG_FIN) !== 0 && !this.remoteFin) {
+      this.remoteFin = true;
+      if (this.recvQueue.length === 0) this.push(null);
+      if (this.localFin) this.release();
+    }
+  }
+
+  /** @internal Checks a Data frame's size against the credit we granted. */
+  reserveReceive(length: number): void {
+    if (length > this.recvCredit) {
+      this.session.protocolError(
+        `stream ${this.id}: peer sent ${length} bytes with ${this.recvCredit} bytes of window`,
+        'ERR_YAMUX_WINDOW_EXCEEDED',
+      );
+    }
+    if (length > 0 && this.remoteFin) {
+      this.session.protocolError(`stream ${this.id}: data after FIN`);
+    }
+    this.recvCredit -= length;
+  }
+
+  /** @internal */
+  receiveData(chunk: Buffer): void {
+    if (this.destroyed) return;
+    this.touch();
+    this.recvQueue.push(chunk);
+    if (this.wantsRead) this.deliver();
+  }
+
+  /** @internal */
+  growSendWindow(delta: number): void {
+    this.sendWindow += delta;
+    if (this.pending) this.resumeWrite();
+  }
+
+  /** @internal Sends as much of the pending write as window and transport allow. */
+  resumeWrite(): void {
+    const pending = this.pending;
+    if (!pending) return;
+    if (this.reset || this.session.closed) {
+      this.pending = undefined;
+      pending.callback(new TunnelError('ERR_YAMUX_STREAM_RESET', `stream ${this.id} is closed`));
+      return;
+    }
+    while (pending.offset < pending.chunk.length) {
+      if (this.sendWindow === 0) return; // growSendWindow resumes us
+      if (this.session.congested) {
+        this.session.waitForDrain(this);
+        return;
+      }
+      const n = Math.min(this.sendWindow, pending.chunk.length - pending.offset);
+      const payload =
+        pending.offset === 0 && n === pending.chunk.length
+          ? pending.chunk
+          : pending.chunk.subarray(pending.offset, pending.offset + n);
+      this.session.writeFrame(TYPE_DATA, 0, this.id, n, payload);
+      this.sendWindow -= n;
+      pending.offset += n;
+    }
+    this.touch();
+    this.pending = undefined;
+    pending.callback();
+  }
+
+  /** @internal */
+  sessionClosed(err: TunnelError | undefined): void {
+    this.reset = true;
+    if (this.ackWaiter) {
+      this.failOpen(err ?? new TunnelError('ERR_YAMUX_SESSION_CLOSED', 'session closed'));
+      this.destroy();
+    } else if (!(this.localFin && this.remoteFin)) {
+      this.destroy(err);
+    }
+  }
+
+  // ---- helpers ---------------------------------------------------------------
+
+  // Moves queued bytes into the Readable buffer until it is full. Chunks go
+  // whole (at most one window), so unread data per stream stays under two
+  // windows; cutting them to the mark would leave Readable's `reading` flag
+  // set with nothing pushed, and stall the stream.
+  private deliver(): void {
+    const queue = this.recvQueue;
+    while (this.wantsRead && queue.length > 0) {
+      const chunk = queue.shift() as Buffer;
+      this.wantsRead = this.push(chunk);
+      this.markConsumed(chunk.length);
+    }
+    if (queue.length === 0 && this.remoteFin) this.push(null);
+  }
+
+  private markConsumed(n: number): void {
+    this.consumed += n;
+    // Like Go yamux: grant window back once half of it has been read, so
+    // updates are few and the sender never stalls on a full window.
+    if (!this.remoteFin && this.consumed >= this.session.options.streamWindow / 2) {
+      const delta = this.consumed;
+      this.consumed = 0;
+      this.recvCredit += delta;
+      this.session.writeFrame(TYPE_WINDOW_UPDATE, 0, this.id, delta);
+    }
+  }
+
+  private failOpen(err: TunnelError): void {
+    const waiter = this.ackWaiter;
+    if (!waiter) return;
+    this.ackWaiter = undefined;
+    clearTimeout(waiter.timer);
+    waiter.reject(err);
+  }
+
+  private release(): void {
+    if (this.closeTimer) {
+      clearTimeout(this.closeTimer);
+      this.closeTimer = undefined;
+    }
+    this.session.removeStream(this);
+  }
+
+  private touch(): void {
+    if (this.idleTimeoutMs <= 0) {
+      if (this.idleTimer) {
+        clearTimeout(this.idleTimer);
+        this.idleTimer = undefined;
+      }
+      return;
+    }
+    if (this.idleTimer) {
+      this.idleTimer.refresh();
+      return;
+    }
+    this.idleTimer = setTimeout(() => {
+      this.idleTimer = undefined;
+      this.emit('timeout');
+    }, this.idleTimeoutMs);
+    this.idleTimer.unref();
+  }
+}

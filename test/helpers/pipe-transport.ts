@@ -1,0 +1,55 @@
+import type { Transport, TransportHandler } from '../../dataplane/tunnel/transport';
+
+/**
+ * Two in-memory transports wired back to back, for unit tests of the session
+ * logic. Delivery is asynchronous (as over a socket) and every byte sent is
+ * recorded so tests can assert on the wire.
+ */
+export class PipeTransport implements Transport {
+  peer: PipeTransport | undefined;
+  handler: TransportHandler | undefined;
+  readonly sent: Buffer[] = [];
+  closed = false;
+  bufferedAmount = 0;
+
+  static pair(): [PipeTransport, PipeTransport] {
+    const a = new PipeTransport();
+    const b = new PipeTransport();
+    a.peer = b;
+    b.peer = a;
+    return [a, b];
+  }
+
+  attach(handler: TransportHandler): void {
+    this.handler = handler;
+  }
+
+  send(data: Buffer): boolean {
+    if (this.closed) return false;
+    this.sent.push(Buffer.from(data));
+    const peer = this.peer;
+    const copy = Buffer.from(data);
+    setImmediate(() => {
+      if (peer && !peer.closed) peer.handler?.onData(copy);
+    });
+    return true;
+  }
+
+  /** Delivers raw bytes to this side as if the peer had sent them. */
+  inject(data: Buffer): void {
+    this.handler?.onData(data);
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.handler?.onClose();
+    const peer = this.peer;
+    setImmediate(() => {
+      if (peer && !peer.closed) {
+        peer.closed = true;
+        peer.handler?.onClose();
+      }
+    });
+  }
+}
