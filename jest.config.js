@@ -10,4 +10,5 @@ module.exports = {
   testTimeout: 60000,
   // Two cores: one worker per core keeps the integration tests from starving each other.
   maxWorkers: 2,
+  reporters: ['default', '<rootDir>/test/helpers/summary-reporter.js'],
 };

@@ -1,0 +1,22 @@
+# One image for every command: piko server, agent, forward and operator.
+FROM node:24-bookworm-slim AS build
+WORKDIR /src
+COPY package.json package-lock.json ./
+# The runtime image has Node already; skip the npm 'node' binary here.
+RUN npm ci --no-audit --no-fund --omit=optional
+COPY tsconfig.json tsconfig.build.json ./
+COPY dataplane ./dataplane
+RUN npx tsc -p tsconfig.build.json && npm prune --omit=dev
+
+FROM node:24-bookworm-slim
+ENV NODE_ENV=production
+WORKDIR /app
+COPY --from=build /src/package.json ./
+COPY --from=build /src/node_modules ./node_modules
+COPY --from=build /src/dist ./dist
+COPY bin ./bin
+# Uid 65532 is the conventional "nonroot" user; no shell access is needed.
+USER 65532:65532
+EXPOSE 8000 8001 8002
+ENTRYPOINT ["node", "/app/dist/dataplane/cli/main.js"]
+CMD ["server"]

@@ -1,0 +1,45 @@
+import type { AddressInfo, Server } from 'node:net';
+import { once } from 'node:events';
+import { networkInterfaces } from 'node:os';
+
+export interface HostPort {
+  /** Empty for all interfaces. */
+  host: string;
+  port: number;
+}
+
+/** Parses Go-style listen addresses: `:8000`, `127.0.0.1:8000`, `[::1]:8000`, `localhost:0`. */
+export function parseHostPort(addr: string, field: string): HostPort {
+  const match = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(addr);
+  const port = match ? Number(match[3]) : NaN;
+  if (!match || port > 65535) {
+    throw new Error(`${field} must be host:port (for example :8000 or 127.0.0.1:8000), got "${addr}"`);
+  }
+  return { host: match[1] ?? match[2] ?? '', port };
+}
+
+/** Listens and resolves with the bound address; fails with the address in the message. */
+export async function listen(server: Server, addr: HostPort, field: string): Promise<AddressInfo> {
+  const failed = once(server, 'error').then(([err]: [Error]) => {
+    throw new Error(`${field}: cannot listen on ${addr.host || '*'}:${addr.port}: ${err.message}`, { cause: err });
+  });
+  server.listen(addr.port, addr.host === '' ? undefined : addr.host);
+  await Promise.race([once(server, 'listening'), failed]);
+  return server.address() as AddressInfo;
+}
+
+/** host:port for an address other processes can dial; `advertise` wins when set. */
+export function advertisedAddress(bound: AddressInfo, advertise: string | undefined): string {
+  if (advertise) return advertise;
+  // Bound to every interface: like Piko, advertise the first non-loopback IPv4
+  // address, so other nodes on the network can reach us.
+  const host = bound.address === '::' || bound.address === '0.0.0.0' ? firstExternalIPv4() : bound.address;
+  return host.includes(':') ? `[${host}]:${bound.port}` : `${host}:${bound.port}`;
+}
+
+function firstExternalIPv4(): string {
+  for (const addrs of Object.values(networkInterfaces())) {
+    for (const a of addrs ?? []) if (a.family === 'IPv4' && !a.internal) return a.address;
+  }
+  return '127.0.0.1';
+}

@@ -1,0 +1,254 @@
+import type http from 'node:http';
+import { EventEmitter, once } from 'node:events';
+import type { Duplex } from 'node:stream';
+import { pipeline } from 'node:stream';
+import { createWebSocketStream, WebSocketServer } from 'ws';
+import { authenticate, endpointPermitted } from '../auth/authenticate';
+import { isAuthError } from '../auth/errors';
+import type { TokenVerifier } from '../auth/verifier';
+import { validateEndpointId } from '../config/endpoint-id';
+import { writeJsonError, writeJsonErrorToSocket } from '../http/json-error';
+import type { AccessLogger } from '../log/access-log';
+import type { Logger } from '../log/logger';
+import type { ProxyMetrics } from '../metrics/proxy-metrics';
+import type { UpstreamMetrics } from '../metrics/upstream-metrics';
+import { isProxyError, ProxyError } from './errors';
+import { endpointIdFromHeaders, endpointIdFromTcpPath } from './endpoint-id';
+import { forwardHttp, forwardUpgrade, type ForwardResult } from './http-forwarder';
+import type { RoutedConnection, Router } from './router';
+
+export interface ProxyServerOptions {
+  router: Router;
+  verifier?: TokenVerifier;
+  /** Per-request timeout (proxy.timeout); 0 disables. */
+  timeoutMs: number;
+  proto: 'http' | 'https';
+  logger: Logger;
+  accessLog?: AccessLogger;
+  metrics?: ProxyMetrics;
+  upstreamMetrics?: UpstreamMetrics;
+  /**
+   * Checks the credential of a request marked as forwarded by another node.
+   * Without it the marker is trusted, as in Piko.
+   */
+  verifyForwarded?: (req: http.IncomingMessage) => boolean;
+}
+
+const TCP_PATH_PREFIX = '/_piko/v1/tcp/';
+
+/**
+ * The proxy port: resolves each request's endpoint, authenticates it, and
+ * forwards HTTP, WebSocket upgrades and raw TCP (over WebSocket) to an
+ * upstream through the router.
+ */
+export class ProxyServer {
+  private readonly wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, clientTracking: false });
+  private inFlight = 0;
+  private readonly drainEvents = new EventEmitter<{ idle: [] }>();
+  private readonly upgraded = new Set<Duplex>();
+
+  constructor(private readonly options: ProxyServerOptions) {}
+
+  /** Requests in progress, HTTP and upgraded connections alike. */
+  get activeRequests(): number {
+    return this.inFlight + this.upgraded.size;
+  }
+
+  /** Resolves once no ordinary HTTP request is in flight, or at the deadline with false. */
+  async drain(timeoutMs: number): Promise<boolean> {
+    if (this.inFlight === 0) return true;
+    const ac = new AbortController();
+    const timer = setTimeout(() => ac.abort(), timeoutMs);
+    try {
+      while (this.inFlight > 0) await once(this.drainEvents, 'idle', { signal: ac.signal });
+      return true;
+    } catch {
+      return false;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Ends every upgraded connection (WebSocket, TCP): they have no natural end to wait for. */
+  closeUpgraded(): void {
+    for (const socket of this.upgraded) socket.destroy();
+  }
+
+  handleRequest(req: http.IncomingMessage, res: http.ServerResponse): void {
+    const start = performance.now();
+    this.inFlight++;
+    this.options.metrics?.requestsInFlight.inc();
+    void this.serveHttp(req, res).then(
+      (result) => this.record(req, result, start),
+      (err: unknown) => {
+        this.options.logger.error('proxy request failed', { error: String(err) });
+        writeJsonError(res, 500, 'internal error');
+        this.record(req, { status: 500, responseHeaders: {} }, start);
+      },
+    );
+  }
+
+  handleUpgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer): void {
+    socket.on('error', () => socket.destroy());
+    const tcpEndpoint = req.url?.startsWith(TCP_PATH_PREFIX) ? endpointIdFromTcpPath(req.url) : undefined;
+    const work = req.url?.startsWith(TCP_PATH_PREFIX)
+      ? this.serveTcp(req, socket, head, tcpEndpoint)
+      : this.serveUpgrade(req, socket, head);
+    void work.catch((err: unknown) => {
+      this.options.logger.error('proxy upgrade failed', { error: String(err) });
+      writeJsonErrorToSocket(socket, 500, 'internal error');
+    });
+  }
+
+  private async serveHttp(req: http.IncomingMessage, res: http.ServerResponse): Promise<ForwardResult> {
+    const admitted = await this.admit(req, endpointIdFromHeaders(req.headers));
+    if (!admitted.ok) {
+      writeJsonError(res, admitted.status, admitted.message);
+      return { status: admitted.status, responseHeaders: res.getHeaders() };
+    }
+    const routed = this.connector(admitted.endpointId, req);
+    const result = await forwardHttp(req, res, {
+      connect: async () => (await routed.promise()).conn,
+      timeoutMs: this.options.timeoutMs,
+      proto: this.options.proto,
+      extraHeaders: routed.extraHeaders(),
+    });
+    this.logFailure(admitted.endpointId, result.error);
+    return result;
+  }
+
+  private async serveUpgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
+    const admitted = await this.admit(req, endpointIdFromHeaders(req.headers));
+    if (!admitted.ok) {
+      writeJsonErrorToSocket(socket, admitted.status, admitted.message);
+      return;
+    }
+    this.upgraded.add(socket);
+    socket.once('close', () => this.upgraded.delete(socket));
+    const routed = this.connector(admitted.endpointId, req);
+    const result = await forwardUpgrade(req, socket, head, {
+      connect: async () => (await routed.promise()).conn,
+      timeoutMs: this.options.timeoutMs,
+      proto: this.options.proto,
+      extraHeaders: routed.extraHeaders(),
+    });
+    this.logFailure(admitted.endpointId, result.error);
+  }
+
+  /**
+   * Raw TCP over WebSocket (`piko forward`, the SDK's dial). The upstream
+   * stream is opened before the handshake is answered, so "no upstream" is
+   * a 502 the client can read rather than a WebSocket that dies.
+   */
+  private async serveTcp(req: http.IncomingMessage, socket: Duplex, head: Buffer, endpointId: string | undefined): Promise<void> {
+    const admitted = await this.admit(req, endpointId);
+    if (!admitted.ok) {
+      writeJsonErrorToSocket(socket, admitted.status, admitted.message);
+      return;
+    }
+    let routed: RoutedConnection;
+    try {
+      routed = await this.options.router.connect(admitted.endpointId, this.isForwarded(req));
+    } catch (err) {
+      const proxyErr = isProxyError(err) ? err : new ProxyError('ERR_UPSTREAM_UNREACHABLE', { cause: err });
+      this.logFailure(admitted.endpointId, proxyErr);
+      writeJsonErrorToSocket(socket, proxyErr.status, proxyErr.publicMessage);
+      return;
+    }
+    if (routed.via !== 'local') {
+      // Another node holds the upstream: it answers the handshake itself.
+      this.upgraded.add(socket);
+      socket.once('close', () => this.upgraded.delete(socket));
+      await forwardUpgrade(req, socket, head, {
+        connect: () => Promise.resolve(routed.conn),
+        timeoutMs: this.options.timeoutMs,
+        proto: this.options.proto,
+        ...(routed.extraHeaders ? { extraHeaders: routed.extraHeaders } : {}),
+      });
+      return;
+    }
+    if (socket.destroyed) {
+      routed.conn.destroy();
+      return;
+    }
+    this.wss.handleUpgrade(req, socket, head, (ws) => {
+      this.upgraded.add(socket);
+      socket.once('close', () => this.upgraded.delete(socket));
+      const wsStream = createWebSocketStream(ws, { allowHalfOpen: false });
+      // WebSocket has no half-close, so when either side ends both close (as Piko).
+      pipeline(wsStream, routed.conn, wsStream, () => {
+        wsStream.destroy();
+        routed.conn.destroy();
+      });
+    });
+  }
+
+  private connector(endpointId: string, req: http.IncomingMessage): { promise(): Promise<RoutedConnection>; extraHeaders(): Record<string, string> | undefined } {
+    let routed: RoutedConnection | undefined;
+    return {
+      promise: async () => {
+        routed = await this.options.router.connect(endpointId, this.isForwarded(req));
+        if (routed.via === 'local') this.options.upstreamMetrics?.upstreamRequestsTotal.inc();
+        else this.options.upstreamMetrics?.remoteRequestsTotal.inc({ node_id: routed.via });
+        return routed;
+      },
+      extraHeaders: () => routed?.extraHeaders,
+    };
+  }
+
+  private isForwarded(req: http.IncomingMessage): boolean {
+    return req.headers['x-piko-forward'] === 'true';
+  }
+
+  private async admit(
+    req: http.IncomingMessage,
+    endpointId: string | undefined,
+  ): Promise<{ ok: true; endpointId: string } | { ok: false; status: number; message: string }> {
+    if (endpointId === undefined) return { ok: false, status: 400, message: 'missing endpoint id' };
+    if (validateEndpointId(endpointId) !== undefined) return { ok: false, status: 400, message: 'invalid endpoint id' };
+    if (this.isForwarded(req) && this.options.verifyForwarded && !this.options.verifyForwarded(req)) {
+      return { ok: false, status: 401, message: 'invalid forwarding credential' };
+    }
+    try {
+      const token = await authenticate(this.options.verifier, req.headers);
+      if (!endpointPermitted(token, endpointId)) return { ok: false, status: 401, message: 'endpoint not permitted' };
+    } catch (err) {
+      if (isAuthError(err)) return { ok: false, status: err.status, message: err.message };
+      throw err;
+    }
+    return { ok: true, endpointId };
+  }
+
+  private logFailure(endpointId: string, err: ProxyError | undefined): void {
+    if (!err) return;
+    this.options.logger.warn('proxy request failed', { endpointId, code: err.code, error: err.message });
+  }
+
+  private record(req: http.IncomingMessage, result: ForwardResult, start: number): void {
+    this.inFlight--;
+    if (this.inFlight === 0) this.drainEvents.emit('idle');
+    const durationMs = performance.now() - start;
+    const { metrics, accessLog } = this.options;
+    if (metrics) {
+      const labels = { status: String(result.status), method: req.method ?? '' };
+      metrics.requestsInFlight.dec();
+      metrics.requestsTotal.inc(labels);
+      metrics.requestLatency.observe(labels, durationMs / 1000);
+      const reqSize = Number(req.headers['content-length'] ?? 0);
+      if (Number.isFinite(reqSize)) metrics.requestSize.observe(reqSize);
+      const resSize = Number(result.responseHeaders['content-length'] ?? 0);
+      if (Number.isFinite(resSize)) metrics.responseSize.observe(resSize);
+    }
+    accessLog?.log({
+      method: req.method ?? '',
+      host: req.headers.host ?? '',
+      path: req.url ?? '',
+      proto: `HTTP/${req.httpVersion}`,
+      status: result.status,
+      durationMs,
+      requestHeaders: req.headers,
+      responseHeaders: result.responseHeaders,
+      ...(endpointIdFromHeaders(req.headers) !== undefined ? { endpointId: endpointIdFromHeaders(req.headers) as string } : {}),
+    });
+  }
+}
