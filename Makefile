@@ -3,6 +3,10 @@
 SHELL := /bin/bash
 export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
 NPM_STAMP := node_modules/.package-lock.json
+# jest runs ESM-only packages (jose, @kubernetes/client-node) through
+# require(esm), which needs vm.SourceTextModule: on Node 24 that is behind
+# this flag.
+JEST := NODE_OPTIONS="--experimental-vm-modules --disable-warning=ExperimentalWarning" jest
 
 .PHONY: install build run test test-unit test-integration typecheck bench go-piko clean
 
@@ -24,13 +28,13 @@ run: build
 
 ## Everything CI runs: type check, build, the original Go Piko for interop, every test.
 test: build typecheck go-piko
-	jest --ci
+	$(JEST) --ci
 
 test-unit: install
-	jest test/unit
+	$(JEST) test/unit
 
 test-integration: build
-	jest test/integration
+	$(JEST) test/integration
 
 ## The original Piko, built from the Go module proxy into a cache outside the clone.
 go-piko:

@@ -20,8 +20,9 @@ export function parseHostPort(addr: string, field: string): HostPort {
 
 /** Listens and resolves with the bound address; fails with the address in the message. */
 export async function listen(server: Server, addr: HostPort, field: string): Promise<AddressInfo> {
-  const failed = once(server, 'error').then(([err]: [Error]) => {
-    throw new Error(`${field}: cannot listen on ${addr.host || '*'}:${addr.port}: ${err.message}`, { cause: err });
+  const failed = once(server, 'error').then(([err]) => {
+    const reason = err instanceof Error ? err.message : String(err);
+    throw new Error(`${field}: cannot listen on ${addr.host || '*'}:${addr.port}: ${reason}`, { cause: err });
   });
   server.listen(addr.port, addr.host === '' ? undefined : addr.host);
   await Promise.race([once(server, 'listening'), failed]);

@@ -66,6 +66,17 @@ export function forwardHttp(
           conn.destroy();
           return;
         }
+        // The connection may die before Node's HTTP client has attached to it
+        // (its listeners come a tick later); that must read as unreachable,
+        // not as a timeout.
+        const onEarlyClose = (): void => {
+          if (!res.headersSent) fail(new ProxyError('ERR_UPSTREAM_UNREACHABLE', { detail: 'connection closed before a response' }));
+        };
+        if (conn.destroyed) {
+          onEarlyClose();
+          return;
+        }
+        conn.once('close', onEarlyClose);
         const headers = upstreamRequestHeaders(req.headers, {
           remoteAddress: req.socket.remoteAddress,
           proto: options.proto,
@@ -85,6 +96,7 @@ export function forwardHttp(
         });
         outgoing.on('response', (upstreamRes) => {
           if (timer) clearTimeout(timer);
+          conn.removeListener('close', onEarlyClose);
           if (options.timeoutMs > 0) {
             outgoing.setTimeout(options.timeoutMs, () => outgoing.destroy(new ProxyError('ERR_UPSTREAM_TIMEOUT')));
           }
@@ -144,6 +156,14 @@ export function forwardUpgrade(
           conn.destroy();
           return;
         }
+        const onEarlyClose = (): void => {
+          if (!settled) fail(new ProxyError('ERR_UPSTREAM_UNREACHABLE', { detail: 'connection closed before a response' }));
+        };
+        if (conn.destroyed) {
+          onEarlyClose();
+          return;
+        }
+        conn.once('close', onEarlyClose);
         const headers = upstreamRequestHeaders(req.headers, {
           remoteAddress: req.socket.remoteAddress,
           proto: options.proto,
@@ -167,6 +187,7 @@ export function forwardUpgrade(
         });
         outgoing.on('upgrade', (upstreamRes, upstreamSocket, upstreamHead) => {
           if (timer) clearTimeout(timer);
+          conn.removeListener('close', onEarlyClose);
           socket.write(statusLine(upstreamRes) + rawHeaderLines(downstreamResponseHeaders(upstreamRes.rawHeaders, true)) + '\r\n');
           if (upstreamHead.length > 0) socket.write(upstreamHead);
           if (head.length > 0) upstreamSocket.write(head);
@@ -181,6 +202,7 @@ export function forwardUpgrade(
         outgoing.on('response', (upstreamRes) => {
           // The upstream declined the upgrade: relay its answer and hang up.
           if (timer) clearTimeout(timer);
+          conn.removeListener('close', onEarlyClose);
           const status = upstreamRes.statusCode ?? 502;
           socket.write(statusLine(upstreamRes) + rawHeaderLines(downstreamResponseHeaders(upstreamRes.rawHeaders, false)) + 'connection: close\r\n\r\n');
           upstreamRes.pipe(socket);

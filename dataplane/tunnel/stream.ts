@@ -51,6 +51,11 @@ export class TunnelStream extends Duplex {
   ) {
     super({ allowHalfOpen: true, readableHighWaterMark: 64 * 1024, writableHighWaterMark: 64 * 1024 });
     this.id = id;
+    // A peer can reset a stream in the same read that acknowledges it, before
+    // whoever opened it has had a turn to listen. An 'error' with no listener
+    // would then take the whole process down for one hostile upstream; the
+    // owner still learns of it from 'close', `errored` and failed writes.
+    this.on('error', () => undefined);
     this.recvCredit = session.options.streamWindow;
   }
 

@@ -1,0 +1,38 @@
+/** Gossip's view of a node (Piko's cluster.NodeStatus). */
+export type NodeState = 'active' | 'unreachable' | 'left';
+
+/** One row of `GET /status/cluster/nodes` (Piko's NodeMetadata). */
+export interface NodeStatus {
+  id: string;
+  status: NodeState;
+  proxyAddr: string;
+  adminAddr: string;
+  /** Endpoints with at least one upstream on the node. */
+  endpoints: number;
+  /** Upstreams on the node, summed over its endpoints. */
+  upstreams: number;
+}
+
+/** `GET /status/cluster/nodes/:id` (Piko's Node). */
+export interface NodeDetail {
+  id: string;
+  status: NodeState;
+  proxyAddr: string;
+  adminAddr: string;
+  /** Endpoint ID → number of upstreams on the node. */
+  endpoints: Record<string, number>;
+}
+
+/**
+ * What the admin server reads to answer the status routes. The upstream
+ * registry and the cluster state implement it; the admin server owns the
+ * JSON shape (snake_case keys, as Piko's CLI expects).
+ */
+export interface StatusProvider {
+  /** Endpoint ID → number of upstreams connected to this node. */
+  localEndpoints(): Record<string, number>;
+  /** Every node known to the cluster, this one included. */
+  nodes(): NodeStatus[];
+  /** A node by ID; `'local'` names this node. */
+  node(id: string): NodeDetail | undefined;
+}

@@ -1,0 +1,76 @@
+import { once } from 'node:events';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import WebSocket from 'ws';
+import { Session } from '../../dataplane/tunnel/session';
+import { WebSocketTransport } from '../../dataplane/tunnel/ws-transport';
+
+/**
+ * An upstream built straight from the tunnel pieces, independent of the SDK
+ * and agent: a yamux client session over a WebSocket to the upstream port,
+ * whose streams are served by a Node http.Server.
+ */
+export interface RawUpstream {
+  session: Session;
+  ws: WebSocket;
+  close(): Promise<void>;
+}
+
+export async function connectRawUpstream(
+  upstreamUrl: string,
+  endpointId: string,
+  handler: http.RequestListener | ((stream: import('node:stream').Duplex) => void),
+  headers: Record<string, string> = {},
+): Promise<RawUpstream> {
+  const ws = new WebSocket(`${upstreamUrl.replace(/^http/, 'ws')}/piko/v1/upstream/${endpointId}`, {
+    perMessageDeflate: false,
+    headers,
+  });
+  const opened = once(ws, 'open');
+  const failed = once(ws, 'unexpected-response').then(([, res]) => {
+    throw new Error(`upstream rejected with ${(res as http.IncomingMessage).statusCode}`);
+  });
+  await Promise.race([opened, failed]);
+  const session = new Session(new WebSocketTransport(ws), { role: 'client', keepaliveIntervalMs: 0 });
+  if (handler.length === 1) {
+    const onStream = handler as (stream: import('node:stream').Duplex) => void;
+    session.on('stream', (s) => {
+      s.on('error', () => undefined);
+      onStream(s);
+    });
+  } else {
+    const server = http.createServer(handler as http.RequestListener);
+    session.on('stream', (s) => {
+      s.on('error', () => undefined);
+      server.emit('connection', s);
+    });
+  }
+  return {
+    session,
+    ws,
+    close: async () => {
+      if (session.closed) return;
+      const closed = once(ws, 'close');
+      session.close();
+      await closed;
+    },
+  };
+}
+
+/** A plain HTTP server on 127.0.0.1:0, for the service behind an agent. */
+export async function startHttpService(handler: http.RequestListener): Promise<{ server: http.Server; port: number; url: string; close(): Promise<void> }> {
+  const server = http.createServer(handler);
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address() as AddressInfo;
+  return {
+    server,
+    port,
+    url: `http://127.0.0.1:${port}`,
+    close: async () => {
+      server.closeAllConnections();
+      server.close();
+      await once(server, 'close').catch(() => undefined);
+    },
+  };
+}
