@@ -13,11 +13,11 @@ export function writeJsonError(res: http.ServerResponse, status: number, message
     return;
   }
   const body = JSON.stringify({ error: message }) + '\n';
-  res.writeHead(status, {
-    'content-type': 'application/json',
-    'x-content-type-options': 'nosniff',
-    'content-length': Buffer.byteLength(body),
-  });
+  // setHeader rather than writeHead's argument, so access logs see them.
+  res.setHeader('content-type', 'application/json');
+  res.setHeader('x-content-type-options', 'nosniff');
+  res.setHeader('content-length', Buffer.byteLength(body));
+  res.writeHead(status);
   res.end(body);
 }
 

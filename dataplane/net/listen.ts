@@ -20,12 +20,14 @@ export function parseHostPort(addr: string, field: string): HostPort {
 
 /** Listens and resolves with the bound address; fails with the address in the message. */
 export async function listen(server: Server, addr: HostPort, field: string): Promise<AddressInfo> {
-  const failed = once(server, 'error').then(([err]) => {
+  server.listen(addr.port, addr.host === '' ? undefined : addr.host);
+  try {
+    // once() rejects with the 'error' event's error, which is what we want to explain.
+    await once(server, 'listening');
+  } catch (err) {
     const reason = err instanceof Error ? err.message : String(err);
     throw new Error(`${field}: cannot listen on ${addr.host || '*'}:${addr.port}: ${reason}`, { cause: err });
-  });
-  server.listen(addr.port, addr.host === '' ? undefined : addr.host);
-  await Promise.race([once(server, 'listening'), failed]);
+  }
   return server.address() as AddressInfo;
 }
 

@@ -16,10 +16,24 @@ export interface RawUpstream {
   close(): Promise<void>;
 }
 
-export async function connectRawUpstream(
+type StreamHandler = (stream: import('node:stream').Duplex) => void;
+
+/** An upstream whose streams an http.Server serves with `handler`. */
+export function connectRawUpstream(
   upstreamUrl: string,
   endpointId: string,
-  handler: http.RequestListener | ((stream: import('node:stream').Duplex) => void),
+  handler: http.RequestListener,
+  headers: Record<string, string> = {},
+): Promise<RawUpstream> {
+  const server = http.createServer(handler);
+  return connectRawStreamUpstream(upstreamUrl, endpointId, (s) => server.emit('connection', s), headers);
+}
+
+/** An upstream that hands each stream to `onStream` as raw bytes. */
+export async function connectRawStreamUpstream(
+  upstreamUrl: string,
+  endpointId: string,
+  onStream: StreamHandler,
   headers: Record<string, string> = {},
 ): Promise<RawUpstream> {
   const ws = new WebSocket(`${upstreamUrl.replace(/^http/, 'ws')}/piko/v1/upstream/${endpointId}`, {
@@ -32,19 +46,7 @@ export async function connectRawUpstream(
   });
   await Promise.race([opened, failed]);
   const session = new Session(new WebSocketTransport(ws), { role: 'client', keepaliveIntervalMs: 0 });
-  if (handler.length === 1) {
-    const onStream = handler as (stream: import('node:stream').Duplex) => void;
-    session.on('stream', (s) => {
-      s.on('error', () => undefined);
-      onStream(s);
-    });
-  } else {
-    const server = http.createServer(handler as http.RequestListener);
-    session.on('stream', (s) => {
-      s.on('error', () => undefined);
-      server.emit('connection', s);
-    });
-  }
+  session.on('stream', (s) => onStream(s));
   return {
     session,
     ws,

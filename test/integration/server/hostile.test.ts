@@ -4,7 +4,7 @@ import WebSocket from 'ws';
 import { encodeHeader, FLAG_SYN, TYPE_DATA, TYPE_WINDOW_UPDATE } from '../../../dataplane/tunnel/frame';
 import { request, waitForUpstreams } from '../../helpers/http-client';
 import { startTestServer, stopAllTestServers, type TestServer } from '../../helpers/piko-server';
-import { connectRawUpstream, type RawUpstream } from '../../helpers/raw-upstream';
+import { connectRawStreamUpstream, connectRawUpstream, type RawUpstream } from '../../helpers/raw-upstream';
 
 /** A WebSocket to the upstream port with no yamux behind it, to send anything we like. */
 async function rawTunnel(srv: TestServer, endpointId: string): Promise<WebSocket> {
@@ -78,7 +78,7 @@ describe('hostile or broken upstreams', () => {
   });
 
   it('answers 502 when an upstream accepts a stream and then resets it', async () => {
-    const resetting = await connectRawUpstream(srv.upstreamUrl, 'resetter', (s) => s.destroy());
+    const resetting = await connectRawStreamUpstream(srv.upstreamUrl, 'resetter', (s) => s.destroy());
     await waitForUpstreams(srv.server.upstreams, 'resetter', 1);
     const res = await request(`${srv.proxyUrl}/`, { headers: { 'x-piko-endpoint': 'resetter' } });
     expect(res.status).toBe(502);

@@ -3,12 +3,11 @@ import { once } from 'node:events';
 import http from 'node:http';
 import net from 'node:net';
 import { Readable } from 'node:stream';
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
 import WebSocket, { WebSocketServer } from 'ws';
 import { request, waitForUpstreams } from '../../helpers/http-client';
 import { startTestServer, stopAllTestServers, type TestServer } from '../../helpers/piko-server';
-import { connectRawUpstream, type RawUpstream } from '../../helpers/raw-upstream';
+import { startServerProcess, stopAllPikoProcesses, type PikoProcess, type ServerProcess } from '../../helpers/piko-process';
+import { connectRawStreamUpstream, type RawUpstream } from '../../helpers/raw-upstream';
 
 const MiB = 1024 * 1024;
 
@@ -30,20 +29,16 @@ function patterned(total: number): Readable {
   });
 }
 
-// A full collection before each sample, so the figure is memory still
-// referenced (what a buffering proxy would hold), not garbage not yet swept.
-setFlagsFromString('--expose-gc');
-const gc = runInNewContext('gc') as () => void;
-
-/** Peak growth of live Buffer memory while `work` runs, sampled every 50 ms. */
-async function peakBufferGrowth(work: () => Promise<void>): Promise<number> {
-  gc();
-  const base = process.memoryUsage().arrayBuffers;
+/**
+ * Peak growth of the server process's resident memory while `work` runs,
+ * sampled every 20 ms. A proxy that held a body would grow by its size.
+ */
+async function peakRssGrowth(proc: PikoProcess, work: () => Promise<void>): Promise<number> {
+  const base = proc.rss();
   let peak = 0;
   const timer = setInterval(() => {
-    gc();
-    peak = Math.max(peak, process.memoryUsage().arrayBuffers - base);
-  }, 50);
+    peak = Math.max(peak, proc.rss() - base);
+  }, 20);
   try {
     await work();
   } finally {
@@ -52,43 +47,103 @@ async function peakBufferGrowth(work: () => Promise<void>): Promise<number> {
   return peak;
 }
 
+/** The service behind the tunnel: upload hashing, patterned downloads, SSE, WebSocket echo. */
+function streamingApp(): http.Server {
+  const wss = new WebSocketServer({ noServer: true });
+  const app = http.createServer((req, res) => {
+    if (req.url === '/upload') {
+      const hash = createHash('sha256');
+      let bytes = 0;
+      req.on('data', (c: Buffer) => {
+        bytes += c.length;
+        hash.update(c);
+      });
+      req.on('end', () => res.end(JSON.stringify({ bytes, sha256: hash.digest('hex') })));
+    } else if (req.url === '/download') {
+      res.writeHead(200, { 'content-length': 200 * MiB });
+      patterned(200 * MiB).pipe(res);
+    } else if (req.url === '/events') {
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.write('data: first\n\n');
+      // The second event waits for the client to prove it got the first.
+      app.once('ack', () => res.end('data: second\n\n'));
+    } else if (req.url === '/ack') {
+      app.emit('ack');
+      res.end('ok');
+    } else {
+      res.end('hello');
+    }
+  });
+  app.on('upgrade', (req, socket, head) => {
+    wss.handleUpgrade(req, socket, head, (ws) => ws.on('message', (m, binary) => ws.send(m, { binary })));
+  });
+  return app;
+}
+
+describe('200 MiB bodies through a server process', () => {
+  let srv: ServerProcess;
+  let upstream: RawUpstream;
+
+  beforeAll(async () => {
+    srv = await startServerProcess(['--proxy.timeout', '60s', '--proxy.access-log.disable']);
+    const app = streamingApp();
+    upstream = await connectRawStreamUpstream(srv.upstreamUrl, 'stream', (s) => app.emit('connection', s));
+    await srv.waitForLog((r) => r.message === 'upstream connected' && r.endpointId === 'stream');
+    // Warm the server's code paths before taking the baseline.
+    for (let i = 0; i < 20; i++) await request(`${srv.proxyUrl}/`, { headers: { 'x-piko-endpoint': 'stream' } });
+  });
+
+  afterAll(async () => {
+    await upstream.close();
+    await srv.stop();
+    await stopAllPikoProcesses();
+  });
+
+  it('streams a 200 MiB upload without the server holding it', async () => {
+    let reply = '';
+    const peak = await peakRssGrowth(srv, async () => {
+      const req = http.request(`${srv.proxyUrl}/upload`, { method: 'POST', agent: false, headers: { 'x-piko-endpoint': 'stream' } });
+      patterned(200 * MiB).pipe(req);
+      const [res] = (await once(req, 'response')) as [http.IncomingMessage];
+      for await (const c of res) reply += String(c);
+    });
+    const expected = createHash('sha256');
+    for await (const c of patterned(200 * MiB)) expected.update(c as Buffer);
+    expect(JSON.parse(reply)).toEqual({ bytes: 200 * MiB, sha256: expected.digest('hex') });
+    expect(peak).toBeLessThan(100 * MiB);
+  });
+
+  it('streams a 200 MiB download to a client that reads slowly, without the server holding it', async () => {
+    let bytes = 0;
+    let ok = true;
+    const peak = await peakRssGrowth(srv, async () => {
+      const req = http.request(`${srv.proxyUrl}/download`, { agent: false, headers: { 'x-piko-endpoint': 'stream' } });
+      req.end();
+      const [res] = (await once(req, 'response')) as [http.IncomingMessage];
+      for await (const c of res) {
+        const buf = c as Buffer;
+        if (buf[0] !== (bytes & 0xff)) ok = false;
+        bytes += buf.length;
+        // A slow reader: a pause every 8 MiB lets the server's buffers fill if it has no backpressure.
+        if (bytes % (8 * MiB) < buf.length) await new Promise((r) => setTimeout(r, 20));
+      }
+    });
+    expect(ok).toBe(true);
+    expect(bytes).toBe(200 * MiB);
+    expect(peak).toBeLessThan(100 * MiB);
+  });
+});
+
 describe('streaming through the tunnel', () => {
   let srv: TestServer;
   const upstreams: RawUpstream[] = [];
 
   beforeAll(async () => {
     srv = await startTestServer({ 'proxy.timeout': 60_000 });
-    const wss = new WebSocketServer({ noServer: true });
-    const app = http.createServer((req, res) => {
-      if (req.url === '/upload') {
-        const hash = createHash('sha256');
-        let bytes = 0;
-        req.on('data', (c: Buffer) => {
-          bytes += c.length;
-          hash.update(c);
-        });
-        req.on('end', () => res.end(JSON.stringify({ bytes, sha256: hash.digest('hex') })));
-      } else if (req.url === '/download') {
-        res.writeHead(200, { 'content-length': 200 * MiB });
-        patterned(200 * MiB).pipe(res);
-      } else if (req.url === '/events') {
-        res.writeHead(200, { 'content-type': 'text/event-stream' });
-        res.write('data: first\n\n');
-        // The second event waits for the client to prove it got the first.
-        app.once('ack', () => res.end('data: second\n\n'));
-      } else if (req.url === '/ack') {
-        app.emit('ack');
-        res.end('ok');
-      } else {
-        res.end('hello');
-      }
-    });
-    app.on('upgrade', (req, socket, head) => {
-      wss.handleUpgrade(req, socket, head, (ws) => ws.on('message', (m, binary) => ws.send(m, { binary })));
-    });
-    upstreams.push(await connectRawUpstream(srv.upstreamUrl, 'stream', (s) => app.emit('connection', s)));
+    const app = streamingApp();
+    upstreams.push(await connectRawStreamUpstream(srv.upstreamUrl, 'stream', (s) => app.emit('connection', s)));
     upstreams.push(
-      await connectRawUpstream(srv.upstreamUrl, 'echo', (s) => {
+      await connectRawStreamUpstream(srv.upstreamUrl, 'echo', (s) => {
         s.pipe(s);
       }),
     );
@@ -99,40 +154,6 @@ describe('streaming through the tunnel', () => {
   afterAll(async () => {
     await Promise.all(upstreams.map((u) => u.close()));
     await stopAllTestServers();
-  });
-
-  it('streams a 200 MiB upload without holding it in memory', async () => {
-    let reply = '';
-    const peak = await peakBufferGrowth(async () => {
-      const req = http.request(`${srv.proxyUrl}/upload`, { method: 'POST', agent: false, headers: { 'x-piko-endpoint': 'stream' } });
-      patterned(200 * MiB).pipe(req);
-      const [res] = (await once(req, 'response')) as [http.IncomingMessage];
-      for await (const c of res) reply += String(c);
-    });
-    const expected = createHash('sha256');
-    for await (const c of patterned(200 * MiB)) expected.update(c as Buffer);
-    expect(JSON.parse(reply)).toEqual({ bytes: 200 * MiB, sha256: expected.digest('hex') });
-    expect(peak).toBeLessThan(32 * MiB);
-  });
-
-  it('streams a 200 MiB download to a client that reads slowly, with bounded memory', async () => {
-    let bytes = 0;
-    let ok = true;
-    const peak = await peakBufferGrowth(async () => {
-      const req = http.request(`${srv.proxyUrl}/download`, { agent: false, headers: { 'x-piko-endpoint': 'stream' } });
-      req.end();
-      const [res] = (await once(req, 'response')) as [http.IncomingMessage];
-      for await (const c of res) {
-        const buf = c as Buffer;
-        if (buf[0] !== (bytes & 0xff)) ok = false;
-        bytes += buf.length;
-        // A slow reader: every 16 MiB it stops for a moment.
-        if (bytes % (16 * MiB) < buf.length) await new Promise((r) => setImmediate(r));
-      }
-    });
-    expect(ok).toBe(true);
-    expect(bytes).toBe(200 * MiB);
-    expect(peak).toBeLessThan(32 * MiB);
   });
 
   it('delivers server-sent events as they happen, not when the response ends', async () => {

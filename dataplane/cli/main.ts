@@ -1,0 +1,26 @@
+/**
+ * Entry point of the `piko` binary (bin/piko runs dist/dataplane/cli/main.js).
+ * The run functions are the only singletons wired here.
+ */
+import { runAgent } from '../agent/run-agent';
+import { runForward } from '../forward/run-forward';
+import { runServer } from '../server/run-server';
+import { runCli } from './program';
+import { packageVersion } from './version';
+
+export function main(argv: readonly string[] = process.argv.slice(2)): Promise<number> {
+  return runCli(argv, { runServer, runAgent, runForward, version: packageVersion() });
+}
+
+if (require.main === module) {
+  // `piko ... --help | head` closes stdout early; like a Go binary taking
+  // SIGPIPE, stop quietly instead of crashing on an unhandled EPIPE.
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(0);
+    throw err;
+  });
+  // exitCode rather than exit(): pending log writes still flush.
+  void main().then((code) => {
+    process.exitCode = code;
+  });
+}

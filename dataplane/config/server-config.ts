@@ -1,0 +1,238 @@
+/**
+ * `piko server` configuration: Piko's flags, YAML keys and defaults, minus
+ * gossip (`cluster.join*`, `cluster.gossip.*`) and rebalancing, which have no
+ * counterpart here; plus `cluster.registry` and `cluster.kubernetes.*`.
+ */
+import { randomInt } from 'node:crypto';
+import { authEnabled, type AuthConfig } from '../auth/auth-config';
+import type { AccessLogConfig } from '../log/access-log';
+import { accessLogSpec, authSpec, finishAuth, LOG_SPEC, validateAccessLog, type LogConfig } from './common-specs';
+import { ConfigError } from './errors';
+import { loadRaw, type LoadOptions } from './load';
+import { deepFreeze, duration, group, int, listOf, str, toTyped, type GroupSpec } from './schema';
+import { serverTlsSpec, validateTlsConfig, type TlsConfig } from './tls-config';
+
+export type ClusterRegistry = 'memory' | 'kubernetes';
+export const CLUSTER_REGISTRIES: readonly ClusterRegistry[] = ['memory', 'kubernetes'];
+
+/** Node `http.Server` limits of the proxy port. */
+export interface HttpServerConfig {
+  readTimeoutMs: number;
+  readHeaderTimeoutMs: number;
+  /** 0 = no cap; see the spec below for why our default differs from Piko's. */
+  writeTimeoutMs: number;
+  idleTimeoutMs: number;
+  maxHeaderBytes: number;
+}
+
+export interface ProxyConfig {
+  bindAddr: string;
+  /** Derived from the bind address by the server when absent. */
+  advertiseAddr?: string;
+  /** Per-request limit forwarding to an upstream; 0 disables. */
+  timeoutMs: number;
+  /** How long a request waits for an endpoint with no upstream yet; 0 = answer 502 at once (Piko). */
+  upstreamWaitMs: number;
+  accessLog: AccessLogConfig;
+  http: HttpServerConfig;
+  auth: AuthConfig;
+  tls: TlsConfig;
+}
+
+/** Experimental in Piko: upstream auth per tenant (`x-piko-tenant-id`). */
+export interface TenantConfig {
+  id: string;
+  auth: AuthConfig;
+}
+
+export interface UpstreamConfig {
+  bindAddr: string;
+  advertiseAddr?: string;
+  auth: AuthConfig;
+  tls: TlsConfig;
+  tenants: TenantConfig[];
+}
+
+export interface AdminConfig {
+  bindAddr: string;
+  advertiseAddr?: string;
+  auth: AuthConfig;
+  tls: TlsConfig;
+}
+
+/** Options of the Kubernetes registry; reserved until that registry lands. */
+export interface KubernetesClusterConfig {
+  /** Empty = the namespace of the pod. */
+  namespace: string;
+  leaseDurationMs: number;
+  renewIntervalMs: number;
+}
+
+export interface ClusterConfig {
+  /** Always set: generated when neither given nor derivable. */
+  nodeId: string;
+  nodeIdPrefix?: string;
+  registry: ClusterRegistry;
+  kubernetes: KubernetesClusterConfig;
+}
+
+/** Deep-frozen at runtime. */
+export interface ServerConfig {
+  proxy: ProxyConfig;
+  upstream: UpstreamConfig;
+  admin: AdminConfig;
+  cluster: ClusterConfig;
+  log: LogConfig;
+  gracePeriodMs: number;
+}
+
+const bindAddr = (port: string, addr: string): ReturnType<typeof str> =>
+  str(addr, `Host and port to listen on for ${port} connections; an empty host means all interfaces.`, {
+    arg: '<addr>',
+  });
+const advertiseAddr = (port: string): ReturnType<typeof str> =>
+  str(
+    '',
+    `Address other nodes use to reach this node's ${port} port; by default the bind IP, ` +
+      'or the first private IP when bound to all interfaces.',
+    { optional: true, arg: '<addr>' },
+  );
+
+export const SERVER_SPEC: GroupSpec = group({
+  proxy: group({
+    bind_addr: bindAddr('proxy', ':8000'),
+    advertise_addr: advertiseAddr('proxy'),
+    timeout: duration(30_000, 'Timeout forwarding a request to an upstream; 0 disables (WebSocket upgrades are exempt).'),
+    // Not in Piko: lets a request ride out an agent reconnecting (e.g. after
+    // a node shut down) instead of failing with 502 straight away.
+    upstream_wait: duration(
+      0,
+      'How long to hold a request for an endpoint no upstream serves yet, such as while its agent reconnects; ' +
+        '0 answers 502 at once, as Piko does.',
+    ),
+    access_log: accessLogSpec('proxied requests'),
+    http: group({
+      read_timeout: duration(10_000, 'Maximum time to read a whole request, body included; 0 = no limit.'),
+      read_header_timeout: duration(10_000, 'Maximum time to read request headers.'),
+      // Piko defaults to 10s. Go's WriteTimeout covers the whole response,
+      // so it silently cuts every streamed or long-polled response at 10s
+      // and caps proxy.timeout (30s) without saying so. proxy.timeout already
+      // bounds how long we wait for an upstream, so no extra cap by default;
+      // set it to get Piko's behaviour.
+      write_timeout: duration(0, 'Maximum time to write a response; 0 = no limit (Piko: 10s, which cuts streaming).'),
+      idle_timeout: duration(300_000, 'Maximum time a keep-alive connection waits for its next request.'),
+      max_header_bytes: int(1_048_576, 'Maximum size of request headers, request line included.', {
+        positive: true,
+      }),
+    }),
+    auth: authSpec('proxy'),
+    tls: serverTlsSpec('proxy'),
+  }),
+  upstream: group({
+    bind_addr: bindAddr('upstream', ':8001'),
+    advertise_addr: advertiseAddr('upstream'),
+    auth: authSpec('upstream'),
+    tls: serverTlsSpec('upstream'),
+    tenants: listOf(
+      group({
+        id: str('', 'Tenant ID, matched against x-piko-tenant-id.', { required: true }),
+        auth: authSpec('upstream'),
+      }),
+    ),
+  }),
+  admin: group({
+    bind_addr: bindAddr('admin', ':8002'),
+    advertise_addr: advertiseAddr('admin'),
+    auth: authSpec('admin'),
+    tls: serverTlsSpec('admin'),
+  }),
+  cluster: group({
+    node_id: str('', 'Unique ID of this node; a random 7-character ID by default.', { optional: true, arg: '<id>' }),
+    node_id_prefix: str('', 'Prefix for the generated node ID, such as the pod name.', {
+      optional: true,
+      arg: '<prefix>',
+    }),
+    registry: str('memory', "Where nodes learn of each other's endpoints: 'memory' (single node) or 'kubernetes'.", {
+      choices: CLUSTER_REGISTRIES,
+      arg: '<registry>',
+    }),
+    kubernetes: group({
+      namespace: str('', "Namespace of the cluster's Kubernetes objects; the pod's own namespace when empty.", {
+        arg: '<namespace>',
+      }),
+      lease_duration: duration(15_000, 'How long a node counts as alive after its last lease renewal.', {
+        positive: true,
+      }),
+      renew_interval: duration(5_000, 'How often a node renews its lease.', { positive: true }),
+    }),
+  }),
+  log: LOG_SPEC,
+  grace_period: duration(
+    60_000,
+    'Time allowed after SIGTERM or SIGINT to drain requests and close upstream connections before exiting.',
+    { positive: true },
+  ),
+});
+
+const NODE_ID_ALPHABET = 'abcdefghijklmnopqrstuvwxyz0123456789';
+const NODE_ID_LENGTH = 7;
+
+/** 7 random characters of [a-z0-9], as Piko's generated node IDs. */
+export function generateNodeId(): string {
+  let id = '';
+  for (let i = 0; i < NODE_ID_LENGTH; i++) id += NODE_ID_ALPHABET[randomInt(NODE_ID_ALPHABET.length)];
+  return id;
+}
+
+// Node IDs appear in admin URL paths and `?forward=`; Piko does not check.
+const NODE_ID_PATTERN = /^[A-Za-z0-9._~-]{1,128}$/;
+
+/** Defaults → flags → YAML file → checks; the result is deep-frozen. */
+export function loadServerConfig(options: LoadOptions = {}): ServerConfig {
+  const config = toTyped(SERVER_SPEC, loadRaw(SERVER_SPEC, options)) as unknown as ServerConfig;
+  finish(config);
+  return deepFreeze(config);
+}
+
+/** The configuration `piko server` runs with when given nothing. */
+export function defaultServerConfig(): ServerConfig {
+  return loadServerConfig();
+}
+
+function finish(c: ServerConfig): void {
+  for (const port of ['proxy', 'upstream', 'admin'] as const) {
+    validateTlsConfig(c[port].tls, `${port}.tls`);
+    finishAuth(c[port].auth, `${port}.auth`);
+  }
+  validateAccessLog(c.proxy.accessLog, 'proxy.access_log');
+
+  const tenantIds = new Set<string>();
+  c.upstream.tenants.forEach((tenant, i) => {
+    const path = `upstream.tenants[${i}]`;
+    if (tenantIds.has(tenant.id)) {
+      throw new ConfigError(`${path}.id: duplicate tenant ${JSON.stringify(tenant.id)}`, { path: `${path}.id` });
+    }
+    tenantIds.add(tenant.id);
+    finishAuth(tenant.auth, `${path}.auth`);
+    // A tenant without auth would accept anyone claiming it; Piko refuses too.
+    if (!authEnabled(tenant.auth)) {
+      throw new ConfigError(`${path}.auth: a tenant needs a verification key or JWKS endpoint`, { path: `${path}.auth` });
+    }
+  });
+
+  if (c.cluster.nodeId === undefined) {
+    c.cluster.nodeId = (c.cluster.nodeIdPrefix ?? '') + generateNodeId();
+  }
+  if (!NODE_ID_PATTERN.test(c.cluster.nodeId)) {
+    throw new ConfigError(
+      `cluster.node_id ${JSON.stringify(c.cluster.nodeId)} must be 1-128 letters, digits or . _ ~ -`,
+      { path: 'cluster.node_id' },
+    );
+  }
+  const k8s = c.cluster.kubernetes;
+  if (k8s.renewIntervalMs >= k8s.leaseDurationMs) {
+    throw new ConfigError('cluster.kubernetes.renew_interval must be shorter than cluster.kubernetes.lease_duration', {
+      path: 'cluster.kubernetes.renew_interval',
+    });
+  }
+}
