@@ -72,7 +72,11 @@ export interface ClusterConfig {
   /** Always set: generated when neither given nor derivable. */
   nodeId: string;
   nodeIdPrefix?: string;
+  /** Names this cluster's registry objects, so several clusters can share a namespace. */
+  name: string;
   registry: ClusterRegistry;
+  /** Shared by every node; signs the requests one node forwards to another. */
+  secret?: string;
   kubernetes: KubernetesClusterConfig;
 }
 
@@ -152,10 +156,19 @@ export const SERVER_SPEC: GroupSpec = group({
       optional: true,
       arg: '<prefix>',
     }),
+    name: str('piko', "Name of the cluster; labels its registry objects so clusters can share a namespace.", {
+      arg: '<name>',
+    }),
     registry: str('memory', "Where nodes learn of each other's endpoints: 'memory' (single node) or 'kubernetes'.", {
       choices: CLUSTER_REGISTRIES,
       arg: '<registry>',
     }),
+    secret: str(
+      '',
+      'Secret shared by all nodes, used to sign requests forwarded between them so clients cannot pose as a node. ' +
+        'Required with the kubernetes registry; prefer the YAML file with --config.expand-env over the flag, which ps shows.',
+      { optional: true, arg: '<secret>' },
+    ),
     kubernetes: group({
       namespace: str('', "Namespace of the cluster's Kubernetes objects; the pod's own namespace when empty.", {
         arg: '<namespace>',
@@ -228,6 +241,19 @@ function finish(c: ServerConfig): void {
       `cluster.node_id ${JSON.stringify(c.cluster.nodeId)} must be 1-128 letters, digits or . _ ~ -`,
       { path: 'cluster.node_id' },
     );
+  }
+  if (!/^[a-z0-9]([-a-z0-9]{0,40}[a-z0-9])?$/.test(c.cluster.name)) {
+    throw new ConfigError('cluster.name must be 1-42 lower-case letters, digits or -, starting and ending alphanumeric', {
+      path: 'cluster.name',
+    });
+  }
+  if (c.cluster.registry === 'kubernetes' && !c.cluster.secret) {
+    throw new ConfigError('cluster.secret is required with the kubernetes registry: nodes sign forwarded requests with it', {
+      path: 'cluster.secret',
+    });
+  }
+  if (c.cluster.secret !== undefined && c.cluster.secret.length < 16) {
+    throw new ConfigError('cluster.secret must be at least 16 characters', { path: 'cluster.secret' });
   }
   const k8s = c.cluster.kubernetes;
   if (k8s.renewIntervalMs >= k8s.leaseDurationMs) {

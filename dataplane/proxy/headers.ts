@@ -11,6 +11,8 @@ const HOP_BY_HOP = new Set([
   'trailer',
   'transfer-encoding',
   'upgrade',
+  // The inter-node credential is for this hop only; the upstream app never sees it.
+  'x-piko-forward-auth',
 ]);
 
 function connectionTokens(value: string | string[] | undefined): Set<string> {

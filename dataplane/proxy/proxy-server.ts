@@ -29,7 +29,8 @@ export interface ProxyServerOptions {
   upstreamMetrics?: UpstreamMetrics;
   /**
    * Checks the credential of a request marked as forwarded by another node.
-   * Without it the marker is trusted, as in Piko.
+   * Without it (a single node) the marker only means "serve locally", as in
+   * Piko, which gives a client nothing it could not get anyway.
    */
   verifyForwarded?: (req: http.IncomingMessage) => boolean;
 }

@@ -25,6 +25,8 @@ export class Router {
       holdTimeoutMs: number;
       /** Routes to another node; undefined on a single node. */
       remote?: (endpointId: string) => Promise<RoutedConnection | undefined>;
+      /** Resolves true once another node reports the endpoint, false at the timeout. */
+      waitForRemote?: (endpointId: string, timeoutMs: number) => Promise<boolean>;
     },
   ) {}
 
@@ -36,7 +38,7 @@ export class Router {
   async connect(endpointId: string, forwarded: boolean): Promise<RoutedConnection> {
     const first = await this.tryOnce(endpointId, forwarded);
     if (first) return first;
-    if (this.options.holdTimeoutMs > 0 && (await this.waitForLocal(endpointId, this.options.holdTimeoutMs))) {
+    if (this.options.holdTimeoutMs > 0 && (await this.waitForHolder(endpointId, forwarded, this.options.holdTimeoutMs))) {
       const second = await this.tryOnce(endpointId, forwarded);
       if (second) return second;
     }
@@ -57,19 +59,24 @@ export class Router {
     return this.options.remote(endpointId);
   }
 
-  private async waitForLocal(endpointId: string, timeoutMs: number): Promise<boolean> {
+  /** Waits for an upstream to appear here or, unless forwarded, on another node. */
+  private async waitForHolder(endpointId: string, forwarded: boolean, timeoutMs: number): Promise<boolean> {
     if (this.local.count(endpointId) > 0) return true;
     const ac = new AbortController();
     const timer = setTimeout(() => ac.abort(), timeoutMs);
-    try {
+    const local = (async () => {
       for (;;) {
         const [id, count] = (await once(this.local, 'change', { signal: ac.signal })) as [string, number];
         if (id === endpointId && count > 0) return true;
       }
-    } catch {
-      return false;
+    })().catch(() => false);
+    const waiters = [local];
+    if (!forwarded && this.options.waitForRemote) waiters.push(this.options.waitForRemote(endpointId, timeoutMs));
+    try {
+      return await Promise.race(waiters);
     } finally {
       clearTimeout(timer);
+      ac.abort();
     }
   }
 }

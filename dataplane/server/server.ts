@@ -12,7 +12,9 @@ import { createProxyMetrics } from '../metrics/proxy-metrics';
 import { createMetricsRegistry } from '../metrics/registry';
 import { createUpstreamMetrics } from '../metrics/upstream-metrics';
 import { advertisedAddress, listen, parseHostPort } from '../net/listen';
-import { createHttpServer } from '../net/tls';
+import { clientTlsOptions, createHttpServer } from '../net/tls';
+import { ForwardAuth } from '../cluster/forward-auth';
+import { createRemoteDialer } from '../cluster/remote-dialer';
 import { ProxyServer } from '../proxy/proxy-server';
 import { Router, type RoutedConnection } from '../proxy/router';
 import type { ClusterRegistry } from '../registry/cluster-registry';
@@ -25,10 +27,6 @@ export interface ServerDeps {
   logger: Logger;
   /** Builds the cluster registry once the listeners' addresses are known; memory by default. */
   createRegistry?: (addrs: { nodeId: string; proxyAddr: string; adminAddr: string }) => ClusterRegistry;
-  /** Routes requests to other nodes; set together with a cluster registry. */
-  remoteRoute?: (endpointId: string) => Promise<RoutedConnection | undefined>;
-  /** Checks the credential on requests another node forwarded. */
-  verifyForwarded?: (req: http.IncomingMessage) => boolean;
 }
 
 export interface ServerAddresses {
@@ -72,9 +70,21 @@ export class Server {
     const upstreamAuth = createTenantVerifiers(config.upstream.auth, config.upstream.tenants);
     if (upstreamAuth) this.verifiers.push(upstreamAuth);
 
+    // Requests cross to other nodes only in a cluster, and only signed.
+    const forwardAuth = config.cluster.secret ? new ForwardAuth(config.cluster.secret) : undefined;
+    let remote: ((endpointId: string) => Promise<RoutedConnection | undefined>) | undefined;
+    if (forwardAuth) {
+      const tlsClient = config.proxy.tls.cert ? clientTlsOptions(config.proxy.tls.client, 'proxy.tls.client') : undefined;
+      remote = (endpointId) => {
+        const registry = this.registry;
+        if (!registry) return Promise.resolve(undefined);
+        return createRemoteDialer({ registry, nodeId: config.cluster.nodeId, auth: forwardAuth, ...(tlsClient ? { tls: tlsClient } : {}) })(endpointId);
+      };
+    }
     const router = new Router(this.upstreams, {
-      holdTimeoutMs: 0,
-      ...(deps.remoteRoute ? { remote: deps.remoteRoute } : {}),
+      holdTimeoutMs: config.proxy.upstreamWaitMs,
+      ...(remote ? { remote } : {}),
+      waitForRemote: (endpointId, timeoutMs) => this.registry?.waitForEndpoint(endpointId, timeoutMs) ?? Promise.resolve(false),
     });
     this.proxy = new ProxyServer({
       router,
@@ -87,7 +97,7 @@ export class Server {
         : { accessLog: createAccessLogger(logger.child({ subsystem: 'proxy.access' }), config.proxy.accessLog) }),
       metrics: createProxyMetrics(this.metricsRegistry, { prefix: 'piko_proxy', endpointLabel: false }),
       upstreamMetrics,
-      ...(deps.verifyForwarded ? { verifyForwarded: deps.verifyForwarded } : {}),
+      ...(forwardAuth ? { verifyForwarded: (req: http.IncomingMessage) => forwardAuth.verify(req.headers) !== undefined } : {}),
     });
     this.upstreamServer = new UpstreamServer({
       upstreams: this.upstreams,

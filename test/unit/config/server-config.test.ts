@@ -60,6 +60,7 @@ describe('server config', () => {
       admin: { bindAddr: ':8002', auth: noAuth, tls: noTls },
       cluster: {
         nodeId: config.cluster.nodeId,
+        name: 'piko',
         registry: 'memory',
         kubernetes: { namespace: '', leaseDurationMs: 15_000, renewIntervalMs: 5_000 },
       },
@@ -124,6 +125,7 @@ admin:
 cluster:
   node_id: node-1
   registry: kubernetes
+  secret: a-secret-of-sixteen-plus
   kubernetes:
     namespace: piko
 log:
@@ -201,5 +203,16 @@ grace_period: 30s
   it('rejects an invalid public key with its path', () => {
     const err = configError(() => loadServerConfig({ flags: { 'proxy.auth.rsa_public_key': 'not a pem' } }));
     expect(err.path).toMatch(/^proxy\.auth/);
+  });
+});
+
+describe('cluster options', () => {
+  it('requires a secret with the kubernetes registry', () => {
+    expect(() => loadServerConfig({ flags: { 'cluster.registry': 'kubernetes' } })).toThrow('cluster.secret is required');
+  });
+
+  it('refuses a short secret and a cluster name Kubernetes labels cannot hold', () => {
+    expect(() => loadServerConfig({ flags: { 'cluster.secret': 'short' } })).toThrow('at least 16 characters');
+    expect(() => loadServerConfig({ flags: { 'cluster.name': 'Not_Valid' } })).toThrow('cluster.name');
   });
 });
