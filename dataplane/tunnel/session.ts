@@ -441,6 +441,10 @@ export class Session extends EventEmitter<SessionEvents> {
       }
     }
     sendRun();
+    // Writers may have backed off for frames that were only queued in this
+    // tick; if the transport took them without filling up, it will send no
+    // drain event, so wake them here.
+    if (this.drainWaiters.size > 0 && !this.congested) this.wakeWriters();
     if (!this.closedWith && this.transport.bufferedAmount > this.options.maxBufferedBytes) {
       this.close(
         new TunnelError('ERR_YAMUX_CONGESTED', `peer left ${this.transport.bufferedAmount} bytes unread`),

@@ -40,12 +40,15 @@ export async function connectRawStreamUpstream(
     perMessageDeflate: false,
     headers,
   });
-  const opened = once(ws, 'open');
+  // The session attaches inside the 'open' handler: frames may arrive in the
+  // same read as the 101, and ws drops messages nobody listens for.
+  const opened = new Promise<Session>((resolve) =>
+    ws.once('open', () => resolve(new Session(new WebSocketTransport(ws), { role: 'client', keepaliveIntervalMs: 0 }))),
+  );
   const failed = once(ws, 'unexpected-response').then(([, res]) => {
     throw new Error(`upstream rejected with ${(res as http.IncomingMessage).statusCode}`);
   });
-  await Promise.race([opened, failed]);
-  const session = new Session(new WebSocketTransport(ws), { role: 'client', keepaliveIntervalMs: 0 });
+  const session = await Promise.race([opened, failed]);
   session.on('stream', (s) => onStream(s));
   return {
     session,

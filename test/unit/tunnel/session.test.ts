@@ -219,4 +219,18 @@ describe('Session', () => {
     expect(err.code).toBe('ERR_YAMUX_SESSION_CLOSED');
     await expect(server.open()).rejects.toMatchObject({ code: 'ERR_YAMUX_SESSION_CLOSED' });
   });
+
+  it('lets writers that backed off for frames queued in the same tick carry on once those are flushed', async () => {
+    const { server, client } = pair();
+    client.on('stream', (s) => s.resume());
+    const streams = await Promise.all(Array.from({ length: 5 }, () => server.open()));
+    await Promise.all(
+      streams.map((s) => {
+        const finished = once(s, 'finish');
+        s.end(Buffer.alloc(256 * 1024));
+        return finished;
+      }),
+    );
+    server.close();
+  });
 });
