@@ -74,6 +74,22 @@ export interface GoPikoServerOptions {
   args?: string[];
   /** Sent as `Authorization: Bearer` on the readiness probe when admin auth is configured. */
   adminToken?: string;
+  /**
+   * Ports to bind on 127.0.0.1 instead of fresh ones, e.g. those of a server
+   * just stopped, to restart it in place. The gossip port must be free for UDP too.
+   */
+  ports?: { proxy: number; upstream: number; admin: number; gossip: number };
+}
+
+/** The ports a running server was started on, for restarting it in place. */
+export function goPikoServerPorts(server: GoPikoServer): NonNullable<GoPikoServerOptions['ports']> {
+  const port = (url: string): number => Number(new URL(url).port);
+  return {
+    proxy: port(server.proxyUrl),
+    upstream: port(server.upstreamUrl),
+    admin: port(server.adminUrl),
+    gossip: port(`http://${server.gossipAddr}`),
+  };
 }
 
 let cachedBinary: string | undefined;
@@ -271,7 +287,9 @@ class ProcessHandle implements GoPikoProcess {
 /** Starts `piko server` with every port on 127.0.0.1 and resolves once GET /ready answers 200. */
 export async function startGoPikoServer(opts: GoPikoServerOptions = {}): Promise<GoPikoServer> {
   const binary = goPikoBinary();
-  const [proxyPort, upstreamPort, adminPort, gossipPort] = await freeLoopbackPorts(4, [3]);
+  const [proxyPort, upstreamPort, adminPort, gossipPort] = opts.ports
+    ? [opts.ports.proxy, opts.ports.upstream, opts.ports.admin, opts.ports.gossip]
+    : await freeLoopbackPorts(4, [3]);
   const gossipAddr = `127.0.0.1:${gossipPort}`;
   const args = [
     'server',
