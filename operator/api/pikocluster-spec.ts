@@ -1,0 +1,179 @@
+/** `spec` of a PikoCluster: the single source of its CRD schema and its TypeScript type. */
+import type { V1Affinity, V1Toleration, V1TopologySpreadConstraint } from '@kubernetes/client-node';
+import { LOG_LEVELS } from '../../dataplane/log/logger';
+import { DNS_SUBDOMAIN, DNS_SUBDOMAIN_MAX, IMAGE_DIGEST, IMAGE_REPOSITORY, IMAGE_TAG } from './k8s-patterns';
+import {
+  arr,
+  bool,
+  duration,
+  int,
+  intOrString,
+  map,
+  obj,
+  preserveUnknown,
+  quantity,
+  str,
+  type Infer,
+  type InferInput,
+  type ValidationRule,
+} from './schema-builder';
+import { authSchema } from './spec-auth';
+import { servicesSchema } from './spec-services';
+import { tlsSchema } from './spec-tls';
+
+export const PULL_POLICIES = ['Always', 'IfNotPresent', 'Never'] as const;
+
+const positive = (field: string): ValidationRule => ({
+  rule: "duration(self) > duration('0s')",
+  message: `${field} must be longer than 0s`,
+});
+
+// Ports below 1024 need privileges the non-root pod does not have; the
+// Services can still expose any port.
+const containerPort = (port: string, def: number) =>
+  int({ description: `Container port of the ${port} listener.`, minimum: 1024, maximum: 65535, default: def });
+
+const imageSchema = obj(
+  {
+    repository: str({
+      description: "Image repository; the operator's own data-plane image when unset.",
+      pattern: IMAGE_REPOSITORY,
+      maxLength: 255,
+    }),
+    tag: str({ description: "Image tag; the operator's own version when unset.", pattern: IMAGE_TAG }),
+    digest: str({ description: 'Image digest (sha256:...); pins the image, overriding the tag.', pattern: IMAGE_DIGEST }),
+    pullPolicy: str({ description: 'Image pull policy.', enum: PULL_POLICIES, default: 'IfNotPresent' }),
+    pullSecrets: arr(
+      obj({ name: str({ description: 'Name of a docker-registry Secret.', required: true, pattern: DNS_SUBDOMAIN, maxLength: DNS_SUBDOMAIN_MAX }) }),
+      { description: 'Secrets used to pull the image.', listType: 'map', listMapKeys: ['name'] },
+    ),
+  },
+  { description: 'Container image of the data plane (the same image runs server, agent and operator).', default: {} },
+);
+
+const resourcesSchema = obj(
+  {
+    requests: map(quantity({ description: 'Quantity.' }), { description: 'Minimum resources, such as cpu: 100m, memory: 128Mi.' }),
+    limits: map(quantity({ description: 'Quantity.' }), { description: 'Maximum resources.' }),
+  },
+  { description: 'Compute resources of the data-plane container.' },
+);
+
+const portsSchema = obj(
+  {
+    proxy: containerPort('proxy (client traffic)', 8000),
+    upstream: containerPort('upstream (agent connections)', 8001),
+    admin: containerPort('admin (health, readiness, metrics, status)', 8002),
+  },
+  {
+    description: "Container ports of the data plane's three listeners.",
+    default: {},
+    validations: [
+      {
+        rule: 'self.proxy != self.upstream && self.proxy != self.admin && self.upstream != self.admin',
+        message: 'ports.proxy, ports.upstream and ports.admin must be distinct',
+      },
+    ],
+  },
+);
+
+const registrySchema = obj(
+  {
+    leaseDuration: duration({
+      description: 'How long a pod counts as alive after its last lease renewal.',
+      default: '15s',
+      validations: [positive('leaseDuration')],
+    }),
+    renewInterval: duration({
+      description: 'How often a pod renews its lease; shorter than leaseDuration.',
+      default: '5s',
+      validations: [positive('renewInterval')],
+    }),
+  },
+  {
+    description: 'Timing of the Kubernetes registry through which pods learn which pod holds which endpoint.',
+    default: {},
+    validations: [
+      {
+        rule: 'duration(self.renewInterval) < duration(self.leaseDuration)',
+        message: 'renewInterval must be shorter than leaseDuration',
+        fieldPath: '.renewInterval',
+      },
+    ],
+  },
+);
+
+const schedulingSchema = obj(
+  {
+    nodeSelector: map(str({ description: 'Label value.' }), { description: 'Node labels the pods must run on.' }),
+    tolerations: arr(preserveUnknown<V1Toleration>({ description: 'A Kubernetes Toleration.' }), {
+      description: 'Tolerations of the pods (Kubernetes Toleration objects).',
+    }),
+    affinity: preserveUnknown<V1Affinity>({ description: 'Affinity of the pods (a Kubernetes Affinity object).' }),
+    topologySpreadConstraints: arr(
+      preserveUnknown<V1TopologySpreadConstraint>({ description: 'A Kubernetes TopologySpreadConstraint.' }),
+      {
+        description:
+          "How the pods spread across zones or nodes (Kubernetes TopologySpreadConstraint objects); a constraint without labelSelector selects this cluster's pods.",
+      },
+    ),
+    priorityClassName: str({ description: 'PriorityClass of the pods.', pattern: DNS_SUBDOMAIN, maxLength: DNS_SUBDOMAIN_MAX }),
+  },
+  { description: 'Where the pods are scheduled.' },
+);
+
+const pdbSchema = obj(
+  {
+    enabled: bool({ description: 'Create a PodDisruptionBudget for the pods.', default: true }),
+    maxUnavailable: intOrString({
+      description: 'Pods that may be evicted at once: a number, or a percentage of replicas rounded up.',
+      default: 1,
+      minimum: 0,
+      pattern: '^(100|[1-9]?[0-9])%$',
+    }),
+  },
+  { description: 'PodDisruptionBudget `<name>`, which bounds voluntary evictions such as node drains.', default: {} },
+);
+
+export const specSchema = obj(
+  {
+    replicas: int({ description: 'Number of data-plane pods.', minimum: 0, format: 'int32', default: 3 }),
+    image: imageSchema,
+    resources: resourcesSchema,
+    ports: portsSchema,
+    proxyTimeout: duration({
+      description: 'Per-request limit forwarding to an upstream; 0s disables (WebSocket upgrades are exempt).',
+      default: '30s',
+    }),
+    upstreamWait: duration({
+      description:
+        'How long the proxy holds a request for an endpoint no upstream serves yet, such as while an agent reconnects during a rolling restart; 0s answers 502 at once.',
+      default: '5s',
+    }),
+    auth: authSchema,
+    tls: tlsSchema,
+    services: servicesSchema,
+    registry: registrySchema,
+    logLevel: str({ description: 'Minimum log level.', enum: LOG_LEVELS, default: 'info' }),
+    gracePeriod: duration({
+      description:
+        'Time a pod has after SIGTERM to drain requests and close upstream connections; the pod termination grace period is set a little longer.',
+      default: '60s',
+      validations: [positive('gracePeriod')],
+    }),
+    scheduling: schedulingSchema,
+    podDisruptionBudget: pdbSchema,
+    podLabels: map(str({ description: 'Label value.' }), { description: 'Extra labels of the pods.' }),
+    podAnnotations: map(str({ description: 'Annotation value.' }), { description: 'Extra annotations of the pods.' }),
+  },
+  { description: 'Desired state of the Piko data plane.', default: {} },
+);
+
+/** The spec as the operator reads it: defaults applied by the API server. */
+export type PikoClusterSpec = Infer<typeof specSchema>;
+/** The spec as a user writes it. */
+export type PikoClusterSpecInput = InferInput<typeof specSchema>;
+export type PodDisruptionBudgetSpec = PikoClusterSpec['podDisruptionBudget'];
+export type SchedulingSpec = NonNullable<PikoClusterSpec['scheduling']>;
+export type ImageSpec = PikoClusterSpec['image'];
+export type PortsSpec = PikoClusterSpec['ports'];

@@ -1,0 +1,65 @@
+/** Everything a PikoCluster owns, as data: what the reconciler applies, in order. */
+import type { KubernetesObject, V1Secret } from '@kubernetes/client-node';
+import type { PikoCluster } from '../api/pikocluster';
+import { buildClusterSecret } from './cluster-secret';
+import { buildConfigMap } from './config-map';
+import type { Desired } from './desired';
+import { resolveImage } from './image';
+import { buildPodDisruptionBudget } from './pod-disruption-budget';
+import { buildRole, buildRoleBinding, buildServiceAccount } from './rbac';
+import { configHash, renderServerConfig } from './server-config';
+import { buildHeadlessService, buildProxyService, buildUpstreamService } from './services';
+import { buildStatefulSet } from './stateful-set';
+
+/** What the builders need besides the PikoCluster, resolved by the caller. */
+export interface BuildInputs {
+  /** The operator's own data-plane image (`repository:tag`), used where the spec names none. */
+  defaultImage: string;
+  /**
+   * A freshly generated cluster secret (generateClusterSecret()). Used only
+   * when the Secret does not exist yet; an existing one is never replaced.
+   */
+  clusterSecretValue: string;
+}
+
+export interface DesiredChildren {
+  /** Applied on every reconcile with server-side apply, in this order (the StatefulSet last, once what it mounts exists). */
+  apply: Desired<KubernetesObject>[];
+  /** Created when absent and otherwise left alone; created before `apply`. */
+  createOnly: Desired<V1Secret>[];
+}
+
+/** Kinds a PikoCluster may own: owned objects of these kinds that `apply` no longer lists are to be deleted. */
+export const OWNED_KINDS: readonly { apiVersion: string; kind: string }[] = [
+  { apiVersion: 'v1', kind: 'ServiceAccount' },
+  { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'Role' },
+  { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'RoleBinding' },
+  { apiVersion: 'v1', kind: 'ConfigMap' },
+  { apiVersion: 'v1', kind: 'Service' },
+  { apiVersion: 'policy/v1', kind: 'PodDisruptionBudget' },
+  { apiVersion: 'apps/v1', kind: 'StatefulSet' },
+  { apiVersion: 'v1', kind: 'Secret' },
+];
+
+/** Assumes validateSpec(cluster) found no problem. */
+export function buildChildren(cluster: PikoCluster, inputs: BuildInputs): DesiredChildren {
+  const serverYaml = renderServerConfig(cluster);
+  const pdb = buildPodDisruptionBudget(cluster);
+  return {
+    apply: [
+      buildServiceAccount(cluster),
+      buildRole(cluster),
+      buildRoleBinding(cluster),
+      buildConfigMap(cluster, serverYaml),
+      buildHeadlessService(cluster),
+      buildProxyService(cluster),
+      buildUpstreamService(cluster),
+      ...(pdb === undefined ? [] : [pdb]),
+      buildStatefulSet(cluster, {
+        image: resolveImage(cluster.spec.image, inputs.defaultImage),
+        configHash: configHash(serverYaml),
+      }),
+    ],
+    createOnly: [buildClusterSecret(cluster, inputs.clusterSecretValue)],
+  };
+}
