@@ -8,7 +8,7 @@ NPM_STAMP := node_modules/.package-lock.json
 # this flag.
 JEST := NODE_OPTIONS="--experimental-vm-modules --disable-warning=ExperimentalWarning" jest
 
-.PHONY: install build run test test-unit test-integration typecheck bench go-piko clean
+.PHONY: install build run test test-unit test-integration typecheck bench go-piko control-plane clean
 
 $(NPM_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund
@@ -26,8 +26,9 @@ typecheck: install
 run: build
 	bin/piko server
 
-## Everything CI runs: type check, build, the original Go Piko for interop, every test.
-test: build typecheck go-piko
+## Everything CI runs: type check, build, the original Go Piko for interop, a real Kubernetes
+## control plane (built from the Go module proxy on first use, about 12 minutes), every test.
+test: build typecheck go-piko control-plane
 	$(JEST) --ci
 
 test-unit: install
@@ -40,8 +41,26 @@ test-integration: build
 go-piko:
 	bash test/interop/build-go-piko.sh
 
+## etcd, kube-apiserver, kube-controller-manager, kubectl and helm, built from source into a cache.
+control-plane:
+	bash test/k8s/build-control-plane.sh >/dev/null
+
 bench: build go-piko
 	bash bench/run.sh
 
 clean:
 	rm -rf dist coverage
+
+.PHONY: k8s-up k8s-down
+
+## A real Kubernetes control plane (etcd, kube-apiserver, kube-controller-manager) on 127.0.0.1,
+## in the background; admin kubeconfig in .k8s/kubeconfig. See docs/testing-kubernetes.md.
+k8s-up: install
+	bash test/k8s/build-control-plane.sh >/dev/null
+	ts-node --transpile-only test/k8s/k8s-up.ts
+
+## Stops the control plane k8s-up started (SIGTERM to the pid in .k8s/k8s-up.pid; waits up to 30 s).
+k8s-down:
+	@pid=$$(cat .k8s/k8s-up.pid 2>/dev/null) || { echo "k8s-down: not running (no .k8s/k8s-up.pid)"; exit 0; }; \
+	if kill $$pid 2>/dev/null; then timeout 30 tail --pid=$$pid -f /dev/null || echo "k8s-down: pid $$pid still running after 30 s"; fi; \
+	rm -f .k8s/k8s-up.pid .k8s/kubeconfig .k8s/bin; echo "k8s-down: stopped"

@@ -1,12 +1,31 @@
 import type { ServerConfig } from '../config/server-config';
 import { createLogger } from '../log/logger';
 import { shutdownSignal } from '../process/signals';
+import type { ClusterRegistry } from '../registry/cluster-registry';
+import { createKubernetesRegistry } from '../registry/kubernetes/kubernetes-registry';
 import { Server } from './server';
 
 /** `piko server`: runs one node until SIGTERM/SIGINT, then shuts down gracefully. */
 export async function runServer(config: ServerConfig): Promise<void> {
   const logger = createLogger({ level: config.log.level, subsystems: config.log.subsystems });
-  const server = new Server(config, { logger });
+  const { cluster } = config;
+  const server: Server = new Server(config, {
+    logger,
+    ...(cluster.registry === 'kubernetes'
+      ? {
+          createRegistry: (addrs): ClusterRegistry =>
+            createKubernetesRegistry({
+              ...addrs,
+              clusterName: cluster.name,
+              namespace: cluster.kubernetes.namespace,
+              leaseDurationMs: cluster.kubernetes.leaseDurationMs,
+              renewIntervalMs: cluster.kubernetes.renewIntervalMs,
+              metricsRegistry: server.metricsRegistry,
+              logger: logger.child({ subsystem: 'registry' }),
+            }),
+        }
+      : {}),
+  });
   const signal = shutdownSignal();
   await server.start();
   const received = await signal;

@@ -8,7 +8,9 @@ import type { PikoCluster } from '../api/pikocluster';
 import { childMeta, childNames } from './names';
 import type { Desired } from './desired';
 
-export const REGISTRY_VERBS: readonly string[] = ['get', 'list', 'watch', 'create', 'update', 'patch', 'delete'];
+import { REGISTRY_VERBS } from '../../dataplane/registry/kubernetes/rbac';
+
+export { REGISTRY_VERBS };
 
 export function buildServiceAccount(cluster: PikoCluster): Desired<V1ServiceAccount> {
   return {

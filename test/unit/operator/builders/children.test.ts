@@ -139,7 +139,7 @@ describe('services', () => {
 describe('RBAC, budget and cluster Secret', () => {
   it('grants the registry exactly leases and configmaps in the namespace, bound to the pods ServiceAccount', () => {
     const role: V1Role = buildRole(makeCluster());
-    const verbs = ['get', 'list', 'watch', 'create', 'update', 'patch', 'delete'];
+    const verbs = ['list', 'watch', 'create', 'patch', 'delete'];
     expect(role.rules).toEqual([
       { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs },
       { apiGroups: [''], resources: ['configmaps'], verbs },
