@@ -5,8 +5,11 @@ import { isProxyError, ProxyError } from './errors';
 import { downstreamResponseHeaders, upstreamRequestHeaders } from './headers';
 
 export interface ForwardOptions {
-  /** Opens a connection that carries exactly this one request. */
-  connect(): Promise<Duplex>;
+  /**
+   * Opens a connection that carries exactly this one request, with any
+   * headers this hop must add (e.g. the inter-node credential).
+   */
+  connect(): Promise<{ conn: Duplex; extraHeaders?: Record<string, string> | undefined }>;
   /**
    * Time allowed for the upstream's response head (504 after it), then the
    * longest the exchange may sit idle. 0 turns both off. Unlike Piko there is
@@ -14,8 +17,6 @@ export interface ForwardOptions {
    */
   timeoutMs: number;
   proto: 'http' | 'https';
-  /** Extra headers for this hop (e.g. the inter-node credential). */
-  extraHeaders?: Record<string, string>;
 }
 
 /** The outcome, for access logs and metrics. */
@@ -61,7 +62,7 @@ export function forwardHttp(
     });
 
     options.connect().then(
-      (conn) => {
+      ({ conn, extraHeaders }) => {
         if (settled || res.destroyed) {
           conn.destroy();
           return;
@@ -82,7 +83,7 @@ export function forwardHttp(
           proto: options.proto,
           upgrade: false,
         });
-        Object.assign(headers, options.extraHeaders);
+        Object.assign(headers, extraHeaders);
         const outgoing = http.request({
           method: req.method,
           path: req.url,
@@ -151,7 +152,7 @@ export function forwardUpgrade(
     socket.on('close', () => done(499));
 
     options.connect().then(
-      (conn) => {
+      ({ conn, extraHeaders }) => {
         if (settled || socket.destroyed) {
           conn.destroy();
           return;
@@ -169,7 +170,7 @@ export function forwardUpgrade(
           proto: options.proto,
           upgrade: true,
         });
-        Object.assign(headers, options.extraHeaders);
+        Object.assign(headers, extraHeaders);
         const outgoing = http.request({
           method: req.method,
           path: req.url,

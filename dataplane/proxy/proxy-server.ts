@@ -107,12 +107,10 @@ export class ProxyServer {
       writeJsonError(res, admitted.status, admitted.message);
       return { status: admitted.status, responseHeaders: res.getHeaders() };
     }
-    const routed = this.connector(admitted.endpointId, req);
     const result = await forwardHttp(req, res, {
-      connect: async () => (await routed.promise()).conn,
+      connect: () => this.route(admitted.endpointId, req),
       timeoutMs: this.options.timeoutMs,
       proto: this.options.proto,
-      extraHeaders: routed.extraHeaders(),
     });
     this.logFailure(admitted.endpointId, result.error);
     return result;
@@ -126,12 +124,10 @@ export class ProxyServer {
     }
     this.upgraded.add(socket);
     socket.once('close', () => this.upgraded.delete(socket));
-    const routed = this.connector(admitted.endpointId, req);
     const result = await forwardUpgrade(req, socket, head, {
-      connect: async () => (await routed.promise()).conn,
+      connect: () => this.route(admitted.endpointId, req),
       timeoutMs: this.options.timeoutMs,
       proto: this.options.proto,
-      extraHeaders: routed.extraHeaders(),
     });
     this.logFailure(admitted.endpointId, result.error);
   }
@@ -149,7 +145,7 @@ export class ProxyServer {
     }
     let routed: RoutedConnection;
     try {
-      routed = await this.options.router.connect(admitted.endpointId, this.isForwarded(req));
+      routed = await this.route(admitted.endpointId, req);
     } catch (err) {
       const proxyErr = isProxyError(err) ? err : new ProxyError('ERR_UPSTREAM_UNREACHABLE', { cause: err });
       this.logFailure(admitted.endpointId, proxyErr);
@@ -161,10 +157,9 @@ export class ProxyServer {
       this.upgraded.add(socket);
       socket.once('close', () => this.upgraded.delete(socket));
       await forwardUpgrade(req, socket, head, {
-        connect: () => Promise.resolve(routed.conn),
+        connect: () => Promise.resolve(routed),
         timeoutMs: this.options.timeoutMs,
         proto: this.options.proto,
-        ...(routed.extraHeaders ? { extraHeaders: routed.extraHeaders } : {}),
       });
       return;
     }
@@ -184,17 +179,11 @@ export class ProxyServer {
     });
   }
 
-  private connector(endpointId: string, req: http.IncomingMessage): { promise(): Promise<RoutedConnection>; extraHeaders(): Record<string, string> | undefined } {
-    let routed: RoutedConnection | undefined;
-    return {
-      promise: async () => {
-        routed = await this.options.router.connect(endpointId, this.isForwarded(req));
-        if (routed.via === 'local') this.options.upstreamMetrics?.upstreamRequestsTotal.inc();
-        else this.options.upstreamMetrics?.remoteRequestsTotal.inc({ node_id: routed.via });
-        return routed;
-      },
-      extraHeaders: () => routed?.extraHeaders,
-    };
+  private async route(endpointId: string, req: http.IncomingMessage): Promise<RoutedConnection> {
+    const routed = await this.options.router.connect(endpointId, this.isForwarded(req));
+    if (routed.via === 'local') this.options.upstreamMetrics?.upstreamRequestsTotal.inc();
+    else this.options.upstreamMetrics?.remoteRequestsTotal.inc({ node_id: routed.via });
+    return routed;
   }
 
   private isForwarded(req: http.IncomingMessage): boolean {

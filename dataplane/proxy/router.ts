@@ -1,4 +1,3 @@
-import { once } from 'node:events';
 import type { Duplex } from 'node:stream';
 import type { LocalUpstreams } from '../registry/local-upstreams';
 import { ProxyError } from './errors';
@@ -25,24 +24,29 @@ export class Router {
       holdTimeoutMs: number;
       /** Routes to another node; undefined on a single node. */
       remote?: (endpointId: string) => Promise<RoutedConnection | undefined>;
-      /** Resolves true once another node reports the endpoint, false at the timeout. */
-      waitForRemote?: (endpointId: string, timeoutMs: number) => Promise<boolean>;
+      /** Subscribes to changes in other nodes' endpoints; returns the unsubscribe function. */
+      onRemoteChange?: (listener: () => void) => () => void;
     },
   ) {}
 
   /**
    * Opens a connection for one request. `forwarded` requests came from
    * another node and are served locally only, so a request never crosses
-   * more than one hop.
+   * more than one hop. When nobody can take the request it is held for up
+   * to holdTimeoutMs, trying again on every change to where the endpoint is
+   * served: an upstream reconnecting during a rollout, or a stale record of
+   * a pod that is gone being replaced by a live one.
    */
   async connect(endpointId: string, forwarded: boolean): Promise<RoutedConnection> {
-    const first = await this.tryOnce(endpointId, forwarded);
-    if (first) return first;
-    if (this.options.holdTimeoutMs > 0 && (await this.waitForHolder(endpointId, forwarded, this.options.holdTimeoutMs))) {
-      const second = await this.tryOnce(endpointId, forwarded);
-      if (second) return second;
+    const deadline = performance.now() + this.options.holdTimeoutMs;
+    for (;;) {
+      const routed = await this.tryOnce(endpointId, forwarded);
+      if (routed) return routed;
+      const remaining = deadline - performance.now();
+      if (remaining <= 0 || !(await this.waitForChange(endpointId, forwarded, remaining))) {
+        throw new ProxyError('ERR_NO_UPSTREAM', { detail: endpointId });
+      }
     }
-    throw new ProxyError('ERR_NO_UPSTREAM', { detail: endpointId });
   }
 
   private async tryOnce(endpointId: string, forwarded: boolean): Promise<RoutedConnection | undefined> {
@@ -59,24 +63,21 @@ export class Router {
     return this.options.remote(endpointId);
   }
 
-  /** Waits for an upstream to appear here or, unless forwarded, on another node. */
-  private async waitForHolder(endpointId: string, forwarded: boolean, timeoutMs: number): Promise<boolean> {
-    if (this.local.count(endpointId) > 0) return true;
-    const ac = new AbortController();
-    const timer = setTimeout(() => ac.abort(), timeoutMs);
-    const local = (async () => {
-      for (;;) {
-        const [id, count] = (await once(this.local, 'change', { signal: ac.signal })) as [string, number];
-        if (id === endpointId && count > 0) return true;
-      }
-    })().catch(() => false);
-    const waiters = [local];
-    if (!forwarded && this.options.waitForRemote) waiters.push(this.options.waitForRemote(endpointId, timeoutMs));
-    try {
-      return await Promise.race(waiters);
-    } finally {
-      clearTimeout(timer);
-      ac.abort();
-    }
+  /** True on the next change that might let the request through; false at the timeout. */
+  private waitForChange(endpointId: string, forwarded: boolean, timeoutMs: number): Promise<boolean> {
+    return new Promise<boolean>((resolve) => {
+      const onLocal = (id: string, count: number): void => {
+        if (id === endpointId && count > 0) done(true);
+      };
+      const unsubscribe = !forwarded && this.options.onRemoteChange ? this.options.onRemoteChange(() => done(true)) : undefined;
+      const timer = setTimeout(() => done(false), timeoutMs);
+      const done = (result: boolean): void => {
+        clearTimeout(timer);
+        this.local.off('change', onLocal);
+        unsubscribe?.();
+        resolve(result);
+      };
+      this.local.on('change', onLocal);
+    });
   }
 }

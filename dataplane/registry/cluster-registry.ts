@@ -27,6 +27,11 @@ export interface ClusterRegistry {
   lookup(endpointId: string): readonly { node: NodeRecord; upstreams: number }[];
   /** Resolves when some other node holds the endpoint, or after `timeoutMs` with false. */
   waitForEndpoint(endpointId: string, timeoutMs: number): Promise<boolean>;
+  /**
+   * Calls `listener` whenever the view of other nodes changes (an endpoint
+   * count, a node appearing or expiring). Returns the unsubscribe function.
+   */
+  onChange(listener: () => void): () => void;
   /** Every node known, this one included. */
   nodes(): readonly NodeRecord[];
   /** Removes this node's records (graceful shutdown) and stops watching. */

@@ -20,6 +20,12 @@ export class LocalUpstreams extends EventEmitter<LocalUpstreamsEvents> {
   private readonly endpoints = new Map<string, EndpointSet>();
   private total = 0;
 
+  constructor() {
+    super();
+    // Every request held for an upstream to appear listens for a while.
+    this.setMaxListeners(0);
+  }
+
   add(upstream: Upstream): void {
     let set = this.endpoints.get(upstream.endpointId);
     if (!set) {

@@ -27,6 +27,11 @@ export class MemoryRegistry implements ClusterRegistry {
     return false;
   }
 
+  /** A single node's view of other nodes never changes. */
+  onChange(): () => void {
+    return () => undefined;
+  }
+
   nodes(): readonly NodeRecord[] {
     return [
       {

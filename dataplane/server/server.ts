@@ -84,7 +84,7 @@ export class Server {
     const router = new Router(this.upstreams, {
       holdTimeoutMs: config.proxy.upstreamWaitMs,
       ...(remote ? { remote } : {}),
-      waitForRemote: (endpointId, timeoutMs) => this.registry?.waitForEndpoint(endpointId, timeoutMs) ?? Promise.resolve(false),
+      onRemoteChange: (listener) => this.registry?.onChange(listener) ?? (() => undefined),
     });
     this.proxy = new ProxyServer({
       router,

@@ -22,9 +22,12 @@ export interface PikoProcess {
 const running = new Set<PikoProcess>();
 
 /** Runs the built `piko` CLI (dist/) as a child process: what users run. */
-export function startPikoProcess(args: string[]): PikoProcess {
+export function startPikoProcess(args: string[], env: NodeJS.ProcessEnv = {}): PikoProcess {
   if (!existsSync(MAIN)) throw new Error(`${MAIN} is missing: run \`make build\` first`);
-  const child = spawn(existsSync(NODE) ? NODE : process.execPath, [MAIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(existsSync(NODE) ? NODE : process.execPath, [MAIN, ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, NODE_OPTIONS: '', ...env },
+  });
   let output = '';
   const records: Record<string, unknown>[] = [];
   let partial = '';
@@ -105,18 +108,16 @@ export interface ServerProcess extends PikoProcess {
   adminUrl: string;
 }
 
-/** `piko server` on 127.0.0.1 ephemeral ports; resolves once it logged its addresses. */
-export async function startServerProcess(extraArgs: string[] = []): Promise<ServerProcess> {
-  const proc = startPikoProcess([
-    'server',
-    '--proxy.bind-addr',
-    '127.0.0.1:0',
-    '--upstream.bind-addr',
-    '127.0.0.1:0',
-    '--admin.bind-addr',
-    '127.0.0.1:0',
-    ...extraArgs,
-  ]);
+/** `piko server` on ephemeral ports of a loopback address; resolves once it logged its addresses. */
+export async function startServerProcess(
+  extraArgs: string[] = [],
+  options: { host?: string; env?: NodeJS.ProcessEnv } = {},
+): Promise<ServerProcess> {
+  const host = options.host ?? '127.0.0.1';
+  const proc = startPikoProcess(
+    ['server', '--proxy.bind-addr', `${host}:0`, '--upstream.bind-addr', `${host}:0`, '--admin.bind-addr', `${host}:0`, ...extraArgs],
+    options.env,
+  );
   const started = await proc.waitForLog((r) => r.message === 'server started');
   return {
     ...proc,

@@ -43,13 +43,16 @@ export async function connectRawStreamUpstream(
   // The session attaches inside the 'open' handler: frames may arrive in the
   // same read as the 101, and ws drops messages nobody listens for.
   const opened = new Promise<Session>((resolve) =>
-    ws.once('open', () => resolve(new Session(new WebSocketTransport(ws), { role: 'client', keepaliveIntervalMs: 0 }))),
+    ws.once('open', () => {
+      const session = new Session(new WebSocketTransport(ws), { role: 'client', keepaliveIntervalMs: 0 });
+      session.on('stream', (s) => onStream(s));
+      resolve(session);
+    }),
   );
   const failed = once(ws, 'unexpected-response').then(([, res]) => {
     throw new Error(`upstream rejected with ${(res as http.IncomingMessage).statusCode}`);
   });
   const session = await Promise.race([opened, failed]);
-  session.on('stream', (s) => onStream(s));
   return {
     session,
     ws,

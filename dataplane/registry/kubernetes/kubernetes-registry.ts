@@ -1,3 +1,4 @@
+import { EventEmitter } from 'node:events';
 /**
  * The cluster registry kept in Kubernetes: this node's liveness in a Lease,
  * its endpoints in ConfigMap shards, and every other node's read through
@@ -23,7 +24,9 @@ export const DEFAULT_FLUSH_INTERVAL_MS = 500;
 export const DEFAULT_MAX_SHARD_BYTES = 256 * 1024;
 export const DEFAULT_START_TIMEOUT_MS = 30_000;
 export const DEFAULT_STOP_TIMEOUT_MS = 5_000;
-const DEFAULT_RETRY_BACKOFF = { minMs: 500, maxMs: 30_000 };
+// Capped at 5 s: after an apiserver outage a pod catches up within seconds; with
+// jitter, 25 pods retrying every 5 s is a trickle for the apiserver.
+const DEFAULT_RETRY_BACKOFF = { minMs: 500, maxMs: 5_000 };
 
 export type KubernetesRegistryErrorCode = 'START_TIMEOUT' | 'ALREADY_STARTED' | 'STOPPED' | 'INVALID_OPTIONS';
 
@@ -85,6 +88,8 @@ export class KubernetesRegistry implements ClusterRegistry {
   private readonly startTimeoutMs: number;
   private readonly stopTimeoutMs: number;
   private readonly retryBackoff: { minMs: number; maxMs: number };
+  // Held requests in the router wait on this; one listener each.
+  private readonly changes = new EventEmitter<{ change: [] }>().setMaxListeners(0);
   private readonly view: ClusterView;
   private readonly writer: EndpointWriter;
   private readonly keeper: LeaseKeeper;
@@ -139,6 +144,7 @@ export class KubernetesRegistry implements ClusterRegistry {
           metrics.nodes.set({ status: 'unreachable' }, counts.unreachable);
         }
         onChange?.();
+        this.changes.emit('change');
       },
     });
 
@@ -282,6 +288,11 @@ export class KubernetesRegistry implements ClusterRegistry {
 
   waitForEndpoint(endpointId: string, timeoutMs: number): Promise<boolean> {
     return this.view.waitFor(endpointId, timeoutMs);
+  }
+
+  onChange(listener: () => void): () => void {
+    this.changes.on('change', listener);
+    return () => this.changes.off('change', listener);
   }
 
   nodes(): readonly NodeRecord[] {

@@ -152,6 +152,22 @@ describe('proxy through a tunnel', () => {
     expect(JSON.parse(res.body)).toEqual({ error: 'upstream timeout' });
   });
 
+  it('holds a request for proxy.upstream-wait until an upstream appears, instead of failing it', async () => {
+    await stopAllTestServers();
+    srv = await startTestServer({ 'proxy.upstream_wait': 5000 });
+    const pending = request(`${srv.proxyUrl}/`, { headers: { 'x-piko-endpoint': 'late' } });
+    // The request is in the router now; the upstream connects after it.
+    upstreams.push(await connectRawUpstream(srv.upstreamUrl, 'late', (_req, res) => res.end('worth the wait')));
+    expect(await pending).toMatchObject({ status: 200, body: 'worth the wait' });
+  });
+
+  it('still answers 502 when the wait runs out', async () => {
+    await stopAllTestServers();
+    srv = await startTestServer({ 'proxy.upstream_wait': 100 });
+    const res = await request(`${srv.proxyUrl}/`, { headers: { 'x-piko-endpoint': 'never' } });
+    expect(res.status).toBe(502);
+  });
+
   it('refuses an upstream with an invalid endpoint id', async () => {
     await expect(connectRawUpstream(srv.upstreamUrl, 'bad%20id', () => undefined)).rejects.toThrow('upstream rejected with 400');
   });
