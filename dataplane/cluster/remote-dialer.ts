@@ -1,13 +1,11 @@
-import { once } from 'node:events';
-import net from 'node:net';
-import tls from 'node:tls';
-import type { Duplex } from 'node:stream';
+import type tls from 'node:tls';
 import type { ClusterRegistry, NodeRecord } from '../registry/cluster-registry';
 import type { RoutedConnection } from '../proxy/router';
 import { FORWARD_AUTH_HEADER, type ForwardAuth } from './forward-auth';
+import { PeerAgent } from './peer-pool';
 
 export interface RemoteDialerOptions {
-  registry: ClusterRegistry;
+  registry: Pick<ClusterRegistry, 'lookup'>;
   /** This node's id, signed into every forwarded request. */
   nodeId: string;
   auth: ForwardAuth;
@@ -19,27 +17,41 @@ export interface RemoteDialerOptions {
 }
 
 /**
- * Opens a connection to another node that holds upstreams for an endpoint.
+ * Routes a request to another node that holds upstreams for an endpoint.
  * The node is drawn at random weighted by its upstream count, so load
  * follows the upstreams (Piko picks uniformly, its issue 30). A node that
  * cannot be reached is dropped and another drawn: nothing of the request
- * has been sent yet.
+ * has been sent yet. Ordinary requests ride keep-alive connections to the
+ * node; upgrades (`dedicated`) get a connection of their own.
  */
-export function createRemoteDialer(options: RemoteDialerOptions): (endpointId: string) => Promise<RoutedConnection | undefined> {
+export function createRemoteDialer(
+  options: RemoteDialerOptions,
+): (endpointId: string, dedicated: boolean) => Promise<RoutedConnection | undefined> {
   const random = options.random ?? Math.random;
   const timeoutMs = options.connectTimeoutMs ?? 5000;
-  return async (endpointId) => {
+  const peers = new Map<string, PeerAgent>();
+  const peerFor = (node: NodeRecord): PeerAgent => {
+    const key = `${node.id}@${node.proxyAddr}`;
+    let peer = peers.get(key);
+    if (!peer) {
+      // A node that moved (new address) leaves its old pool behind.
+      for (const [k, p] of peers) if (k.startsWith(`${node.id}@`)) (p.destroy(), peers.delete(k));
+      peer = new PeerAgent(node.proxyAddr, options.tls, timeoutMs);
+      peers.set(key, peer);
+    }
+    return peer;
+  };
+  return async (endpointId, dedicated) => {
     const candidates = options.registry.lookup(endpointId).filter((c) => c.upstreams > 0);
     while (candidates.length > 0) {
       const index = weightedPick(candidates.map((c) => c.upstreams), random());
       const [chosen] = candidates.splice(index, 1) as [{ node: NodeRecord; upstreams: number }];
+      const peer = peerFor(chosen.node);
+      const extraHeaders = { [FORWARD_AUTH_HEADER]: options.auth.sign(options.nodeId) };
       try {
-        const conn = await connect(chosen.node.proxyAddr, options.tls, timeoutMs);
-        return {
-          conn,
-          via: chosen.node.id,
-          extraHeaders: { [FORWARD_AUTH_HEADER]: options.auth.sign(options.nodeId) },
-        };
+        if (dedicated) return { conn: await peer.connect(), via: chosen.node.id, extraHeaders };
+        await peer.prepare();
+        return { peer, via: chosen.node.id, extraHeaders };
       } catch {
         // Unreachable node: the next draw excludes it.
       }
@@ -57,28 +69,4 @@ export function weightedPick(weights: readonly number[], r: number): number {
     if (target < 0) return i;
   }
   return weights.length - 1;
-}
-
-async function connect(addr: string, tlsOptions: tls.ConnectionOptions | undefined, timeoutMs: number): Promise<Duplex> {
-  const { host, port } = splitHostPort(addr);
-  // SNI carries names only; an IP address goes without it.
-  const servername = tlsOptions?.servername ?? (net.isIP(host) === 0 ? host : undefined);
-  const socket = tlsOptions
-    ? tls.connect({ ...tlsOptions, host, port, ...(servername ? { servername } : {}) })
-    : net.connect({ host, port });
-  const signal = AbortSignal.timeout(timeoutMs);
-  try {
-    await once(socket, tlsOptions ? 'secureConnect' : 'connect', { signal });
-  } catch (err) {
-    socket.destroy();
-    throw err;
-  }
-  socket.setNoDelay(true);
-  return socket;
-}
-
-function splitHostPort(addr: string): { host: string; port: number } {
-  const colon = addr.lastIndexOf(':');
-  const host = addr.slice(0, colon).replace(/^\[|\]$/g, '');
-  return { host, port: Number(addr.slice(colon + 1)) };
 }

@@ -1,5 +1,7 @@
 import http from 'node:http';
+import https from 'node:https';
 import type { Duplex } from 'node:stream';
+import type { PeerAgent } from '../cluster/peer-pool';
 import { writeJsonError, writeJsonErrorToSocket } from '../http/json-error';
 import { isProxyError, ProxyError } from './errors';
 import { downstreamResponseHeaders, upstreamRequestHeaders } from './headers';
@@ -9,7 +11,7 @@ export interface ForwardOptions {
    * Opens a connection that carries exactly this one request, with any
    * headers this hop must add (e.g. the inter-node credential).
    */
-  connect(): Promise<{ conn: Duplex; extraHeaders?: Record<string, string> | undefined }>;
+  connect(): Promise<{ conn?: Duplex | undefined; peer?: PeerAgent | undefined; extraHeaders?: Record<string, string> | undefined }>;
   /**
    * Time allowed for the upstream's response head (504 after it), then the
    * longest the exchange may sit idle. 0 turns both off. Unlike Piko there is
@@ -17,6 +19,11 @@ export interface ForwardOptions {
    */
   timeoutMs: number;
   proto: 'http' | 'https';
+}
+
+/** An upgrade needs a connection of its own: it becomes a raw pipe. */
+export interface ForwardUpgradeOptions extends Omit<ForwardOptions, 'connect'> {
+  connect(): Promise<{ conn: Duplex; extraHeaders?: Record<string, string> | undefined }>;
 }
 
 /** The outcome, for access logs and metrics. */
@@ -62,9 +69,9 @@ export function forwardHttp(
     });
 
     options.connect().then(
-      ({ conn, extraHeaders }) => {
+      ({ conn, peer, extraHeaders }) => {
         if (settled || res.destroyed) {
-          conn.destroy();
+          conn?.destroy();
           return;
         }
         // The connection may die before Node's HTTP client has attached to it
@@ -73,31 +80,46 @@ export function forwardHttp(
         const onEarlyClose = (): void => {
           if (!res.headersSent) fail(new ProxyError('ERR_UPSTREAM_UNREACHABLE', { detail: 'connection closed before a response' }));
         };
-        if (conn.destroyed) {
+        if (conn?.destroyed) {
           onEarlyClose();
           return;
         }
-        conn.once('close', onEarlyClose);
+        conn?.once('close', onEarlyClose);
         const headers = upstreamRequestHeaders(req.headers, {
           remoteAddress: req.socket.remoteAddress,
           proto: options.proto,
           upgrade: false,
         });
         Object.assign(headers, extraHeaders);
-        const outgoing = http.request({
-          method: req.method,
-          path: req.url,
-          headers,
-          setHost: false,
-          createConnection: () => conn as unknown as import('node:net').Socket,
-        });
+        let outgoing: http.ClientRequest;
+        if (peer) {
+          // Another node's keep-alive pool: the connection outlives this request.
+          delete headers.connection;
+          outgoing = (peer.secure ? https : http).request({
+            agent: peer.agent,
+            host: peer.host,
+            port: peer.port,
+            method: req.method,
+            path: req.url,
+            headers,
+            setHost: false,
+          });
+        } else {
+          outgoing = http.request({
+            method: req.method,
+            path: req.url,
+            headers,
+            setHost: false,
+            createConnection: () => conn as unknown as import('node:net').Socket,
+          });
+        }
         proxyReq = outgoing;
         outgoing.on('error', (err) => {
           fail(isProxyError(err) ? err : new ProxyError('ERR_UPSTREAM_UNREACHABLE', { cause: err }));
         });
         outgoing.on('response', (upstreamRes) => {
           if (timer) clearTimeout(timer);
-          conn.removeListener('close', onEarlyClose);
+          conn?.removeListener('close', onEarlyClose);
           if (options.timeoutMs > 0) {
             outgoing.setTimeout(options.timeoutMs, () => outgoing.destroy(new ProxyError('ERR_UPSTREAM_TIMEOUT')));
           }
@@ -127,7 +149,7 @@ export function forwardUpgrade(
   req: http.IncomingMessage,
   socket: Duplex,
   head: Buffer,
-  options: ForwardOptions,
+  options: ForwardUpgradeOptions,
 ): Promise<{ status: number; error?: ProxyError }> {
   return new Promise((resolve) => {
     let settled = false;

@@ -125,7 +125,7 @@ export class ProxyServer {
     this.upgraded.add(socket);
     socket.once('close', () => this.upgraded.delete(socket));
     const result = await forwardUpgrade(req, socket, head, {
-      connect: () => this.route(admitted.endpointId, req),
+      connect: () => this.dedicated(admitted.endpointId, req),
       timeoutMs: this.options.timeoutMs,
       proto: this.options.proto,
     });
@@ -145,7 +145,7 @@ export class ProxyServer {
     }
     let routed: RoutedConnection;
     try {
-      routed = await this.route(admitted.endpointId, req);
+      routed = await this.dedicated(admitted.endpointId, req);
     } catch (err) {
       const proxyErr = isProxyError(err) ? err : new ProxyError('ERR_UPSTREAM_UNREACHABLE', { cause: err });
       this.logFailure(admitted.endpointId, proxyErr);
@@ -156,15 +156,16 @@ export class ProxyServer {
       // Another node holds the upstream: it answers the handshake itself.
       this.upgraded.add(socket);
       socket.once('close', () => this.upgraded.delete(socket));
+      const dedicatedRoute = routed as RoutedConnection & { conn: Duplex };
       await forwardUpgrade(req, socket, head, {
-        connect: () => Promise.resolve(routed),
+        connect: () => Promise.resolve(dedicatedRoute),
         timeoutMs: this.options.timeoutMs,
         proto: this.options.proto,
       });
       return;
     }
     if (socket.destroyed) {
-      routed.conn.destroy();
+      routed.conn?.destroy();
       return;
     }
     this.wss.handleUpgrade(req, socket, head, (ws) => {
@@ -172,15 +173,23 @@ export class ProxyServer {
       socket.once('close', () => this.upgraded.delete(socket));
       const wsStream = createWebSocketStream(ws, { allowHalfOpen: false });
       // WebSocket has no half-close, so when either side ends both close (as Piko).
-      pipeline(wsStream, routed.conn, wsStream, () => {
+      const conn = routed.conn as Duplex;
+      pipeline(wsStream, conn, wsStream, () => {
         wsStream.destroy();
-        routed.conn.destroy();
+        conn.destroy();
       });
     });
   }
 
-  private async route(endpointId: string, req: http.IncomingMessage): Promise<RoutedConnection> {
-    const routed = await this.options.router.connect(endpointId, this.isForwarded(req));
+  /** A route with a connection of its own, for upgrades and raw TCP. */
+  private async dedicated(endpointId: string, req: http.IncomingMessage): Promise<RoutedConnection & { conn: Duplex }> {
+    const routed = await this.route(endpointId, req, true);
+    if (!routed.conn) throw new ProxyError('ERR_UPSTREAM_UNREACHABLE', { detail: 'no dedicated connection' });
+    return routed as RoutedConnection & { conn: Duplex };
+  }
+
+  private async route(endpointId: string, req: http.IncomingMessage, dedicated = false): Promise<RoutedConnection> {
+    const routed = await this.options.router.connect(endpointId, this.isForwarded(req), dedicated);
     if (routed.via === 'local') this.options.upstreamMetrics?.upstreamRequestsTotal.inc();
     else this.options.upstreamMetrics?.remoteRequestsTotal.inc({ node_id: routed.via });
     return routed;

@@ -1,15 +1,22 @@
 import type { Duplex } from 'node:stream';
+import type { PeerAgent } from '../cluster/peer-pool';
 import type { LocalUpstreams } from '../registry/local-upstreams';
 import { ProxyError } from './errors';
 import { dialLocalUpstream } from './upstream-dialer';
 
-export interface RoutedConnection {
-  conn: Duplex;
+interface RouteInfo {
   /** 'local' for a tunnel stream on this node, else the id of the node forwarded to. */
   via: 'local' | string;
   /** Headers this hop must add (e.g. the inter-node credential). */
   extraHeaders?: Record<string, string>;
 }
+
+/**
+ * Where one request goes: a connection of its own (a tunnel stream, or a
+ * dedicated connection to another node for an upgrade), or the keep-alive
+ * pool of another node for an ordinary request.
+ */
+export type RoutedConnection = RouteInfo & ({ conn: Duplex; peer?: undefined } | { peer: PeerAgent; conn?: undefined });
 
 /**
  * Decides where a request for an endpoint goes and opens the connection
@@ -23,7 +30,7 @@ export class Router {
       /** How long to hold a request for an endpoint nobody serves yet (e.g. an upstream reconnecting). */
       holdTimeoutMs: number;
       /** Routes to another node; undefined on a single node. */
-      remote?: (endpointId: string) => Promise<RoutedConnection | undefined>;
+      remote?: (endpointId: string, dedicated: boolean) => Promise<RoutedConnection | undefined>;
       /** Subscribes to changes in other nodes' endpoints; returns the unsubscribe function. */
       onRemoteChange?: (listener: () => void) => () => void;
     },
@@ -37,10 +44,10 @@ export class Router {
    * served: an upstream reconnecting during a rollout, or a stale record of
    * a pod that is gone being replaced by a live one.
    */
-  async connect(endpointId: string, forwarded: boolean): Promise<RoutedConnection> {
+  async connect(endpointId: string, forwarded: boolean, dedicated = false): Promise<RoutedConnection> {
     const deadline = performance.now() + this.options.holdTimeoutMs;
     for (;;) {
-      const routed = await this.tryOnce(endpointId, forwarded);
+      const routed = await this.tryOnce(endpointId, forwarded, dedicated);
       if (routed) return routed;
       const remaining = deadline - performance.now();
       if (remaining <= 0 || !(await this.waitForChange(endpointId, forwarded, remaining))) {
@@ -49,7 +56,7 @@ export class Router {
     }
   }
 
-  private async tryOnce(endpointId: string, forwarded: boolean): Promise<RoutedConnection | undefined> {
+  private async tryOnce(endpointId: string, forwarded: boolean, dedicated: boolean): Promise<RoutedConnection | undefined> {
     if (this.local.count(endpointId) > 0) {
       try {
         const { stream } = await dialLocalUpstream(this.local, endpointId);
@@ -60,7 +67,7 @@ export class Router {
       }
     }
     if (forwarded || !this.options.remote) return undefined;
-    return this.options.remote(endpointId);
+    return this.options.remote(endpointId, dedicated);
   }
 
   /** True on the next change that might let the request through; false at the timeout. */

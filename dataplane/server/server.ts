@@ -72,14 +72,16 @@ export class Server {
 
     // Requests cross to other nodes only in a cluster, and only signed.
     const forwardAuth = config.cluster.secret ? new ForwardAuth(config.cluster.secret) : undefined;
-    let remote: ((endpointId: string) => Promise<RoutedConnection | undefined>) | undefined;
+    let remote: ((endpointId: string, dedicated: boolean) => Promise<RoutedConnection | undefined>) | undefined;
     if (forwardAuth) {
       const tlsClient = config.proxy.tls.cert ? clientTlsOptions(config.proxy.tls.client, 'proxy.tls.client') : undefined;
-      remote = (endpointId) => {
-        const registry = this.registry;
-        if (!registry) return Promise.resolve(undefined);
-        return createRemoteDialer({ registry, nodeId: config.cluster.nodeId, auth: forwardAuth, ...(tlsClient ? { tls: tlsClient } : {}) })(endpointId);
-      };
+      const dial = createRemoteDialer({
+        registry: { lookup: (id) => this.registry?.lookup(id) ?? [] },
+        nodeId: config.cluster.nodeId,
+        auth: forwardAuth,
+        ...(tlsClient ? { tls: tlsClient } : {}),
+      });
+      remote = dial;
     }
     const router = new Router(this.upstreams, {
       holdTimeoutMs: config.proxy.upstreamWaitMs,
