@@ -48,6 +48,8 @@ describe('piko server flags', () => {
       'admin',
       '--cluster.registry',
       'kubernetes',
+      '--cluster.secret',
+      'sixteen-or-more-chars',
       '--cluster.kubernetes.lease-duration',
       '1m',
       '--upstream.auth.hmac-secret-key',
