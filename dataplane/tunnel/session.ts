@@ -410,9 +410,11 @@ export class Session extends EventEmitter<SessionEvents> {
     this.outBytes += buf.length;
     if (!this.flushScheduled) {
       this.flushScheduled = true;
-      // Frames produced in one tick (a request head, its body, its FIN) leave
-      // as one transport message instead of several.
-      process.nextTick(() => this.flush());
+      // Frames produced in one turn of the event loop (a request head, its
+      // body, its FIN, and under load those of every stream served in the
+      // same I/O phase) leave as one transport message: one write system call
+      // instead of one per frame, which profiling showed as the largest cost.
+      setImmediate(() => this.flush());
     }
   }
 

@@ -99,6 +99,8 @@ describe('Session writers held back by a congested transport', () => {
     ]);
     bound.abort();
     expect(bWritten).toBe('written');
+    // Written frames leave in the session's next flush.
+    await new Promise((resolve) => setImmediate(resolve));
     expect(transport.sent.some((frame) => frame.includes(Buffer.alloc(1024, 0xb)))).toBe(true);
     session.close();
   });
