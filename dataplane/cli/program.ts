@@ -15,6 +15,7 @@ import {
 } from '../config/agent-config';
 import { ConfigError } from '../config/errors';
 import { FORWARD_SPEC, loadForwardConfig, type ForwardConfig } from '../config/forward-config';
+import { loadOperatorConfig, OPERATOR_SPEC, type OperatorConfig } from '../config/operator-config';
 import { flagLeaves } from '../config/schema';
 import { loadServerConfig, SERVER_SPEC, type ServerConfig } from '../config/server-config';
 import { addConfigOptions, booleanFlags, configSource, FlagSet, normaliseBooleanArgs } from './options';
@@ -30,6 +31,8 @@ export interface CliDeps {
   runServer(config: ServerConfig): Promise<void>;
   runAgent(config: AgentConfig): Promise<void>;
   runForward(config: ForwardConfig): Promise<void>;
+  /** `piko operator`; the command reports an error when not given. */
+  runOperator?(config: OperatorConfig): Promise<void>;
   /** Substitutions for `--config.expand-env`; process.env by default. */
   env?: NodeJS.ProcessEnv;
   /** Where help, version and status output go; process.stdout by default. */
@@ -72,13 +75,17 @@ Examples:
   piko agent tcp my-endpoint 3000
 
   # Listen on local port 3000 and forward connections to 'my-endpoint'.
-  piko forward tcp 3000 my-endpoint`,
+  piko forward tcp 3000 my-endpoint
+
+  # Run the Kubernetes operator (in a cluster, with its ServiceAccount).
+  piko operator`,
     );
   program.version(deps.version ?? '0.0.0', '-v, --version', 'Print the version.');
 
   addServerCommand(program, deps, env, writeOut);
   addAgentCommand(program, deps, env);
   addForwardCommand(program, deps, env);
+  addOperatorCommand(program, deps, env);
   // Without this the root hands a subcommand its options and its operands
   // separately, which defeats the positional server options below. Set
   // last, so subcommands do not inherit it: agent and forward flags are
@@ -331,6 +338,35 @@ Examples:
     .action(() => run());
 }
 
+function addOperatorCommand(program: Command, deps: CliDeps, env: NodeJS.ProcessEnv): void {
+  const operator = program
+    .command('operator')
+    .summary('run the Kubernetes operator')
+    .description(
+      `Runs the operator that turns PikoCluster resources into running Piko
+clusters: a StatefulSet of server pods, their Services, configuration, RBAC
+and PodDisruptionBudget, with status written back to each PikoCluster.
+Replicas elect a leader through a Lease; only the leader reconciles.
+
+Configure with flags or a YAML file ('--config.path'); keys in the file
+override the same flags.`,
+    )
+    .addHelpText(
+      'after',
+      `
+Examples:
+  piko operator
+  piko operator --namespace piko --leader-elect=false`,
+    );
+  const flags = new FlagSet(flagLeaves(OPERATOR_SPEC)).addTo(operator);
+  addConfigOptions(operator);
+  operator.action((_opts: unknown, cmd: Command) => {
+    const config = loadOperatorConfig({ flags: flags.values(cmd), ...configSource(cmd), env, version: deps.version ?? '0.0.0' });
+    if (deps.runOperator === undefined) throw new ConfigError('the operator is not available in this build');
+    return deps.runOperator(config);
+  });
+}
+
 /**
  * Runs the CLI and resolves to the exit code. Usage and config errors print
  * `error: <message>` to stderr (no stack trace) and give 1.
@@ -364,6 +400,7 @@ const NOOP_DEPS: CliDeps = {
   runServer: async () => undefined,
   runAgent: async () => undefined,
   runForward: async () => undefined,
+  runOperator: async () => undefined,
   writeOut: () => undefined,
   writeErr: () => undefined,
 };

@@ -1,0 +1,79 @@
+/**
+ * The operator's permissions: the ClusterRole its ServiceAccount is bound
+ * to, as data, so the Helm chart renders this list and the integration
+ * tests run the operator with exactly it. Each verb is one the operator
+ * sends (see runtime/kube-client.ts: get, list, watch, apply, create,
+ * update, delete; a server-side apply is authorised as `patch`, and also
+ * as `create` when the object does not exist yet), or one RBAC requires it
+ * to hold to hand out:
+ * - a Role may only grant what its creator holds (RBAC's escalation check),
+ *   so what the data plane's registry Role grants on leases and configmaps
+ *   (REGISTRY_VERBS, builders/rbac.ts) is held here too, derived from the
+ *   same list so the two cannot drift apart;
+ * - `update` on pikoclusters/finalizers lets children carry
+ *   blockOwnerDeletion where the OwnerReferencesPermissionEnforcement
+ *   admission plugin is on (OpenShift, hardened clusters).
+ * With --namespace the same rules may instead be bound with RoleBindings in
+ * that namespace and in the leader-election Lease's namespace.
+ */
+import { GROUP, PLURAL } from './api/pikocluster';
+import { REGISTRY_VERBS } from './builders/rbac';
+
+export interface PolicyRule {
+  apiGroups: string[];
+  resources: string[];
+  verbs: string[];
+}
+
+export const OPERATOR_CLUSTER_ROLE_NAME = 'piko-operator';
+
+/** Children the operator watches, applies (creating them the first time) and prunes. */
+const CHILD_VERBS = ['list', 'watch', 'create', 'patch', 'delete'];
+
+function union(...lists: readonly (readonly string[])[]): string[] {
+  const order = ['get', 'list', 'watch', 'create', 'update', 'patch', 'delete'];
+  const all = new Set(lists.flat());
+  return order.filter((v) => all.has(v));
+}
+
+export const OPERATOR_CLUSTER_ROLE_RULES: readonly PolicyRule[] = [
+  // Read from the informer cache; never written except status.
+  { apiGroups: [GROUP], resources: [PLURAL], verbs: ['list', 'watch'] },
+  { apiGroups: [GROUP], resources: [`${PLURAL}/status`], verbs: ['patch'] },
+  { apiGroups: [GROUP], resources: [`${PLURAL}/finalizers`], verbs: ['update'] },
+  { apiGroups: ['apps'], resources: ['statefulsets'], verbs: CHILD_VERBS },
+  { apiGroups: ['policy'], resources: ['poddisruptionbudgets'], verbs: CHILD_VERBS },
+  { apiGroups: [''], resources: ['services', 'serviceaccounts'], verbs: CHILD_VERBS },
+  { apiGroups: ['rbac.authorization.k8s.io'], resources: ['roles', 'rolebindings'], verbs: CHILD_VERBS },
+  // Children, registry shards (watched, collected) and the registry Role's grant.
+  { apiGroups: [''], resources: ['configmaps'], verbs: union(CHILD_VERBS, REGISTRY_VERBS) },
+  // Registry Leases (watched, collected) and the registry Role's grant. The
+  // leader-election Lease needs get and update too, but only in the
+  // operator's own namespace: LEADER_ELECTION_RULES, bound there by a Role.
+  { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: union(['list', 'watch', 'delete'], REGISTRY_VERBS) },
+  // Metadata of every Secret (references, the cluster secret); the cluster secret is created once; owned ones pruned.
+  { apiGroups: [''], resources: ['secrets'], verbs: ['list', 'watch', 'create', 'delete'] },
+  // Readiness and registry garbage collection.
+  { apiGroups: [''], resources: ['pods'], verbs: ['list', 'watch'] },
+  { apiGroups: [''], resources: ['events'], verbs: ['create'] },
+];
+
+/** Bound by a Role in the namespace of the leader-election Lease only. */
+export const LEADER_ELECTION_RULES: readonly PolicyRule[] = [
+  { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'create', 'update'] },
+];
+
+/** The ClusterRole object, for tests and manifests. */
+export function operatorClusterRole(name: string = OPERATOR_CLUSTER_ROLE_NAME): {
+  apiVersion: 'rbac.authorization.k8s.io/v1';
+  kind: 'ClusterRole';
+  metadata: { name: string; labels: Record<string, string> };
+  rules: PolicyRule[];
+} {
+  return {
+    apiVersion: 'rbac.authorization.k8s.io/v1',
+    kind: 'ClusterRole',
+    metadata: { name, labels: { 'app.kubernetes.io/name': 'piko', 'app.kubernetes.io/component': 'operator' } },
+    rules: OPERATOR_CLUSTER_ROLE_RULES.map((r) => ({ apiGroups: [...r.apiGroups], resources: [...r.resources], verbs: [...r.verbs] })),
+  };
+}

@@ -1,0 +1,80 @@
+/** `piko operator`: runs one operator replica until SIGTERM/SIGINT. */
+import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
+import { ConfigError } from '../dataplane/config/errors';
+import type { OperatorConfig } from '../dataplane/config/operator-config';
+import { createLogger, type Logger } from '../dataplane/log/logger';
+import { createMetricsRegistry } from '../dataplane/metrics/registry';
+import { shutdownSignal } from '../dataplane/process/signals';
+import { Operator } from './operator';
+import { ClientNodeKubeClient, loadKubeConfig } from './runtime/client-node-kube-client';
+import { HttpEndpoints, metricsRoutes, probeRoutes } from './runtime/http-endpoints';
+
+export interface RunOperatorDeps {
+  env?: NodeJS.ProcessEnv;
+  logger?: Logger;
+  /** Resolves when the operator should stop; the first SIGTERM or SIGINT by default. */
+  stopSignal?: Promise<unknown>;
+  /** Told the bound addresses once both servers listen (tests bind port 0). */
+  onListening?: (addrs: { metrics?: string; health: string }) => void;
+}
+
+export async function runOperator(config: OperatorConfig, deps: RunOperatorDeps = {}): Promise<void> {
+  const env = deps.env ?? process.env;
+  const logger = deps.logger ?? createLogger({ level: config.log.level, subsystems: config.log.subsystems });
+  const client = new ClientNodeKubeClient(kubeConfig(config.kubeconfig));
+  const stop = deps.stopSignal ?? shutdownSignal();
+  const registry = createMetricsRegistry();
+  // client-go's identity: the host (the pod, in a cluster) and a random part, unique per process.
+  const identity = `${env['POD_NAME'] || hostname()}_${randomUUID()}`;
+  const operator = new Operator({
+    client,
+    ...(config.namespace === '' ? {} : { namespace: config.namespace }),
+    defaultImage: config.defaultImage,
+    logger,
+    metricsRegistry: registry,
+    leaderElection: config.leaderElect ? { namespace: config.leaderElectionNamespace } : false,
+    identity,
+  });
+  const metrics = config.metricsBindAddr === '0' ? undefined : new HttpEndpoints(metricsRoutes(registry), logger);
+  const probes = new HttpEndpoints(probeRoutes(() => operator.notReady()), logger);
+  try {
+    const metricsAddr = await metrics?.start(config.metricsBindAddr, '--metrics-bind-addr');
+    const healthAddr = await probes.start(config.healthBindAddr, '--health-bind-addr');
+    deps.onListening?.({
+      ...(metricsAddr === undefined ? {} : { metrics: `${metricsAddr.address}:${metricsAddr.port}` }),
+      health: `${healthAddr.address}:${healthAddr.port}`,
+    });
+    operator.start();
+    logger.info('operator started', {
+      identity,
+      namespace: config.namespace || '(all)',
+      leaderElect: config.leaderElect,
+      defaultImage: config.defaultImage,
+    });
+    const received = await stop;
+    logger.info('received signal', { signal: String(received) });
+    // Drain and release the Lease first, so a standby takes over at once;
+    // the probe server goes last, so the kubelet sees us alive until then.
+    await operator.stop({ releaseLease: true });
+  } finally {
+    await client.close();
+    await metrics?.close();
+    await probes.close();
+  }
+}
+
+function kubeConfig(path: string): ReturnType<typeof loadKubeConfig> {
+  const where = path === '' ? 'the default kubeconfig' : path;
+  let kc: ReturnType<typeof loadKubeConfig>;
+  try {
+    kc = loadKubeConfig(path || undefined);
+  } catch (err) {
+    throw new ConfigError(`kubeconfig: cannot load ${where}: ${err instanceof Error ? err.message : String(err)}`, {
+      path: 'kubeconfig',
+      cause: err,
+    });
+  }
+  if (kc.getCurrentCluster() === null) throw new ConfigError(`kubeconfig: ${where} names no current cluster`, { path: 'kubeconfig' });
+  return kc;
+}

@@ -1,0 +1,509 @@
+/**
+ * The operator against a real kube-apiserver, etcd and
+ * kube-controller-manager (test/k8s/control-plane.ts). The operator runs in
+ * this process with the credentials of a ServiceAccount bound to the
+ * ClusterRole of operator/rbac.ts, so a missing permission fails here as it
+ * would in a cluster. There is no kubelet: the StatefulSet controller
+ * creates Pod objects that stay Pending, and tests mark them ready by
+ * writing their status.
+ */
+import { randomBytes } from 'node:crypto';
+import { Registry } from 'prom-client';
+import { buildLease, buildShard, serializeShard } from '../../../dataplane/registry/kubernetes/objects';
+import { API_VERSION, KIND, type PikoCluster } from '../../../operator/api/pikocluster';
+import type { PikoClusterSpecInput } from '../../../operator/api/pikocluster-spec';
+import { buildChildren } from '../../../operator/builders/desired-children';
+import { Operator } from '../../../operator/operator';
+import { ClientNodeKubeClient, loadKubeConfig } from '../../../operator/runtime/client-node-kube-client';
+import { KubeApiError, RESOURCES, type KubeObject, type ResourceType } from '../../../operator/runtime/kube-client';
+import { LEADER_ELECTION_LEASE_NAME } from '../../../operator/runtime/leader-election';
+import { ItemExponentialRateLimiter, MaxOfRateLimiter, TokenBucketRateLimiter } from '../../../operator/runtime/rate-limiter';
+import { runOperator } from '../../../operator/run-operator';
+import { loadOperatorConfig } from '../../../dataplane/config/operator-config';
+import { startControlPlane, type ControlPlane } from '../../k8s/control-plane';
+import {
+  adminClient,
+  DEFAULT_IMAGE,
+  installCrd,
+  kubectl,
+  newNamespace,
+  operatorKubeconfig,
+  ReconcileLog,
+  RecordingClient,
+  testLogger,
+  waitFor,
+} from './harness';
+
+// A cold build of the control plane compiles Kubernetes; a warm start takes seconds.
+const START_TIMEOUT_MS = 60 * 60 * 1000;
+const OPERATOR_NAMESPACE = 'piko-system';
+/** Whole seconds (the Lease counts in seconds), short enough for a takeover test. */
+const FAST_ELECTION = { namespace: OPERATOR_NAMESPACE, leaseDurationMs: 3_000, renewDeadlineMs: 2_000, retryPeriodMs: 500 };
+
+interface Replica {
+  name: string;
+  operator: Operator;
+  client: RecordingClient;
+  kube: ClientNodeKubeClient;
+  log: ReconcileLog;
+  metrics: Registry;
+}
+
+type Cluster = PikoCluster & KubeObject;
+type Obj = KubeObject & {
+  spec?: Record<string, unknown>;
+  status?: Record<string, unknown>;
+  data?: Record<string, string>;
+};
+
+let cp: ControlPlane;
+let admin: ClientNodeKubeClient;
+let operatorKc: string;
+const replicas: Replica[] = [];
+let primary: Replica;
+
+function startReplica(name: string): Replica {
+  const kube = new ClientNodeKubeClient(loadKubeConfig(operatorKc));
+  const client = new RecordingClient(kube);
+  const log = new ReconcileLog();
+  const metrics = new Registry();
+  const operator = new Operator({
+    client,
+    defaultImage: DEFAULT_IMAGE,
+    logger: testLogger(name),
+    metricsRegistry: metrics,
+    leaderElection: FAST_ELECTION,
+    identity: name,
+    controller: {
+      onReconciled: log.record,
+      informerBackoff: { minMs: 200, maxMs: 2_000 },
+      // client-go's shape with a 2 s cap, so a retry never outlasts a test's wait.
+      rateLimiter: () =>
+        new MaxOfRateLimiter(new ItemExponentialRateLimiter(5, 2_000), new TokenBucketRateLimiter({ qps: 50, burst: 100 })),
+    },
+  });
+  operator.start();
+  const replica = { name, operator, client, kube, log, metrics };
+  replicas.push(replica);
+  return replica;
+}
+
+beforeAll(async () => {
+  cp = await startControlPlane({ withControllerManager: true });
+  admin = adminClient(cp);
+  await installCrd(admin);
+  operatorKc = await operatorKubeconfig(cp, admin, OPERATOR_NAMESPACE);
+  primary = startReplica('a');
+  await primary.operator.synced;
+}, START_TIMEOUT_MS);
+
+afterAll(async () => {
+  for (const r of replicas) {
+    await r.operator.stop();
+    await r.kube.close();
+  }
+  await admin?.close();
+  await cp?.stop();
+});
+
+function pikoCluster(namespace: string, name: string, spec: PikoClusterSpecInput = {}): KubeObject {
+  return { apiVersion: API_VERSION, kind: KIND, metadata: { name, namespace }, spec } as KubeObject;
+}
+
+const condition = (c: Cluster | undefined, type: string) => c?.status?.conditions?.find((x) => x.type === type);
+
+function waitForCluster(namespace: string, name: string, predicate: (c: Cluster | undefined) => boolean, what: string) {
+  return waitFor<Cluster>(admin, RESOURCES.pikoClusters, namespace, name, predicate, what);
+}
+
+function waitForObject(type: ResourceType, namespace: string, name: string, predicate: (o: Obj | undefined) => boolean, what: string) {
+  return waitFor<Obj>(admin, type, namespace, name, predicate, what);
+}
+
+/** Marks a pod Running and Ready, as kubelet would. */
+async function markPodReady(namespace: string, name: string): Promise<void> {
+  const now = new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');
+  await admin.apply(
+    RESOURCES.pods,
+    {
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name, namespace },
+      status: {
+        phase: 'Running',
+        podIP: '10.1.0.7',
+        conditions: [
+          { type: 'Ready', status: 'True', lastTransitionTime: now },
+          { type: 'ContainersReady', status: 'True', lastTransitionTime: now },
+        ],
+      },
+    } as KubeObject,
+    { subresource: 'status' },
+  );
+}
+
+/** A settled cluster `piko` in a namespace of its own: every child created, its pods ready. */
+async function readyCluster(prefix: string, spec: PikoClusterSpecInput = { replicas: 2 }): Promise<{ ns: string; cluster: Cluster }> {
+  const ns = await newNamespace(admin, prefix);
+  await admin.create(RESOURCES.pikoClusters, pikoCluster(ns, 'piko', spec));
+  const replicas = (spec.replicas as number | undefined) ?? 3;
+  for (let i = 0; i < replicas; i++) {
+    await waitForObject(RESOURCES.pods, ns, `piko-${i}`, (p) => p !== undefined, `pod piko-${i}`);
+    await markPodReady(ns, `piko-${i}`);
+  }
+  const cluster = await waitForCluster(ns, 'piko', (c) => condition(c, 'Ready')?.status === 'True', 'the cluster to be Ready');
+  return { ns, cluster: cluster! };
+}
+
+describe('the operator', () => {
+  it('creates every child with the expected spec and owner reference, and reports conditions', async () => {
+    const ns = await newNamespace(admin, 'children');
+    await admin.create(RESOURCES.pikoClusters, pikoCluster(ns, 'piko', { replicas: 3 }));
+    const cluster = (await waitForCluster(
+      ns,
+      'piko',
+      (c) => c?.status?.observedGeneration === 1 && condition(c, 'Ready') !== undefined,
+      'conditions on the new cluster',
+    ))!;
+    expect(condition(cluster, 'Ready')).toMatchObject({ status: 'False', observedGeneration: 1 });
+    expect(condition(cluster, 'Progressing')).toMatchObject({ status: 'True' });
+    expect(condition(cluster, 'Degraded')).toMatchObject({ status: 'False', reason: 'AsExpected' });
+    expect(cluster.status?.selector).toBe('app.kubernetes.io/name=piko,app.kubernetes.io/instance=piko,app.kubernetes.io/component=dataplane');
+
+    const owner = { apiVersion: API_VERSION, kind: KIND, name: 'piko', uid: cluster.metadata.uid, controller: true, blockOwnerDeletion: true };
+    const desired = buildChildren(cluster, { defaultImage: DEFAULT_IMAGE, clusterSecretValue: 'unused' });
+    for (const child of desired.apply) {
+      const type = Object.values(RESOURCES).find((r) => r.kind === child.kind)!;
+      const live = await admin.get<Obj>(type, ns, child.metadata.name);
+      expect(live.metadata?.ownerReferences).toEqual([owner]);
+      // The apiserver adds defaults; everything the builders said must be there as said
+      // (but a false Go drops as empty, such as a Service's publishNotReadyAddresses).
+      const { metadata, ...body } = JSON.parse(JSON.stringify(child, (_k, v: unknown) => (v === false ? undefined : v))) as Obj;
+      expect(live).toMatchObject(body);
+      expect(live.metadata?.labels).toMatchObject(metadata?.labels ?? {});
+    }
+    expect(desired.apply.map((c) => `${c.kind}/${c.metadata.name}`)).toEqual([
+      'ServiceAccount/piko',
+      'Role/piko-registry',
+      'RoleBinding/piko-registry',
+      'ConfigMap/piko-config',
+      'Service/piko-nodes',
+      'Service/piko-proxy',
+      'Service/piko-upstream',
+      'PodDisruptionBudget/piko',
+      'StatefulSet/piko',
+    ]);
+    const sts = await admin.get<Obj>(RESOURCES.statefulSets, ns, 'piko');
+    expect(sts.spec).toMatchObject({ replicas: 3, serviceName: 'piko-nodes' });
+    const secret = await admin.get<Obj>(RESOURCES.secrets, ns, 'piko-cluster');
+    expect(secret.metadata?.ownerReferences).toEqual([owner]);
+    expect(Buffer.from(secret.data?.['secret'] ?? '', 'base64').toString()).toMatch(/^[0-9a-f]{64}$/);
+
+    // No kubelet here: play its part, and the cluster becomes Ready.
+    for (let i = 0; i < 3; i++) {
+      await waitForObject(RESOURCES.pods, ns, `piko-${i}`, (p) => p !== undefined, `pod piko-${i}`);
+      await markPodReady(ns, `piko-${i}`);
+    }
+    const ready = (await waitForCluster(ns, 'piko', (c) => condition(c, 'Ready')?.status === 'True', 'the cluster to be Ready'))!;
+    expect(condition(ready, 'Ready')).toMatchObject({ reason: 'AllReplicasReady', message: '3/3 pods ready' });
+    expect(condition(ready, 'Progressing')).toMatchObject({ status: 'False', reason: 'RolloutComplete' });
+    expect(ready.status).toMatchObject({ replicas: 3, readyReplicas: 3, endpoints: 0, upstreams: 0 });
+    expect(ready.status?.nodes?.map((n) => [n.name, n.ready])).toEqual([
+      ['piko-0', true],
+      ['piko-1', true],
+      ['piko-2', true],
+    ]);
+    // The Secret is never replaced.
+    expect((await admin.get<Obj>(RESOURCES.secrets, ns, 'piko-cluster')).data).toEqual(secret.data);
+  });
+
+  it('writes nothing when reconciling a settled cluster again', async () => {
+    const { ns } = await readyCluster('idempotent');
+    const key = `${ns}/piko`;
+    const ofNs = (mark: number) => primary.client.writesSince(mark).filter((w) => w.namespace === ns);
+    // An annotation wakes the controller without changing anything it owns.
+    const reconciled = primary.log.next(key);
+    const mark = primary.client.writes.length;
+    await kubectl(cp, ['annotate', 'pikocluster', 'piko', '-n', ns, 'example.com/touched=yes']);
+    await reconciled;
+    await primary.operator.controller.reconciler.reconcile(key);
+    await primary.operator.controller.reconciler.reconcile(key);
+    expect(ofNs(mark)).toEqual([]);
+  });
+
+  it('puts back children changed by hand', async () => {
+    const { ns } = await readyCluster('handedit');
+    const mark = primary.client.writes.length;
+    await kubectl(cp, ['patch', 'statefulset', 'piko', '-n', ns, '--type', 'merge', '-p', '{"spec":{"replicas":7}}']);
+    await kubectl(cp, ['set', 'image', 'statefulset/piko', '-n', ns, 'piko=example.com/evil:1']);
+    await kubectl(cp, ['patch', 'configmap', 'piko-config', '-n', ns, '--type', 'merge', '-p', '{"data":{"server.yaml":"edited"}}']);
+    const sts = await waitForObject(
+      RESOURCES.statefulSets,
+      ns,
+      'piko',
+      (o) => {
+        const spec = o?.spec as { replicas?: number; template?: { spec?: { containers?: { image?: string }[] } } } | undefined;
+        return spec?.replicas === 2 && spec.template?.spec?.containers?.[0]?.image === DEFAULT_IMAGE;
+      },
+      'the StatefulSet to be put back',
+    );
+    expect(sts).toBeDefined();
+    await waitForObject(
+      RESOURCES.configMaps,
+      ns,
+      'piko-config',
+      (o) => o?.data?.['server.yaml']?.startsWith('# Rendered by piko-operator') === true,
+      'the ConfigMap to be put back',
+    );
+    const applied = primary.client.writesSince(mark).filter((w) => w.namespace === ns && w.verb === 'apply');
+    expect(applied.map((w) => `${w.resource}/${w.name}`)).toEqual(expect.arrayContaining(['statefulsets/piko', 'configmaps/piko-config']));
+  });
+
+  it('scales the StatefulSet through the scale subresource (kubectl scale)', async () => {
+    const { ns } = await readyCluster('scale');
+    await kubectl(cp, ['scale', 'pikocluster/piko', '-n', ns, '--replicas=4']);
+    await waitForObject(RESOURCES.statefulSets, ns, 'piko', (o) => o?.spec?.['replicas'] === 4, 'the StatefulSet to have 4 replicas');
+    await waitForCluster(
+      ns,
+      'piko',
+      (c) => c?.status?.replicas === 4 && condition(c, 'Ready')?.status === 'False' && condition(c, 'Ready')?.observedGeneration === 2,
+      'status to follow the scale',
+    );
+    const scale = JSON.parse(await kubectl(cp, ['get', '--raw', `/apis/piko.dev/v1alpha1/namespaces/${ns}/pikoclusters/piko/scale`])) as {
+      spec: { replicas: number };
+      status: { replicas: number; selector: string };
+    };
+    expect(scale.spec.replicas).toBe(4);
+    expect(scale.status.selector).toContain('app.kubernetes.io/instance=piko');
+  });
+
+  it('deletes the PodDisruptionBudget once the spec disables it', async () => {
+    const { ns } = await readyCluster('pdb');
+    await waitForObject(RESOURCES.podDisruptionBudgets, ns, 'piko', (o) => o !== undefined, 'the PodDisruptionBudget');
+    await kubectl(cp, ['patch', 'pikocluster', 'piko', '-n', ns, '--type', 'merge', '-p', '{"spec":{"podDisruptionBudget":{"enabled":false}}}']);
+    await waitForObject(RESOURCES.podDisruptionBudgets, ns, 'piko', (o) => o === undefined, 'the PodDisruptionBudget to be deleted');
+  });
+
+  it('collects registry objects of pods that are gone and counts endpoints across the cluster', async () => {
+    const { ns } = await readyCluster('registry', { replicas: 3 });
+    const now = Date.now();
+    const node = async (nodeId: string, renewAgoMs: number, endpoints: [string, number][]): Promise<void> => {
+      const lease = buildLease({
+        cluster: 'piko',
+        nodeId,
+        proxyAddr: '10.1.0.7:8000',
+        adminAddr: '10.1.0.7:8002',
+        durationMs: 60_000,
+        acquireTimeMs: now - renewAgoMs,
+        renewTimeMs: now - renewAgoMs,
+      });
+      await admin.create(RESOURCES.leases, { ...lease, metadata: { ...lease.metadata, namespace: ns } });
+      const shard = buildShard({ cluster: 'piko', nodeId, index: 0, json: serializeShard(new Map(endpoints)) });
+      await admin.create(RESOURCES.configMaps, { ...shard, metadata: { ...shard.metadata, namespace: ns } });
+    };
+    await node('piko-0', 0, [
+      ['a', 2],
+      ['b', 1],
+    ]);
+    await node('piko-1', 0, [['a', 1]]);
+    // Expired, but its pod exists: it may be restarting, so it stays (and counts for nothing).
+    await node('piko-2', 3_600_000, [['d', 1]]);
+    // Expired, and no such pod: garbage.
+    await node('ghost-7', 3_600_000, [['c', 5]]);
+
+    await waitForObject(RESOURCES.leases, ns, 'piko-node-ghost-7', (o) => o === undefined, 'the ghost Lease to be collected');
+    await waitForObject(RESOURCES.configMaps, ns, 'piko-endpoints-ghost-7-0', (o) => o === undefined, 'the ghost shard to be collected');
+    const cluster = (await waitForCluster(ns, 'piko', (c) => c?.status?.upstreams === 4, 'counts in status'))!;
+    expect(cluster.status).toMatchObject({ endpoints: 2, upstreams: 4 });
+    expect(cluster.status?.nodes).toEqual([
+      { name: 'piko-0', ready: true, endpoints: 2, upstreams: 3 },
+      { name: 'piko-1', ready: true, endpoints: 1, upstreams: 1 },
+      { name: 'piko-2', ready: true, endpoints: 0, upstreams: 0 },
+    ]);
+    await expect(admin.get(RESOURCES.leases, ns, 'piko-node-piko-2')).resolves.toBeDefined();
+    await expect(admin.get(RESOURCES.configMaps, ns, 'piko-endpoints-piko-2-0')).resolves.toBeDefined();
+  });
+
+  it('reports a missing Secret as Ready=False naming the field, with one Warning Event, and recovers when it appears', async () => {
+    const ns = await newNamespace(admin, 'secret');
+    const key = `${ns}/auth`;
+    const retried = primary.log.next(key, 4);
+    await admin.create(
+      RESOURCES.pikoClusters,
+      pikoCluster(ns, 'auth', { replicas: 1, auth: { proxy: { hmacSecretKeyRef: { name: 'piko-jwt', key: 'hmac' } } } }),
+    );
+    await retried;
+    const failing = (await waitForCluster(ns, 'auth', (c) => condition(c, 'Ready')?.reason === 'SecretNotFound', 'SecretNotFound'))!;
+    expect(condition(failing, 'Ready')).toMatchObject({
+      status: 'False',
+      message: `spec.auth.proxy.hmacSecretKeyRef: Secret "piko-jwt" not found in namespace "${ns}"`,
+    });
+    expect(condition(failing, 'Degraded')).toMatchObject({ status: 'True', reason: 'SecretNotFound' });
+    const events = await admin.list<Obj & { type?: string; reason?: string; message?: string }>(RESOURCES.events, {
+      namespace: ns,
+      fieldSelector: 'involvedObject.name=auth',
+    });
+    expect(events.items.map((e) => [e.type, e.reason])).toEqual([['Warning', 'SecretNotFound']]);
+    expect(events.items[0]?.message).toContain('spec.auth.proxy.hmacSecretKeyRef');
+    await expect(admin.get(RESOURCES.statefulSets, ns, 'auth')).rejects.toMatchObject({ code: 'NOT_FOUND' });
+
+    await admin.create(RESOURCES.secrets, {
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: { name: 'piko-jwt', namespace: ns },
+      stringData: { hmac: randomBytes(16).toString('hex') },
+    } as KubeObject);
+    await waitForObject(RESOURCES.statefulSets, ns, 'auth', (o) => o !== undefined, 'the StatefulSet once the Secret exists');
+    const recovered = (await waitForCluster(
+      ns,
+      'auth',
+      (c) => condition(c, 'Degraded')?.status === 'False',
+      'the cluster to recover',
+    ))!;
+    expect(condition(recovered, 'Ready')?.reason).not.toBe('SecretNotFound');
+  });
+
+  it('is refused by the apiserver for mistakes the schema catches, with the CEL message', async () => {
+    const ns = await newNamespace(admin, 'invalid');
+    const refused = (name: string, spec: PikoClusterSpecInput) => admin.create(RESOURCES.pikoClusters, pikoCluster(ns, name, spec));
+    await expect(refused('ports', { ports: { proxy: 9000, upstream: 9000 } })).rejects.toMatchObject({
+      code: 'INVALID',
+      message: expect.stringContaining('ports.proxy, ports.upstream and ports.admin must be distinct'),
+    });
+    await expect(refused('lease', { registry: { leaseDuration: '5s', renewInterval: '10s' } })).rejects.toMatchObject({
+      code: 'INVALID',
+      message: expect.stringContaining('renewInterval must be shorter than leaseDuration'),
+    });
+    await expect(refused('a'.repeat(50), {})).rejects.toMatchObject({
+      code: 'INVALID',
+      message: expect.stringContaining('metadata.name must be at most 42'),
+    });
+    await expect(refused('svc', { services: { proxy: { type: 'ClusterIP', nodePort: 30080 } } })).rejects.toMatchObject({
+      code: 'INVALID',
+      message: expect.stringContaining('nodePort needs type NodePort or LoadBalancer'),
+    });
+  });
+
+  it('removes every child when the PikoCluster is deleted (garbage collection)', async () => {
+    const { ns } = await readyCluster('delete');
+    // Foreground: the PikoCluster goes once the garbage collector has deleted
+    // its children, which it starts on seeing the PikoCluster marked for
+    // deletion. (The collector discovers a new CRD within 30 s; a background
+    // delete made before that would wait out its retry backoff instead.)
+    await kubectl(cp, ['delete', 'pikocluster', 'piko', '-n', ns, '--cascade=foreground', '--wait=true', '--timeout=120s'], 130_000);
+    const gone: [ResourceType, string][] = [
+      [RESOURCES.statefulSets, 'piko'],
+      [RESOURCES.services, 'piko-nodes'],
+      [RESOURCES.services, 'piko-proxy'],
+      [RESOURCES.services, 'piko-upstream'],
+      [RESOURCES.configMaps, 'piko-config'],
+      [RESOURCES.secrets, 'piko-cluster'],
+      [RESOURCES.serviceAccounts, 'piko'],
+      [RESOURCES.roles, 'piko-registry'],
+      [RESOURCES.roleBindings, 'piko-registry'],
+      [RESOURCES.podDisruptionBudgets, 'piko'],
+    ];
+    for (const [type, name] of gone) {
+      await waitForObject(type, ns, name, (o) => o === undefined, `${type.kind} ${name} to be collected`);
+    }
+  }, 180_000);
+
+  it('serves /healthz, /readyz and /metrics as `piko operator`, ready as a standby', async () => {
+    const config = loadOperatorConfig({
+      version: '0.0.0-test',
+      env: {},
+      flags: {
+        kubeconfig: operatorKc,
+        leader_election_namespace: OPERATOR_NAMESPACE,
+        metrics_bind_addr: '127.0.0.1:0',
+        health_bind_addr: '127.0.0.1:0',
+        default_image: DEFAULT_IMAGE,
+      },
+    });
+    let stop!: () => void;
+    const stopSignal = new Promise<string>((resolve) => (stop = () => resolve('test')));
+    let listening!: (addrs: { metrics?: string; health: string }) => void;
+    const addrs = new Promise<{ metrics?: string; health: string }>((resolve) => (listening = resolve));
+    const run = runOperator(config, { stopSignal, logger: testLogger('cli'), onListening: listening, env: {} });
+    try {
+      const { metrics, health } = await addrs;
+      expect((await fetch(`http://${health}/healthz`)).status).toBe(200);
+      // Ready once every informer has listed, though the Lease is held by another replica.
+      await waitForReady(`http://${health}/readyz`);
+      const body = await (await fetch(`http://${metrics}/metrics`)).text();
+      expect(body).toMatch(/^piko_operator_leader 0$/m);
+      expect(body).toMatch(/^piko_operator_workqueue_depth 0$/m);
+      expect(body).toContain('piko_operator_reconcile_duration_seconds');
+      expect(body).toContain('process_cpu_seconds_total');
+    } finally {
+      stop();
+      await run;
+    }
+  });
+
+  it('runs two replicas safely: a standby takes over when the leader is killed, and at once when it stops gracefully', async () => {
+    const standby = startReplica('b');
+    await standby.operator.synced;
+    expect(primary.operator.isLeader).toBe(true);
+    expect(standby.operator.isLeader).toBe(false);
+
+    // Only the leader reconciles.
+    const ns = await newNamespace(admin, 'election');
+    const key = `${ns}/piko`;
+    const byPrimary = primary.log.next(key);
+    await admin.create(RESOURCES.pikoClusters, pikoCluster(ns, 'piko', { replicas: 1 }));
+    await byPrimary;
+    expect(standby.log.counts.get(key)).toBeUndefined();
+
+    // Killed: no more renewals, no release. The standby waits out the lease.
+    const killedAt = Date.now();
+    const takeover = standby.log.next(key);
+    await primary.operator.stop({ releaseLease: false });
+    await waitForObject(
+      RESOURCES.leases,
+      OPERATOR_NAMESPACE,
+      LEADER_ELECTION_LEASE_NAME,
+      (l) => (l as { spec?: { holderIdentity?: string } } | undefined)?.spec?.holderIdentity === 'b',
+      'replica b to hold the lease',
+    );
+    await takeover;
+    const killTakeoverMs = Date.now() - killedAt;
+    expect(standby.operator.isLeader).toBe(true);
+    expect(killTakeoverMs).toBeGreaterThanOrEqual(FAST_ELECTION.leaseDurationMs - FAST_ELECTION.retryPeriodMs);
+    await kubectl(cp, ['scale', 'pikocluster/piko', '-n', ns, '--replicas=2']);
+    await waitForObject(RESOURCES.statefulSets, ns, 'piko', (o) => o?.spec?.['replicas'] === 2, 'the new leader to reconcile');
+
+    // Graceful: the leader releases the Lease, and the next standby needs no lease duration.
+    const third = startReplica('c');
+    await third.operator.synced;
+    const stoppedAt = Date.now();
+    await standby.operator.stop();
+    await waitForObject(
+      RESOURCES.leases,
+      OPERATOR_NAMESPACE,
+      LEADER_ELECTION_LEASE_NAME,
+      (l) => (l as { spec?: { holderIdentity?: string } } | undefined)?.spec?.holderIdentity === 'c',
+      'replica c to hold the lease',
+    );
+    expect(Date.now() - stoppedAt).toBeLessThan(FAST_ELECTION.leaseDurationMs);
+    expect(killTakeoverMs).toBeGreaterThan(Date.now() - stoppedAt);
+  });
+
+  it('never met a permission it lacks', () => {
+    const forbidden = replicas
+      .flatMap((r) => r.client.errors)
+      .filter((e): e is KubeApiError => e instanceof KubeApiError && e.code === 'FORBIDDEN');
+    expect([...new Set(forbidden.map((e) => e.message))]).toEqual([]);
+  });
+});
+
+/** Polls /readyz until 200: readiness is a state the probe reads, with no event to wait on. */
+async function waitForReady(url: string, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const res = await fetch(url);
+    if (res.status === 200) return;
+    if (Date.now() > deadline) throw new Error(`${url} still answers ${res.status}: ${await res.text()}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
