@@ -2,7 +2,6 @@ import type { ServerConfig } from '../config/server-config';
 import { createLogger } from '../log/logger';
 import { shutdownSignal } from '../process/signals';
 import type { ClusterRegistry } from '../registry/cluster-registry';
-import { createKubernetesRegistry } from '../registry/kubernetes/kubernetes-registry';
 import { Server } from './server';
 
 /** `piko server`: runs one node until SIGTERM/SIGINT, then shuts down gracefully. */
@@ -14,7 +13,9 @@ export async function runServer(config: ServerConfig): Promise<void> {
     ...(cluster.registry === 'kubernetes'
       ? {
           createRegistry: (addrs): ClusterRegistry =>
-            createKubernetesRegistry({
+            // Loaded only here: the Kubernetes client costs a single node
+            // tens of MiB of memory and start-up time it would never use.
+            (require('../registry/kubernetes/kubernetes-registry') as typeof import('../registry/kubernetes/kubernetes-registry')).createKubernetesRegistry({
               ...addrs,
               clusterName: cluster.name,
               namespace: cluster.kubernetes.namespace,

@@ -115,6 +115,18 @@ export class TunnelStream extends Duplex {
     this.resumeWrite();
   }
 
+  override end(...args: unknown[]): this {
+    // Node's HTTP server ends a socket once its peer has ended, even when our
+    // side finished already; Writable.end would then build an error, stack
+    // trace and all, on every request only to drop it.
+    if (this.writableEnded && (args.length === 0 || typeof args[0] === 'function')) {
+      const callback = args.find((a): a is () => void => typeof a === 'function');
+      if (callback) process.nextTick(callback);
+      return this;
+    }
+    return (Duplex.prototype.end as (...a: unknown[]) => this).apply(this, args);
+  }
+
   override _final(callback: (err?: Error | null) => void): void {
     if (this.reset || this.session.closed) {
       callback(new TunnelError('ERR_YAMUX_STREAM_RESET', `stream ${this.id} was reset`));
