@@ -1,29 +1,9 @@
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
+import { appendForwardedFor, endToEndHeaders } from '../http/hop-by-hop';
 
 // The agent forwards as Go's httputil.ReverseProxy does, which the server's
 // header rules (dataplane/proxy/headers.ts) do not match: keep-alive toward
 // the local service, no X-Forwarded-Proto/Host, no x-piko-forward of its own.
-const HOP_BY_HOP = new Set([
-  'connection',
-  'keep-alive',
-  'proxy-connection',
-  'proxy-authenticate',
-  'proxy-authorization',
-  'te',
-  'trailer',
-  'transfer-encoding',
-  'upgrade',
-]);
-
-function connectionTokens(value: string | string[] | undefined): Set<string> {
-  const tokens = new Set<string>();
-  if (value === undefined) return tokens;
-  for (const part of (Array.isArray(value) ? value.join(',') : value).split(',')) {
-    const token = part.trim().toLowerCase();
-    if (token !== '') tokens.add(token);
-  }
-  return tokens;
-}
 
 /**
  * Headers for the request to the local service: hop-by-hop headers (and
@@ -36,19 +16,12 @@ export function localRequestHeaders(
   remoteAddress: string | undefined,
   upgrade: string | undefined,
 ): OutgoingHttpHeaders {
-  const named = connectionTokens(headers.connection);
-  const out: OutgoingHttpHeaders = {};
-  for (const [name, value] of Object.entries(headers)) {
-    if (value === undefined || HOP_BY_HOP.has(name) || named.has(name)) continue;
-    out[name] = value;
-  }
+  const out = endToEndHeaders(headers);
   // Go keeps this one hop-by-hop header: it tells the service trailers are welcome.
   const te = headers.te;
   if (typeof te === 'string' && te.toLowerCase() === 'trailers') out.te = 'trailers';
   if (remoteAddress !== undefined) {
-    const prior = headers['x-forwarded-for'];
-    const ip = remoteAddress.startsWith('::ffff:') ? remoteAddress.slice(7) : remoteAddress;
-    out['x-forwarded-for'] = prior ? `${Array.isArray(prior) ? prior.join(', ') : prior}, ${ip}` : ip;
+    out['x-forwarded-for'] = appendForwardedFor(headers, remoteAddress.startsWith('::ffff:') ? remoteAddress.slice(7) : remoteAddress);
   }
   if (upgrade !== undefined) {
     out.connection = 'Upgrade';

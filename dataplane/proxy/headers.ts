@@ -1,29 +1,8 @@
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
+import { appendForwardedFor, connectionTokens, endToEndHeaders, HOP_BY_HOP } from '../http/hop-by-hop';
 
-// RFC 9110 §7.6.1 hop-by-hop headers, plus the legacy ones Go's reverse proxy also drops.
-const HOP_BY_HOP = new Set([
-  'connection',
-  'keep-alive',
-  'proxy-connection',
-  'proxy-authenticate',
-  'proxy-authorization',
-  'te',
-  'trailer',
-  'transfer-encoding',
-  'upgrade',
-  // The inter-node credential is for this hop only; the upstream app never sees it.
-  'x-piko-forward-auth',
-]);
-
-function connectionTokens(value: string | string[] | undefined): Set<string> {
-  const tokens = new Set<string>();
-  if (value === undefined) return tokens;
-  for (const part of (Array.isArray(value) ? value.join(',') : value).split(',')) {
-    const token = part.trim().toLowerCase();
-    if (token !== '') tokens.add(token);
-  }
-  return tokens;
-}
+// The inter-node credential is for this hop only; the upstream app never sees it.
+const THIS_HOP_ONLY: ReadonlySet<string> = new Set(['x-piko-forward-auth']);
 
 export interface ForwardedContext {
   /** The client's address as this hop saw it. */
@@ -41,16 +20,8 @@ export interface ForwardedContext {
  * `x-piko-forward` marker, and one request per stream.
  */
 export function upstreamRequestHeaders(headers: IncomingHttpHeaders, ctx: ForwardedContext): OutgoingHttpHeaders {
-  const named = connectionTokens(headers.connection);
-  const out: OutgoingHttpHeaders = {};
-  for (const [name, value] of Object.entries(headers)) {
-    if (value === undefined || HOP_BY_HOP.has(name) || named.has(name)) continue;
-    out[name] = value;
-  }
-  if (ctx.remoteAddress !== undefined) {
-    const prior = headers['x-forwarded-for'];
-    out['x-forwarded-for'] = prior ? `${Array.isArray(prior) ? prior.join(', ') : prior}, ${ctx.remoteAddress}` : ctx.remoteAddress;
-  }
+  const out = endToEndHeaders(headers, THIS_HOP_ONLY);
+  if (ctx.remoteAddress !== undefined) out['x-forwarded-for'] = appendForwardedFor(headers, ctx.remoteAddress);
   if (headers['x-forwarded-proto'] === undefined) out['x-forwarded-proto'] = ctx.proto;
   if (headers['x-forwarded-host'] === undefined && headers.host !== undefined) out['x-forwarded-host'] = headers.host;
   out['x-piko-forward'] = 'true';
