@@ -3,9 +3,11 @@ FROM node:24-bookworm-slim AS build
 WORKDIR /src
 COPY package.json package-lock.json ./
 # The runtime image has Node already; skip the npm 'node' binary here.
-RUN npm ci --no-audit --no-fund --omit=optional
+# The npm 'node' package would fetch a second Node 24; the base image has it.
+RUN npm ci --no-audit --no-fund --ignore-scripts
 COPY tsconfig.json tsconfig.build.json ./
 COPY dataplane ./dataplane
+COPY operator ./operator
 RUN npx tsc -p tsconfig.build.json && npm prune --omit=dev
 
 FROM node:24-bookworm-slim
