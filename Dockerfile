@@ -2,7 +2,6 @@
 FROM node:24-bookworm-slim AS build
 WORKDIR /src
 COPY package.json package-lock.json ./
-# The runtime image has Node already; skip the npm 'node' binary here.
 # The npm 'node' package would fetch a second Node 24; the base image has it.
 RUN npm ci --no-audit --no-fund --ignore-scripts
 COPY tsconfig.json tsconfig.build.json ./
