@@ -68,75 +68,90 @@ export function forwardHttp(
       finish();
     });
 
-    options.connect().then(
-      ({ conn, peer, extraHeaders }) => {
-        if (settled || res.destroyed) {
-          conn?.destroy();
-          return;
-        }
-        // The connection may die before Node's HTTP client has attached to it
-        // (its listeners come a tick later); that must read as unreachable,
-        // not as a timeout.
-        const onEarlyClose = (): void => {
-          if (!res.headersSent) fail(new ProxyError('ERR_UPSTREAM_UNREACHABLE', { detail: 'connection closed before a response' }));
-        };
-        if (conn?.destroyed) {
-          onEarlyClose();
-          return;
-        }
-        conn?.once('close', onEarlyClose);
-        const headers = upstreamRequestHeaders(req.headers, {
-          remoteAddress: req.socket.remoteAddress,
-          proto: options.proto,
-          upgrade: false,
-        });
-        Object.assign(headers, extraHeaders);
-        let outgoing: http.ClientRequest;
-        if (peer) {
-          // Another node's keep-alive pool: the connection outlives this request.
-          delete headers.connection;
-          outgoing = (peer.secure ? https : http).request({
-            agent: peer.agent,
-            host: peer.host,
-            port: peer.port,
-            method: req.method,
-            path: req.url,
-            headers,
-            setHost: false,
-          });
-        } else {
-          outgoing = http.request({
-            method: req.method,
-            path: req.url,
-            headers,
-            setHost: false,
-            createConnection: () => conn as unknown as import('node:net').Socket,
-          });
-        }
-        proxyReq = outgoing;
-        outgoing.on('error', (err) => {
-          fail(isProxyError(err) ? err : new ProxyError('ERR_UPSTREAM_UNREACHABLE', { cause: err }));
-        });
-        outgoing.on('response', (upstreamRes) => {
-          if (timer) clearTimeout(timer);
-          conn?.removeListener('close', onEarlyClose);
-          if (options.timeoutMs > 0) {
-            outgoing.setTimeout(options.timeoutMs, () => outgoing.destroy(new ProxyError('ERR_UPSTREAM_TIMEOUT')));
+    // A request without a body can be sent again when a reused keep-alive
+    // connection to another node turns out to be closing (the node is
+    // shutting down): nothing of it reached an upstream, and the client
+    // need not see the race.
+    const replayable = !hasBody(req);
+    const attempt = (retriesLeft: number): void => {
+      options.connect().then(
+        ({ conn, peer, extraHeaders }) => {
+          if (settled || res.destroyed) {
+            conn?.destroy();
+            return;
           }
-          res.writeHead(
-            upstreamRes.statusCode ?? 502,
-            upstreamRes.statusMessage,
-            downstreamResponseHeaders(upstreamRes.rawHeaders, false),
-          );
-          upstreamRes.on('error', () => res.destroy());
-          upstreamRes.pipe(res);
-        });
-        req.pipe(outgoing);
-      },
-      (err: unknown) => {
-        fail(isProxyError(err) ? err : new ProxyError('ERR_UPSTREAM_UNREACHABLE', { cause: err }));
-      },
-    );
+          // The connection may die before Node's HTTP client has attached to it
+          // (its listeners come a tick later); that must read as unreachable,
+          // not as a timeout.
+          const onEarlyClose = (): void => {
+            if (!res.headersSent) fail(new ProxyError('ERR_UPSTREAM_UNREACHABLE', { detail: 'connection closed before a response' }));
+          };
+          if (conn?.destroyed) {
+            onEarlyClose();
+            return;
+          }
+          conn?.once('close', onEarlyClose);
+          const headers = upstreamRequestHeaders(req.headers, {
+            remoteAddress: req.socket.remoteAddress,
+            proto: options.proto,
+            upgrade: false,
+          });
+          Object.assign(headers, extraHeaders);
+          let outgoing: http.ClientRequest;
+          if (peer) {
+            // Another node's keep-alive pool: the connection outlives this request.
+            delete headers.connection;
+            outgoing = (peer.secure ? https : http).request({
+              agent: peer.agent,
+              host: peer.host,
+              port: peer.port,
+              method: req.method,
+              path: req.url,
+              headers,
+              setHost: false,
+            });
+          } else {
+            outgoing = http.request({
+              method: req.method,
+              path: req.url,
+              headers,
+              setHost: false,
+              createConnection: () => conn as unknown as import('node:net').Socket,
+            });
+          }
+          proxyReq = outgoing;
+          let responded = false;
+          outgoing.on('error', (err: NodeJS.ErrnoException) => {
+            if (peer && !responded && replayable && retriesLeft > 0 && isConnectionDrop(err) && !settled) {
+              attempt(retriesLeft - 1);
+              return;
+            }
+            fail(isProxyError(err) ? err : new ProxyError('ERR_UPSTREAM_UNREACHABLE', { cause: err }));
+          });
+          outgoing.on('response', (upstreamRes) => {
+            responded = true;
+            if (timer) clearTimeout(timer);
+            conn?.removeListener('close', onEarlyClose);
+            if (options.timeoutMs > 0) {
+              outgoing.setTimeout(options.timeoutMs, () => outgoing.destroy(new ProxyError('ERR_UPSTREAM_TIMEOUT')));
+            }
+            res.writeHead(
+              upstreamRes.statusCode ?? 502,
+              upstreamRes.statusMessage,
+              downstreamResponseHeaders(upstreamRes.rawHeaders, false),
+            );
+            upstreamRes.on('error', () => res.destroy());
+            upstreamRes.pipe(res);
+          });
+          if (replayable) outgoing.end();
+          else req.pipe(outgoing);
+        },
+        (err: unknown) => {
+          fail(isProxyError(err) ? err : new ProxyError('ERR_UPSTREAM_UNREACHABLE', { cause: err }));
+        },
+      );
+    };
+    attempt(2);
   });
 }
 
@@ -238,6 +253,17 @@ export function forwardUpgrade(
       },
     );
   });
+}
+
+/** No body to forward: nothing is lost by sending the request a second time. */
+function hasBody(req: http.IncomingMessage): boolean {
+  const length = req.headers['content-length'];
+  return req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
+}
+
+/** The peer closed a reused connection under us, before any response. */
+function isConnectionDrop(err: NodeJS.ErrnoException): boolean {
+  return err.code === 'ECONNRESET' || err.code === 'EPIPE' || err.code === 'ECONNREFUSED';
 }
 
 function statusLine(res: http.IncomingMessage): string {
