@@ -45,11 +45,18 @@ export function forwardHttp(
   return new Promise<ForwardResult>((resolve) => {
     let settled = false;
     let proxyReq: http.ClientRequest | undefined;
+    // writeHead with a raw header list leaves res.getHeaders() empty; the
+    // access log reads the upstream's headers from here instead.
+    let relayedHeaders: http.OutgoingHttpHeaders | undefined;
     const finish = (error?: ProxyError): void => {
       if (settled) return;
       settled = true;
       if (timer) clearTimeout(timer);
-      resolve({ status: error && !res.headersSent ? error.status : res.statusCode, responseHeaders: res.getHeaders(), ...(error ? { error } : {}) });
+      resolve({
+        status: error && !res.headersSent ? error.status : res.statusCode,
+        responseHeaders: relayedHeaders ?? res.getHeaders(),
+        ...(error ? { error } : {}),
+      });
     };
     const fail = (err: ProxyError): void => {
       proxyReq?.destroy();
@@ -140,6 +147,7 @@ export function forwardHttp(
               upstreamRes.statusMessage,
               downstreamResponseHeaders(upstreamRes.rawHeaders, false),
             );
+            relayedHeaders = upstreamRes.headers;
             upstreamRes.on('error', () => res.destroy());
             upstreamRes.pipe(res);
           });
