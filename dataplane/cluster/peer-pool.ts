@@ -5,6 +5,9 @@ import net from 'node:net';
 import tls from 'node:tls';
 import type { Duplex } from 'node:stream';
 
+// How long a connection opened for a request waits to be used.
+const SPARE_CONNECTION_MS = 5_000;
+
 /**
  * Keep-alive connections to another node's proxy port. Forwarded requests
  * reuse idle connections instead of paying a TCP (and TLS) handshake each;
@@ -39,7 +42,10 @@ export class PeerAgent {
     // if another request took it first does the agent connect on its own.
     this.agent.createConnection = ((opts: net.NetConnectOpts, cb?: (err: Error | null, s: Duplex) => void) => {
       const ready = this.preconnected.shift();
-      if (ready && !ready.destroyed) return ready;
+      if (ready && !ready.destroyed) {
+        (ready as net.Socket).ref();
+        return ready;
+      }
       return fallback(opts, cb);
     }) as typeof this.agent.createConnection;
   }
@@ -57,7 +63,18 @@ export class PeerAgent {
   /** Opens and checks a connection for the next request; rejects if the node cannot be reached. */
   async prepare(): Promise<void> {
     if (this.hasIdle()) return;
-    this.preconnected.push(await this.connect());
+    const socket = (await this.connect()) as net.Socket;
+    // The request may end up on a connection that came free meanwhile; a
+    // spare one must neither keep the process alive nor linger.
+    socket.unref();
+    this.preconnected.push(socket);
+    setTimeout(() => {
+      const i = this.preconnected.indexOf(socket);
+      if (i >= 0) {
+        this.preconnected.splice(i, 1);
+        socket.destroy();
+      }
+    }, SPARE_CONNECTION_MS).unref();
   }
 
   /** A connection of its own, for upgrades that never return to the pool. */

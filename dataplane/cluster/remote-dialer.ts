@@ -24,9 +24,13 @@ export interface RemoteDialerOptions {
  * has been sent yet. Ordinary requests ride keep-alive connections to the
  * node; upgrades (`dedicated`) get a connection of their own.
  */
-export function createRemoteDialer(
-  options: RemoteDialerOptions,
-): (endpointId: string, dedicated: boolean) => Promise<RoutedConnection | undefined> {
+export interface RemoteDialer {
+  dial(endpointId: string, dedicated: boolean): Promise<RoutedConnection | undefined>;
+  /** Closes every pooled connection to other nodes. */
+  close(): void;
+}
+
+export function createRemoteDialer(options: RemoteDialerOptions): RemoteDialer {
   const random = options.random ?? Math.random;
   const timeoutMs = options.connectTimeoutMs ?? 5000;
   const peers = new Map<string, PeerAgent>();
@@ -41,7 +45,7 @@ export function createRemoteDialer(
     }
     return peer;
   };
-  return async (endpointId, dedicated) => {
+  const dial = async (endpointId: string, dedicated: boolean): Promise<RoutedConnection | undefined> => {
     const candidates = options.registry.lookup(endpointId).filter((c) => c.upstreams > 0);
     while (candidates.length > 0) {
       const index = weightedPick(candidates.map((c) => c.upstreams), random());
@@ -57,6 +61,13 @@ export function createRemoteDialer(
       }
     }
     return undefined;
+  };
+  return {
+    dial,
+    close: () => {
+      for (const peer of peers.values()) peer.destroy();
+      peers.clear();
+    },
   };
 }
 

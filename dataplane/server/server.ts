@@ -14,7 +14,7 @@ import { createUpstreamMetrics } from '../metrics/upstream-metrics';
 import { advertisedAddress, listen, parseHostPort } from '../net/listen';
 import { clientTlsOptions, createHttpServer } from '../net/tls';
 import { ForwardAuth } from '../cluster/forward-auth';
-import { createRemoteDialer } from '../cluster/remote-dialer';
+import { createRemoteDialer, type RemoteDialer } from '../cluster/remote-dialer';
 import { ProxyServer } from '../proxy/proxy-server';
 import { Router, type RoutedConnection } from '../proxy/router';
 import type { ClusterRegistry } from '../registry/cluster-registry';
@@ -49,6 +49,7 @@ export class Server {
   private readonly upstreamServer: UpstreamServer;
   private readonly verifiers: { close(): void }[] = [];
   private registry: ClusterRegistry | undefined;
+  private remoteDialer: RemoteDialer | undefined;
   private ready = false;
   private bound: ServerAddresses | undefined;
   private shuttingDown: Promise<void> | undefined;
@@ -75,13 +76,13 @@ export class Server {
     let remote: ((endpointId: string, dedicated: boolean) => Promise<RoutedConnection | undefined>) | undefined;
     if (forwardAuth) {
       const tlsClient = config.proxy.tls.cert ? clientTlsOptions(config.proxy.tls.client, 'proxy.tls.client') : undefined;
-      const dial = createRemoteDialer({
+      this.remoteDialer = createRemoteDialer({
         registry: { lookup: (id) => this.registry?.lookup(id) ?? [] },
         nodeId: config.cluster.nodeId,
         auth: forwardAuth,
         ...(tlsClient ? { tls: tlsClient } : {}),
       });
-      remote = dial;
+      remote = this.remoteDialer.dial;
     }
     const router = new Router(this.upstreams, {
       holdTimeoutMs: config.proxy.upstreamWaitMs,
@@ -245,6 +246,7 @@ export class Server {
 
     this.upstreamServer.closeAll();
     this.upstreamHttp.closeAllConnections();
+    this.remoteDialer?.close();
 
     for (const v of this.verifiers) v.close();
     this.adminHttp.close();
