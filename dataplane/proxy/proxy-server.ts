@@ -220,7 +220,8 @@ export class ProxyServer {
 
   private logFailure(endpointId: string, err: ProxyError | undefined): void {
     if (!err) return;
-    this.options.logger.warn('proxy request failed', { endpointId, code: err.code, error: err.message });
+    const cause = err.cause instanceof Error ? `${(err.cause as NodeJS.ErrnoException).code ?? err.cause.name}: ${err.cause.message}` : undefined;
+    this.options.logger.warn('proxy request failed', { endpointId, code: err.code, error: err.message, ...(cause ? { cause } : {}) });
   }
 
   private record(req: http.IncomingMessage, result: ForwardResult, start: number): void {
