@@ -1,9 +1,6 @@
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
-import * as dgram from 'node:dgram';
-import { once } from 'node:events';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
-import * as net from 'node:net';
 import { setTimeout as delay } from 'node:timers/promises';
 
 /**
@@ -191,41 +188,8 @@ export async function settledRss(pid: number, maxMs: number, intervalMs = 500): 
   }
 }
 
-/**
- * Distinct free loopback ports, held open together so they differ. Indexes in
- * `alsoUdp` must also be free for UDP (Go Piko's gossip port).
- */
-export async function freePorts(n: number, alsoUdp: number[] = []): Promise<number[]> {
-  const held: net.Server[] = [];
-  const ports: number[] = [];
-  try {
-    while (ports.length < n) {
-      const server = net.createServer();
-      held.push(server);
-      server.listen(0, '127.0.0.1');
-      await once(server, 'listening');
-      const port = (server.address() as net.AddressInfo).port;
-      if (alsoUdp.includes(ports.length) && !(await udpFree(port))) continue;
-      ports.push(port);
-    }
-  } finally {
-    await Promise.all(held.map((s) => new Promise<void>((r) => s.close(() => r()))));
-  }
-  return ports;
-}
-
-async function udpFree(port: number): Promise<boolean> {
-  const socket = dgram.createSocket('udp4');
-  let free = true;
-  try {
-    socket.bind(port, '127.0.0.1');
-    await once(socket, 'listening');
-  } catch {
-    free = false;
-  }
-  await new Promise<void>((r) => socket.close(() => r()));
-  return free;
-}
+/** Distinct free loopback ports; the test helpers' picker, shared so there is one. */
+export { freeLoopbackPorts as freePorts } from '../../test/helpers/go-piko';
 
 export interface HttpResult {
   status: number;
