@@ -1,7 +1,7 @@
 import type { AgentConfig } from '../config/agent-config';
 import { createLogger, type Logger } from '../log/logger';
 import { Agent, type AgentError } from './agent';
-import { onShutdownSignal } from './signals';
+import { onShutdownSignal } from '../process/signals';
 
 export interface RunAgentDeps {
   /** Built from `config.log` when absent. */

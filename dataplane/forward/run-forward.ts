@@ -1,4 +1,4 @@
-import { onShutdownSignal } from '../agent/signals';
+import { onShutdownSignal } from '../process/signals';
 import type { ForwardConfig } from '../config/forward-config';
 import { createLogger, type Logger } from '../log/logger';
 import { Forwarder } from './forwarder';
