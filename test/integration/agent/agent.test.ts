@@ -5,7 +5,6 @@ import https from 'node:https';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Duplex } from 'node:stream';
 import WebSocket, { WebSocketServer } from 'ws';
 import { Agent } from '../../../dataplane/agent/agent';
 import { dial } from '../../../dataplane/client';
@@ -15,23 +14,7 @@ import { startTestServer, stopAllTestServers, type TestServer } from '../../help
 import { startHttpService } from '../../helpers/raw-upstream';
 import { makeTlsFixtures } from '../../helpers/tls-fixtures';
 import { agentConfig, capturingLogger, startAgent, stopAllAgents } from './agent-harness';
-
-function readBytes(stream: Duplex, n: number): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let got = 0;
-    const onData = (c: Buffer): void => {
-      chunks.push(c);
-      got += c.length;
-      if (got >= n) {
-        stream.off('data', onData);
-        resolve(Buffer.concat(chunks));
-      }
-    };
-    stream.on('data', onData);
-    stream.once('error', reject);
-  });
-}
+import { readBytes } from '../../helpers/streams';
 
 describe('agent', () => {
   let srv: TestServer;

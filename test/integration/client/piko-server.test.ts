@@ -1,32 +1,14 @@
 import { once } from 'node:events';
 import http from 'node:http';
 import net from 'node:net';
-import type { Duplex } from 'node:stream';
 import { SignJWT } from 'jose';
 import { ClientError, dial, listen, serve, type Listener } from '../../../dataplane/client';
 import { joinStreams } from '../../../dataplane/client/join-streams';
 import { request, waitForUpstreams } from '../../helpers/http-client';
 import { startTestServer, stopAllTestServers, type TestServer } from '../../helpers/piko-server';
+import { readBytes } from '../../helpers/streams';
 
 const FAST = { minReconnectBackoffMs: 10, maxReconnectBackoffMs: 100 };
-
-function readAll(stream: Duplex, bytes: number): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let got = 0;
-    const onData = (c: Buffer): void => {
-      chunks.push(c);
-      got += c.length;
-      if (got >= bytes) {
-        stream.off('data', onData);
-        resolve(Buffer.concat(chunks));
-      }
-    };
-    stream.on('data', onData);
-    stream.once('error', reject);
-    stream.once('close', () => reject(new Error(`closed after ${got} of ${bytes} bytes`)));
-  });
-}
 
 /** A TCP echo service on 127.0.0.1:0. */
 async function startEcho(): Promise<{ port: number; close(): void }> {
@@ -128,11 +110,11 @@ describe('SDK against the real server', () => {
 
     const conn = await dial('echo', { url: srv.proxyUrl });
     conn.write('hello');
-    expect((await readAll(conn, 5)).toString()).toBe('hello');
+    expect((await readBytes(conn, 5)).toString()).toBe('hello');
     const big = Buffer.alloc(1024 * 1024);
     for (let i = 0; i < big.length; i++) big[i] = i % 251;
     conn.write(big);
-    expect((await readAll(conn, big.length)).equals(big)).toBe(true);
+    expect((await readBytes(conn, big.length)).equals(big)).toBe(true);
     const closed = once(conn, 'close');
     conn.end();
     await closed;

@@ -9,6 +9,7 @@ import { silentLogger } from '../../../dataplane/log/logger';
 import { waitForUpstreams } from '../../helpers/http-client';
 import { startTestServer, stopAllTestServers, type TestServer } from '../../helpers/piko-server';
 import { agentConfig, startAgent, stopAllAgents } from '../agent/agent-harness';
+import { readBytes } from '../../helpers/streams';
 
 /** A forward config for `endpointId` on an ephemeral local port (the config itself refuses port 0). */
 function forwardConfig(proxyUrl: string, endpointId: string, token?: string): ForwardConfig {
@@ -23,24 +24,6 @@ async function connect(port: number): Promise<net.Socket> {
   const socket = net.connect(port, '127.0.0.1');
   await once(socket, 'connect');
   return socket;
-}
-
-function readBytes(socket: net.Socket, n: number): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let got = 0;
-    const onData = (c: Buffer): void => {
-      chunks.push(c);
-      got += c.length;
-      if (got >= n) {
-        socket.off('data', onData);
-        resolve(Buffer.concat(chunks));
-      }
-    };
-    socket.on('data', onData);
-    socket.once('error', reject);
-    socket.once('close', () => reject(new Error(`closed after ${got} of ${n} bytes`)));
-  });
 }
 
 describe('forward', () => {
