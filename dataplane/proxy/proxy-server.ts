@@ -239,7 +239,9 @@ export class ProxyServer {
       const resSize = Number(result.responseHeaders['content-length'] ?? 0);
       if (Number.isFinite(resSize)) metrics.responseSize.observe(resSize);
     }
-    accessLog?.log({
+    if (!accessLog) return;
+    const endpointId = endpointIdFromHeaders(req.headers);
+    accessLog.log({
       method: req.method ?? '',
       host: req.headers.host ?? '',
       path: req.url ?? '',
@@ -248,7 +250,7 @@ export class ProxyServer {
       durationMs,
       requestHeaders: req.headers,
       responseHeaders: result.responseHeaders,
-      ...(endpointIdFromHeaders(req.headers) !== undefined ? { endpointId: endpointIdFromHeaders(req.headers) as string } : {}),
+      ...(endpointId !== undefined ? { endpointId } : {}),
     });
   }
 }
