@@ -4,6 +4,7 @@ import type { Connection, Listener } from '../client/listener';
 import type { ListenerConfig } from '../config/agent-config';
 import type { Logger, LogLevel } from '../log/logger';
 import { parseHostPort } from '../net/listen';
+import { clampDelay } from '../time/timer';
 
 export interface TcpListenerDeps {
   /** The agent's logger; this listener logs as `proxy.tcp` and `proxy.tcp.access`. */
@@ -58,7 +59,7 @@ export class TcpListenerProxy {
     const timeoutMs = this.config.timeoutMs;
     const timer =
       timeoutMs > 0
-        ? setTimeout(() => local.destroy(new Error(`dial ${this.config.addr}: timed out after ${timeoutMs} ms`)), timeoutMs)
+        ? setTimeout(() => local.destroy(new Error(`dial ${this.config.addr}: timed out after ${timeoutMs} ms`)), clampDelay(timeoutMs))
         : undefined;
     let connected = false;
     local.once('connect', () => {

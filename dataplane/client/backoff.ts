@@ -1,3 +1,5 @@
+import { clampDelay } from '../time/timer';
+
 export interface BackoffOptions {
   /** First delay; Piko: 100 ms. */
   minMs: number;
@@ -70,7 +72,7 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
     const timer = setTimeout(() => {
       signal?.removeEventListener('abort', onAbort);
       resolve();
-    }, ms);
+    }, clampDelay(ms));
     signal?.addEventListener('abort', onAbort, { once: true });
   });
 }

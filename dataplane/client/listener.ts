@@ -10,6 +10,7 @@ import { Backoff, sleep } from './backoff';
 import { ClientError, isClientError } from './errors';
 import { DEFAULT_HANDSHAKE_TIMEOUT_MS, openWebSocket, type PeerAddress } from './websocket-connect';
 import { DEFAULT_UPSTREAM_URL, redactUrl, upstreamUrl } from './urls';
+import { clampDelay } from '../time/timer';
 
 /** One connection routed to the endpoint: a yamux stream, usable as a net.Socket by Node's HTTP server. */
 export type Connection = TunnelStream;
@@ -159,7 +160,7 @@ export class Listener extends EventEmitter<ListenerEvents> implements AsyncItera
               deadline.abort(
                 new ClientError('ERR_CLIENT_TIMEOUT', `no connection to ${redactUrl(this.options.wsUrl)} within ${connectTimeoutMs} ms`),
               ),
-            connectTimeoutMs,
+            clampDelay(connectTimeoutMs),
           );
     const signals = [this.stopped.signal, deadline.signal];
     if (signal) signals.push(signal);
@@ -224,7 +225,7 @@ export class Listener extends EventEmitter<ListenerEvents> implements AsyncItera
         timer = setTimeout(() => {
           this.log.warn('close timed out; cutting open connections', { openConnections: this.streams.size });
           done();
-        }, timeoutMs);
+        }, clampDelay(timeoutMs));
       };
       if (options.timeoutMs !== undefined) this.closeDeadline(options.timeoutMs);
     });

@@ -3,6 +3,7 @@ import type { PeerAgent } from '../cluster/peer-pool';
 import type { LocalUpstreams } from '../registry/local-upstreams';
 import { ProxyError } from './errors';
 import { dialLocalUpstream } from './upstream-dialer';
+import { clampDelay } from '../time/timer';
 
 interface RouteInfo {
   /** 'local' for a tunnel stream on this node, else the id of the node forwarded to. */
@@ -77,7 +78,7 @@ export class Router {
         if (id === endpointId && count > 0) done(true);
       };
       const unsubscribe = !forwarded && this.options.onRemoteChange ? this.options.onRemoteChange(() => done(true)) : undefined;
-      const timer = setTimeout(() => done(false), timeoutMs);
+      const timer = setTimeout(() => done(false), clampDelay(timeoutMs));
       const done = (result: boolean): void => {
         clearTimeout(timer);
         this.local.off('change', onLocal);

@@ -22,6 +22,7 @@ import {
 import { FrameReader, type FrameSink } from './frame-reader';
 import { TunnelStream } from './stream';
 import type { Transport } from './transport';
+import { clampDelay } from '../time/timer';
 
 export interface SessionOptions {
   /** The server opens even stream IDs, the client odd ones (Piko: the server opens all streams). */
@@ -129,7 +130,7 @@ export class Session extends EventEmitter<SessionEvents> {
         ),
     });
     if (this.options.keepaliveIntervalMs > 0) {
-      this.keepaliveTimer = setInterval(() => this.keepalive(), this.options.keepaliveIntervalMs);
+      this.keepaliveTimer = setInterval(() => this.keepalive(), clampDelay(this.options.keepaliveIntervalMs));
       this.keepaliveTimer.unref();
     }
   }
@@ -194,7 +195,7 @@ export class Session extends EventEmitter<SessionEvents> {
       const timer = setTimeout(() => {
         this.pings.delete(id);
         reject(new TunnelError('ERR_YAMUX_KEEPALIVE_TIMEOUT', `ping ${id} unanswered after ${timeoutMs} ms`));
-      }, timeoutMs);
+      }, clampDelay(timeoutMs));
       timer.unref();
       this.pings.set(id, { resolve, reject, sentAt: performance.now(), timer });
       this.writeFrame(TYPE_PING, FLAG_SYN, 0, id);

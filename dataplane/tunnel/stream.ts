@@ -2,6 +2,7 @@ import { Duplex } from 'node:stream';
 import { TunnelError } from './errors';
 import { FLAG_ACK, FLAG_FIN, FLAG_RST, INITIAL_STREAM_WINDOW, TYPE_DATA, TYPE_WINDOW_UPDATE } from './frame';
 import type { Session } from './session';
+import { clampDelay } from '../time/timer';
 
 interface PendingWrite {
   chunk: Buffer;
@@ -140,7 +141,7 @@ export class TunnelStream extends Duplex {
       // A peer that never closes its side must not pin the stream forever.
       this.closeTimer = setTimeout(() => {
         this.destroy(new TunnelError('ERR_YAMUX_STREAM_RESET', `stream ${this.id}: peer did not close in time`));
-      }, this.session.options.streamCloseTimeoutMs);
+      }, clampDelay(this.session.options.streamCloseTimeoutMs));
       this.closeTimer.unref();
     }
     callback();
@@ -171,7 +172,7 @@ export class TunnelStream extends Duplex {
       const timer = setTimeout(() => {
         this.failOpen(new TunnelError('ERR_YAMUX_OPEN_TIMEOUT', `stream ${this.id} not acknowledged within ${timeoutMs} ms`));
         this.destroy();
-      }, timeoutMs);
+      }, clampDelay(timeoutMs));
       timer.unref();
       this.ackWaiter = { resolve, reject, timer };
     });
@@ -329,7 +330,7 @@ export class TunnelStream extends Duplex {
     this.idleTimer = setTimeout(() => {
       this.idleTimer = undefined;
       this.emit('timeout');
-    }, this.idleTimeoutMs);
+    }, clampDelay(this.idleTimeoutMs));
     this.idleTimer.unref();
   }
 }

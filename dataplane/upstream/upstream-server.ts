@@ -15,6 +15,7 @@ import type { Upstream } from '../registry/upstream';
 import { Session, type SessionOptions } from '../tunnel/session';
 import type { TunnelStream } from '../tunnel/stream';
 import { WebSocketTransport } from '../tunnel/ws-transport';
+import { startTimer } from '../time/timer';
 
 const UPSTREAM_PATH = '/piko/v1/upstream/';
 
@@ -155,15 +156,14 @@ export class UpstreamServer {
     metrics?.connectedUpstreams.inc();
     log.info('upstream connected');
 
-    let expiryTimer: NodeJS.Timeout | undefined;
-    if (this.options.disconnectOnExpiry && token?.expiry) {
-      const ms = token.expiry.getTime() - Date.now();
-      expiryTimer = setTimeout(() => {
-        log.info('upstream token expired');
-        session.close();
-      }, Math.max(0, ms));
-      expiryTimer.unref();
-    }
+    // Tokens are often valid for months: a plain setTimeout would fire at once past 24.8 days.
+    const expiryTimer =
+      this.options.disconnectOnExpiry && token?.expiry
+        ? startTimer(token.expiry.getTime() - Date.now(), () => {
+            log.info('upstream token expired');
+            session.close();
+          }).unref()
+        : undefined;
 
     // The upstream said GoAway: it takes no new streams, so stop routing to
     // it now; streams under way finish on the session.
@@ -172,7 +172,7 @@ export class UpstreamServer {
       upstreams.remove(upstream);
     });
     session.on('close', (err) => {
-      if (expiryTimer) clearTimeout(expiryTimer);
+      expiryTimer?.clear();
       this.live.delete(upstream);
       upstreams.remove(upstream);
       metrics?.connectedUpstreams.dec();

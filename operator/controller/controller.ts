@@ -31,6 +31,7 @@ import { WorkQueue } from '../runtime/work-queue';
 import type { EventRecorder } from './event-recorder';
 import { Reconciler, controllerOf, type ClusterCaches, type ReconcileResult } from './reconciler';
 import { referencesSecret } from './referenced-secrets';
+import { clampDelay } from '../../dataplane/time/timer';
 
 export const DEFAULT_WORKERS = 2;
 /** Every cluster is reconciled at least this often, whatever the events said. */
@@ -210,7 +211,7 @@ export class PikoClusterController {
       queue,
       abort,
       workers: [],
-      resync: setInterval(() => this.enqueueAll(queue), resyncMs),
+      resync: setInterval(() => this.enqueueAll(queue), clampDelay(resyncMs)),
       started: false,
     };
     running.resync.unref();

@@ -29,6 +29,7 @@ import {
   type WatchOptions,
   type WriteObject,
 } from './kube-client';
+import { clampDelay } from '../../dataplane/time/timer';
 
 const DEFAULT_REQUEST_TIMEOUT_MS = 10_000;
 /** A watch that sends nothing for this long past its own timeout is taken as a dead connection. */
@@ -191,7 +192,7 @@ export class ClientNodeKubeClient implements KubeClient {
     if (options.resourceVersion !== '') query['resourceVersion'] = options.resourceVersion;
     // The watch outlives the request timeout by design; a silence timer stands in for it.
     const silenceMs = options.timeoutSeconds * 1000 + WATCH_SILENCE_MARGIN_MS;
-    let silence = setTimeout(() => abort.abort(), silenceMs);
+    let silence = setTimeout(() => abort.abort(), clampDelay(silenceMs));
     try {
       const res = await this.request('GET', collectionPath(type, options.namespace), {
         query,
@@ -209,7 +210,7 @@ export class ClientNodeKubeClient implements KubeClient {
       let buffered = '';
       for await (const chunk of stream) {
         clearTimeout(silence);
-        silence = setTimeout(() => abort.abort(), silenceMs);
+        silence = setTimeout(() => abort.abort(), clampDelay(silenceMs));
         buffered += decoder.decode(chunk, { stream: true });
         let newline = buffered.indexOf('\n');
         while (newline >= 0) {

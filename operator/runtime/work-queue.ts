@@ -11,6 +11,7 @@
  * Pure apart from timers (the global ones, so fake timers drive it).
  */
 import { defaultControllerRateLimiter, type RateLimiter } from './rate-limiter';
+import { clampDelay } from '../../dataplane/time/timer';
 
 export interface WorkQueueOptions {
   rateLimiter?: RateLimiter;
@@ -73,7 +74,7 @@ export class WorkQueue {
     const timer = setTimeout(() => {
       this.delayed.delete(key);
       this.add(key);
-    }, delayMs);
+    }, clampDelay(delayMs));
     this.delayed.set(key, { atMs, timer });
   }
 

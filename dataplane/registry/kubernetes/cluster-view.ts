@@ -6,6 +6,7 @@
 import type { NodeRecord } from '../cluster-registry';
 import type { ConfigMapObject, LeaseObject } from './kube-api';
 import { parseLease, parseShard, type LeaseRecord } from './objects';
+import { clampDelay } from '../../time/timer';
 
 export interface ClusterViewOptions {
   /** This node's key: left out of lookups and of `others()`. */
@@ -187,7 +188,7 @@ export class ClusterView {
           waiters.delete(waiter);
           if (waiters.size === 0) this.waiters.delete(endpointId);
           resolve(false);
-        }, timeoutMs),
+        }, clampDelay(timeoutMs)),
       };
       waiters.add(waiter);
     });
@@ -319,7 +320,7 @@ export class ClusterView {
         this.expiryAtMs = undefined;
         this.changed();
       },
-      Math.max(0, next - this.now()) + 1,
+      clampDelay(Math.max(0, next - this.now()) + 1),
     );
   }
 }

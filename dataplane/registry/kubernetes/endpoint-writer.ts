@@ -8,6 +8,7 @@ import { EndpointShards } from './endpoint-shards';
 import type { KubeApi, OwnerReference } from './kube-api';
 import { resultOf, type KubernetesRegistryMetrics, type WriteResult } from './metrics';
 import { buildShard, nodeKey, shardName, type ShardRecord } from './objects';
+import { clampDelay } from '../../time/timer';
 
 export interface EndpointWriterOptions {
   api: Pick<KubeApi, 'applyConfigMap' | 'deleteConfigMap'>;
@@ -150,7 +151,7 @@ export class EndpointWriter {
     this.timer = setTimeout(() => {
       this.timer = undefined;
       this.flushOne();
-    }, delay);
+    }, clampDelay(delay));
   }
 
   /** Desired content of a shard, undefined when it should not exist. */

@@ -16,6 +16,7 @@ import { LeaseKeeper } from './lease-keeper';
 import { createKubernetesRegistryMetrics, type KubernetesRegistryMetrics } from './metrics';
 import { clusterSelector, LABEL_NODE, leaseOwner, nodeKey, parseShard, podOwner, type PodIdentity } from './objects';
 import { ResilientInformer } from './resilient-informer';
+import { clampDelay } from '../../time/timer';
 
 export const DEFAULT_CLUSTER_NAME = 'piko';
 export const DEFAULT_LEASE_DURATION_MS = 15_000;
@@ -250,7 +251,7 @@ export class KubernetesRegistry implements ClusterRegistry {
             { cause },
           ),
         );
-      }, this.startTimeoutMs);
+      }, clampDelay(this.startTimeoutMs));
     });
     const stopped = new Promise<never>((_, reject) => {
       this.startAbort.signal.addEventListener('abort', () =>
@@ -331,7 +332,7 @@ export class KubernetesRegistry implements ClusterRegistry {
         timer = setTimeout(() => {
           this.log.warn('registry records not deleted within the stop timeout', { timeoutMs: this.stopTimeoutMs });
           resolve();
-        }, this.stopTimeoutMs);
+        }, clampDelay(this.stopTimeoutMs));
       });
       await Promise.race([deletes, timedOut]);
       clearTimeout(timer);

@@ -7,6 +7,7 @@ import { Backoff } from '../../client/backoff';
 import type { KubeApi, OwnerReference } from './kube-api';
 import { resultOf, type KubernetesRegistryMetrics } from './metrics';
 import { buildLease, leaseName, nodeKey } from './objects';
+import { clampDelay } from '../../time/timer';
 
 export interface LeaseKeeperOptions {
   api: Pick<KubeApi, 'applyLease' | 'deleteLease'>;
@@ -111,7 +112,7 @@ export class LeaseKeeper {
         this.inFlight = undefined;
         this.arm(next);
       });
-    }, delayMs);
+    }, clampDelay(delayMs));
   }
 
   /** Renews and returns the delay before the next attempt. */

@@ -1,5 +1,6 @@
 import { Backoff } from '../../client/backoff';
 import type { Informer, InformerHandlers } from './kube-api';
+import { clampDelay } from '../../time/timer';
 
 export interface ResilientInformerOptions<T> {
   /** Builds the underlying informer once; it is restarted, not rebuilt. */
@@ -111,6 +112,6 @@ export class ResilientInformer<T> {
       if (this.stopped) return;
       this.options.onRestart?.();
       this.run();
-    }, delay);
+    }, clampDelay(delay));
   }
 }

@@ -82,6 +82,23 @@ describe('auth on each port', () => {
     expect(srv.server.upstreams.count('short-lived')).toBe(0);
   });
 
+  it('upstream: stays connected with a token valid for longer than a Node timer can wait (60 days)', async () => {
+    const token = await sign(UPSTREAM_SECRET, { piko: { endpoints: ['long-lived'] } }, 60 * 24 * 3600);
+    const up = await connectRawUpstream(srv.upstreamUrl, 'long-lived', (_req, res) => res.end('still here'), { authorization: `Bearer ${token}` });
+    await waitForUpstreams(srv.server.upstreams, 'long-lived', 1);
+    // A disconnect timer overflowing 2^31 ms fires after 1 ms: by the time a
+    // ping has crossed the tunnel and a request has gone through, it would have.
+    await up.session.ping(5_000);
+    const res = await request(`${srv.proxyUrl}/`, {
+      headers: { 'x-piko-endpoint': 'long-lived', authorization: `Bearer ${await sign(PROXY_SECRET)}` },
+    });
+    expect(res).toMatchObject({ status: 200, body: 'still here' });
+    expect(up.session.closed).toBe(false);
+    expect(srv.server.upstreams.count('long-lived')).toBe(1);
+    await up.close();
+    await waitForUpstreams(srv.server.upstreams, 'long-lived', 0);
+  });
+
   it('admin: guards metrics and status, and accepts its own key only', async () => {
     expect((await request(`${srv.adminUrl}/metrics`)).status).toBe(401);
     const wrong = await request(`${srv.adminUrl}/metrics`, { headers: { authorization: `Bearer ${await sign(PROXY_SECRET)}` } });
