@@ -7,6 +7,7 @@ import type { Listener } from '../client/listener';
 import { joinStreams } from '../client/join-streams';
 import { serve } from '../client/serve';
 import type { ListenerConfig } from '../config/agent-config';
+import { abortStartedResponse } from '../http/abort-response';
 import { writeJsonError, writeJsonErrorToSocket } from '../http/json-error';
 import { createAccessLogger, type AccessLogger } from '../log/access-log';
 import type { Logger } from '../log/logger';
@@ -14,7 +15,11 @@ import { approximateRequestSize, startRequest, type EndpointLabel, type ProxyMet
 import { clientTlsOptions } from '../net/tls';
 import { isProxyError, ProxyError } from '../proxy/errors';
 import { downstreamResponseHeaders } from '../proxy/headers';
+import { clampDelay, startTimer, type Timer } from '../time/timer';
 import { localRequestHeaders, localRequestPath } from './local-headers';
+
+// The proxy's default header cap (proxy.http.max_header_bytes) plus room for the headers it adds.
+const AGENT_MAX_HEADER_BYTES = 1024 * 1024 + 64 * 1024;
 
 export interface HttpListenerDeps {
   /** The agent's logger; this listener logs as `proxy.http` and `proxy.http.access`. */
@@ -72,7 +77,23 @@ export class HttpListenerProxy {
     // Piko's agent runs Go's http.Server with no timeouts: the peer is the
     // Piko server, which bounds requests itself. Node's request timeout
     // would cut long uploads, so it is off too.
-    this.server = http.createServer({ requestTimeout: 0 }, (req, res) => this.handle(req, res));
+    this.server = http.createServer(
+      // The proxy admits headers up to its own cap (1 MiB by default); at
+      // Node's 16 KiB default, requests it let through would fail here.
+      { requestTimeout: 0, maxHeaderSize: AGENT_MAX_HEADER_BYTES },
+      (req, res) => this.handle(req, res),
+    );
+    // Node's own handling writes the status and destroys the socket; on a
+    // tunnel stream that destroy is a reset, which overtakes the status, so
+    // the client saw a bare close. end() sends the status, then a FIN.
+    this.server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
+      if (!socket.writable || err.code === 'ECONNRESET') {
+        socket.destroy();
+        return;
+      }
+      const tooLarge = err.code === 'HPE_HEADER_OVERFLOW';
+      writeJsonErrorToSocket(socket, tooLarge ? 431 : 400, tooLarge ? 'request headers too large' : 'bad request');
+    });
     this.server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => this.handleUpgrade(req, socket, head));
   }
 
@@ -112,11 +133,11 @@ export class HttpListenerProxy {
       // What went to the client, for the access log: headers written as a raw list are not in getHeaders().
       let responseHeaders: http.OutgoingHttpHeaders = {};
       let settled = false;
-      let timer: NodeJS.Timeout | undefined;
+      let timer: Timer | undefined;
       const finish = (status: number, error?: ProxyError): void => {
         if (settled) return;
         settled = true;
-        if (timer) clearTimeout(timer);
+        timer?.clear();
         resolve({ status, responseHeaders, responseBytes, ...(error ? { error } : {}) });
       };
 
@@ -142,17 +163,17 @@ export class HttpListenerProxy {
       // The limit covers connecting to the service and waiting for its
       // response head; after that it bounds silence, so a streamed response
       // is not cut while it keeps flowing.
-      if (timeoutMs > 0) timer = setTimeout(() => fail(new ProxyError('ERR_UPSTREAM_TIMEOUT')), timeoutMs);
+      if (timeoutMs > 0) timer = startTimer(timeoutMs, () => fail(new ProxyError('ERR_UPSTREAM_TIMEOUT')));
 
       outgoing.on('error', (err) => fail(isProxyError(err) ? err : new ProxyError('ERR_UPSTREAM_UNREACHABLE', { cause: err })));
       outgoing.on('response', (local) => {
-        if (timer) clearTimeout(timer);
-        if (timeoutMs > 0) outgoing.setTimeout(timeoutMs, () => outgoing.destroy(new ProxyError('ERR_UPSTREAM_TIMEOUT')));
+        timer?.clear();
+        if (timeoutMs > 0) outgoing.setTimeout(clampDelay(timeoutMs), () => outgoing.destroy(new ProxyError('ERR_UPSTREAM_TIMEOUT')));
         const raw = downstreamResponseHeaders(local.rawHeaders, false);
         responseHeaders = rawToHeaders(raw);
         res.writeHead(local.statusCode ?? 502, local.statusMessage, raw);
         local.on('data', (chunk: Buffer) => (responseBytes += chunk.length));
-        local.on('error', () => res.destroy());
+        local.on('error', () => abortStartedResponse(res));
         local.pipe(res);
       });
       res.once('finish', () => finish(res.statusCode));
@@ -178,11 +199,11 @@ export class HttpListenerProxy {
     let settled = false;
     // Set once the service answered: from then on the exchange ends by itself.
     let answered = false;
-    let timer: NodeJS.Timeout | undefined;
+    let timer: Timer | undefined;
     const done = (outcome: Outcome): void => {
       if (settled) return;
       settled = true;
-      if (timer) clearTimeout(timer);
+      timer?.clear();
       record({ status: outcome.status, requestBytes: approximateRequestSize(req), responseBytes: outcome.responseBytes });
       this.logAccess(req, outcome, started);
     };
@@ -206,7 +227,7 @@ export class HttpListenerProxy {
       done({ status: err.status, responseHeaders: { ...JSON_ERROR_HEADERS }, responseBytes: 0, error: err });
     };
     if (this.config.timeoutMs > 0) {
-      timer = setTimeout(() => fail(new ProxyError('ERR_UPSTREAM_TIMEOUT')), this.config.timeoutMs);
+      timer = startTimer(this.config.timeoutMs, () => fail(new ProxyError('ERR_UPSTREAM_TIMEOUT')));
     }
     outgoing.on('error', (err) => fail(new ProxyError('ERR_UPSTREAM_UNREACHABLE', { cause: err })));
     socket.once('close', () => {
@@ -218,7 +239,7 @@ export class HttpListenerProxy {
 
     outgoing.on('upgrade', (local: http.IncomingMessage, localSocket: net.Socket, localHead: Buffer) => {
       answered = true;
-      if (timer) clearTimeout(timer);
+      timer?.clear();
       const raw = downstreamResponseHeaders(local.rawHeaders, true);
       socket.write(`HTTP/1.1 ${local.statusCode ?? 101} ${local.statusMessage ?? ''}\r\n${headerLines(raw)}\r\n`);
       if (localHead.length > 0) socket.write(localHead);
@@ -233,7 +254,7 @@ export class HttpListenerProxy {
     outgoing.on('response', (local) => {
       // The service declined the upgrade: relay its answer as an ordinary response.
       answered = true;
-      if (timer) clearTimeout(timer);
+      timer?.clear();
       const raw = downstreamResponseHeaders(local.rawHeaders, false);
       socket.write(`HTTP/1.1 ${local.statusCode ?? 502} ${local.statusMessage ?? ''}\r\n${headerLines(raw)}connection: close\r\n\r\n`);
       let bytes = 0;

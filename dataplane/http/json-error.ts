@@ -1,5 +1,6 @@
 import type http from 'node:http';
 import type { Duplex } from 'node:stream';
+import { abortStartedResponse } from './abort-response';
 
 /**
  * Piko's error body: `{"error": "..."}` with the status code carrying the
@@ -8,8 +9,8 @@ import type { Duplex } from 'node:stream';
 export function writeJsonError(res: http.ServerResponse, status: number, message: string): void {
   if (res.headersSent) {
     // The response is already under way: the status can no longer change, so
-    // the only honest signal left is a broken connection.
-    res.destroy();
+    // the only honest signal left is a cut body.
+    abortStartedResponse(res);
     return;
   }
   const body = JSON.stringify({ error: message }) + '\n';
@@ -26,6 +27,10 @@ const STATUS_TEXT: Record<number, string> = {
   401: 'Unauthorized',
   403: 'Forbidden',
   404: 'Not Found',
+  405: 'Method Not Allowed',
+  408: 'Request Timeout',
+  429: 'Too Many Requests',
+  431: 'Request Header Fields Too Large',
   500: 'Internal Server Error',
   502: 'Bad Gateway',
   503: 'Service Unavailable',

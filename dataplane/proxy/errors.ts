@@ -3,7 +3,8 @@ export type ProxyErrorCode =
   | 'ERR_INVALID_ENDPOINT'
   | 'ERR_NO_UPSTREAM'
   | 'ERR_UPSTREAM_UNREACHABLE'
-  | 'ERR_UPSTREAM_TIMEOUT';
+  | 'ERR_UPSTREAM_TIMEOUT'
+  | 'ERR_REQUEST_TIMEOUT';
 
 // Status and message as Piko answers them, so clients written for Piko keep working.
 const RESPONSES: Record<ProxyErrorCode, { status: number; message: string }> = {
@@ -12,6 +13,8 @@ const RESPONSES: Record<ProxyErrorCode, { status: number; message: string }> = {
   ERR_NO_UPSTREAM: { status: 502, message: 'no available upstreams' },
   ERR_UPSTREAM_UNREACHABLE: { status: 502, message: 'upstream unreachable' },
   ERR_UPSTREAM_TIMEOUT: { status: 504, message: 'upstream timeout' },
+  // The client did not send its whole request within proxy.http.read-timeout.
+  ERR_REQUEST_TIMEOUT: { status: 408, message: 'request timeout' },
 };
 
 export class ProxyError extends Error {

@@ -1,10 +1,14 @@
 import http from 'node:http';
 import https from 'node:https';
+import type net from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { PeerAgent } from '../cluster/peer-pool';
+import { abortStartedResponse } from '../http/abort-response';
 import { writeJsonError, writeJsonErrorToSocket } from '../http/json-error';
+import { clampDelay, startTimer } from '../time/timer';
 import { isProxyError, ProxyError } from './errors';
 import { downstreamResponseHeaders, upstreamRequestHeaders } from './headers';
+import { hasRequestBody, shouldReplay } from './replay';
 
 export interface ForwardOptions {
   /**
@@ -19,6 +23,8 @@ export interface ForwardOptions {
    */
   timeoutMs: number;
   proto: 'http' | 'https';
+  /** Aborts the exchange; a ProxyError as the reason is what the client is told. */
+  signal?: AbortSignal;
 }
 
 /** An upgrade needs a connection of its own: it becomes a raw pipe. */
@@ -35,7 +41,10 @@ export interface ForwardResult {
 
 /**
  * Proxies one HTTP request over a connection from `connect`, streaming both
- * bodies with backpressure. Resolves when the exchange is over.
+ * bodies with backpressure. Resolves when the exchange is over. Every way
+ * it can end goes through `fail` or the response's close: the connection
+ * is destroyed, and the client gets either the upstream's whole response,
+ * our JSON error (if nothing was sent yet), or a visibly cut body.
  */
 export function forwardHttp(
   req: http.IncomingMessage,
@@ -45,13 +54,16 @@ export function forwardHttp(
   return new Promise<ForwardResult>((resolve) => {
     let settled = false;
     let proxyReq: http.ClientRequest | undefined;
+    // Ours until the HTTP client takes it; destroyed on every failure path.
+    let conn: Duplex | undefined;
     // writeHead with a raw header list leaves res.getHeaders() empty; the
     // access log reads the upstream's headers from here instead.
     let relayedHeaders: http.OutgoingHttpHeaders | undefined;
     const finish = (error?: ProxyError): void => {
       if (settled) return;
       settled = true;
-      if (timer) clearTimeout(timer);
+      timer?.clear();
+      options.signal?.removeEventListener('abort', onAbort);
       resolve({
         status: error && !res.headersSent ? error.status : res.statusCode,
         responseHeaders: relayedHeaders ?? res.getHeaders(),
@@ -59,30 +71,44 @@ export function forwardHttp(
       });
     };
     const fail = (err: ProxyError): void => {
+      if (settled) return;
       proxyReq?.destroy();
-      if (!res.headersSent) writeJsonError(res, err.status, err.publicMessage);
-      else res.destroy();
+      conn?.destroy();
+      if (!res.headersSent) {
+        // The request was not read to its end, so the connection cannot carry another.
+        if (err.code === 'ERR_REQUEST_TIMEOUT') res.setHeader('connection', 'close');
+        writeJsonError(res, err.status, err.publicMessage);
+      } else {
+        abortStartedResponse(res);
+      }
       finish(err);
     };
+    const onAbort = (): void => {
+      const reason: unknown = options.signal?.reason;
+      fail(isProxyError(reason) ? reason : new ProxyError('ERR_UPSTREAM_UNREACHABLE', { cause: reason }));
+    };
+    if (options.signal?.aborted) {
+      onAbort();
+      return;
+    }
+    options.signal?.addEventListener('abort', onAbort, { once: true });
 
     const timer =
-      options.timeoutMs > 0
-        ? setTimeout(() => fail(new ProxyError('ERR_UPSTREAM_TIMEOUT')), options.timeoutMs)
-        : undefined;
+      options.timeoutMs > 0 ? startTimer(options.timeoutMs, () => fail(new ProxyError('ERR_UPSTREAM_TIMEOUT'))) : undefined;
     // The client went away: tear the upstream side down too.
     res.on('close', () => {
-      if (!res.writableFinished) proxyReq?.destroy();
+      if (!res.writableFinished) {
+        proxyReq?.destroy();
+        conn?.destroy();
+      }
       finish();
     });
 
-    // A request without a body can be sent again when a reused keep-alive
-    // connection to another node turns out to be closing (the node is
-    // shutting down): nothing of it reached an upstream, and the client
-    // need not see the race.
-    const replayable = !hasBody(req);
     const attempt = (retriesLeft: number): void => {
       options.connect().then(
-        ({ conn, peer, extraHeaders }) => {
+        (routed) => {
+          conn = routed.conn;
+          const { peer, extraHeaders } = routed;
           if (settled || res.destroyed) {
             conn?.destroy();
             return;
@@ -118,18 +144,29 @@ export function forwardHttp(
               setHost: false,
             });
           } else {
+            const own = conn;
             outgoing = http.request({
               method: req.method,
               path: req.url,
               headers,
               setHost: false,
-              createConnection: () => conn as unknown as import('node:net').Socket,
+              createConnection: () => own as unknown as net.Socket,
             });
           }
           proxyReq = outgoing;
+          // Whether any byte of the request can have left: only once the
+          // connection was up when the client got it (a pooled or
+          // pre-connected one, or a fresh one that connected).
+          let mayHaveBeenSent = false;
+          outgoing.once('socket', (socket: net.Socket) => {
+            if (!socket.connecting) mayHaveBeenSent = true;
+            else socket.once('connect', () => (mayHaveBeenSent = true));
+          });
           let responded = false;
           outgoing.on('error', (err: NodeJS.ErrnoException) => {
-            if (peer && !responded && replayable && retriesLeft > 0 && isConnectionDrop(err) && !settled) {
+            if (settled) return;
+            const failed = { error: err, reusedConnection: outgoing.reusedSocket, mayHaveBeenSent };
+            if (peer && !responded && retriesLeft > 0 && shouldReplay(req, failed)) {
               attempt(retriesLeft - 1);
               return;
             }
@@ -137,10 +174,15 @@ export function forwardHttp(
           });
           outgoing.on('response', (upstreamRes) => {
             responded = true;
-            if (timer) clearTimeout(timer);
+            if (settled || res.headersSent) {
+              // We already answered (a timeout, a request timeout): this response has nowhere to go.
+              outgoing.destroy();
+              return;
+            }
+            timer?.clear();
             conn?.removeListener('close', onEarlyClose);
             if (options.timeoutMs > 0) {
-              outgoing.setTimeout(options.timeoutMs, () => outgoing.destroy(new ProxyError('ERR_UPSTREAM_TIMEOUT')));
+              outgoing.setTimeout(clampDelay(options.timeoutMs), () => outgoing.destroy(new ProxyError('ERR_UPSTREAM_TIMEOUT')));
             }
             res.writeHead(
               upstreamRes.statusCode ?? 502,
@@ -148,10 +190,12 @@ export function forwardHttp(
               downstreamResponseHeaders(upstreamRes.rawHeaders, false),
             );
             relayedHeaders = upstreamRes.headers;
-            upstreamRes.on('error', () => res.destroy());
+            upstreamRes.on('error', (err: Error) =>
+              fail(isProxyError(err) ? err : new ProxyError('ERR_UPSTREAM_UNREACHABLE', { cause: err, detail: 'response cut' })),
+            );
             upstreamRes.pipe(res);
           });
-          if (replayable) outgoing.end();
+          if (!hasRequestBody(req)) outgoing.end();
           else req.pipe(outgoing);
         },
         (err: unknown) => {
@@ -166,7 +210,11 @@ export function forwardHttp(
 /**
  * Proxies an HTTP upgrade (WebSocket) request. After the upstream's 101 the
  * two sockets are piped as raw bytes with no timeout; any other answer is
- * relayed as an ordinary response.
+ * relayed as an ordinary response. Until the pipe is set up the connection
+ * from `connect` belongs to this function, and every way out before that
+ * (timeout, client gone, upstream error) destroys it: a stream left open
+ * here would hold one of the session's streams and the agent's socket
+ * behind it for good.
  */
 export function forwardUpgrade(
   req: http.IncomingMessage,
@@ -176,64 +224,69 @@ export function forwardUpgrade(
 ): Promise<{ status: number; error?: ProxyError }> {
   return new Promise((resolve) => {
     let settled = false;
+    let conn: Duplex | undefined;
+    let outgoing: http.ClientRequest | undefined;
     const done = (status: number, error?: ProxyError): void => {
       if (settled) return;
       settled = true;
-      if (timer) clearTimeout(timer);
+      timer?.clear();
       resolve(error ? { status, error } : { status });
     };
+    const release = (): void => {
+      outgoing?.destroy();
+      conn?.destroy();
+    };
     const fail = (err: ProxyError): void => {
+      if (settled) return;
+      release();
       writeJsonErrorToSocket(socket, err.status, err.publicMessage);
       done(err.status, err);
     };
     // Until the upgrade completes the usual timeout applies; after it, none.
     const timer =
-      options.timeoutMs > 0
-        ? setTimeout(() => {
-            fail(new ProxyError('ERR_UPSTREAM_TIMEOUT'));
-          }, options.timeoutMs)
-        : undefined;
+      options.timeoutMs > 0 ? startTimer(options.timeoutMs, () => fail(new ProxyError('ERR_UPSTREAM_TIMEOUT'))) : undefined;
     socket.on('error', () => socket.destroy());
-    socket.on('close', () => done(499));
+    socket.once('close', () => {
+      if (settled) return;
+      release();
+      done(499);
+    });
 
     options.connect().then(
-      ({ conn, extraHeaders }) => {
+      (routed) => {
+        conn = routed.conn;
         if (settled || socket.destroyed) {
           conn.destroy();
           return;
         }
-        const onEarlyClose = (): void => {
-          if (!settled) fail(new ProxyError('ERR_UPSTREAM_UNREACHABLE', { detail: 'connection closed before a response' }));
-        };
-        if (conn.destroyed) {
+        const own = conn;
+        const onEarlyClose = (): void => fail(new ProxyError('ERR_UPSTREAM_UNREACHABLE', { detail: 'connection closed before a response' }));
+        if (own.destroyed) {
           onEarlyClose();
           return;
         }
-        conn.once('close', onEarlyClose);
+        own.once('close', onEarlyClose);
         const headers = upstreamRequestHeaders(req.headers, {
           remoteAddress: req.socket.remoteAddress,
           proto: options.proto,
           upgrade: true,
         });
-        Object.assign(headers, extraHeaders);
-        const outgoing = http.request({
+        Object.assign(headers, routed.extraHeaders);
+        const request = http.request({
           method: req.method,
           path: req.url,
           headers,
           setHost: false,
-          createConnection: () => conn as unknown as import('node:net').Socket,
+          createConnection: () => own as unknown as net.Socket,
         });
-        outgoing.on('error', (err) => {
-          if (settled) return;
-          conn.destroy();
-          fail(new ProxyError('ERR_UPSTREAM_UNREACHABLE', { cause: err }));
-        });
-        socket.on('close', () => {
-          if (!settled) outgoing.destroy();
-        });
-        outgoing.on('upgrade', (upstreamRes, upstreamSocket, upstreamHead) => {
-          if (timer) clearTimeout(timer);
-          conn.removeListener('close', onEarlyClose);
+        outgoing = request;
+        request.on('error', (err) => fail(isProxyError(err) ? err : new ProxyError('ERR_UPSTREAM_UNREACHABLE', { cause: err })));
+        request.on('upgrade', (upstreamRes, upstreamSocket, upstreamHead) => {
+          if (settled) {
+            upstreamSocket.destroy();
+            return;
+          }
+          own.removeListener('close', onEarlyClose);
           socket.write(statusLine(upstreamRes) + rawHeaderLines(downstreamResponseHeaders(upstreamRes.rawHeaders, true)) + '\r\n');
           if (upstreamHead.length > 0) socket.write(upstreamHead);
           if (head.length > 0) upstreamSocket.write(head);
@@ -245,33 +298,26 @@ export function forwardUpgrade(
           socket.pipe(upstreamSocket);
           done(101);
         });
-        outgoing.on('response', (upstreamRes) => {
+        request.on('response', (upstreamRes) => {
+          if (settled) {
+            request.destroy();
+            return;
+          }
           // The upstream declined the upgrade: relay its answer and hang up.
-          if (timer) clearTimeout(timer);
-          conn.removeListener('close', onEarlyClose);
+          own.removeListener('close', onEarlyClose);
           const status = upstreamRes.statusCode ?? 502;
           socket.write(statusLine(upstreamRes) + rawHeaderLines(downstreamResponseHeaders(upstreamRes.rawHeaders, false)) + 'connection: close\r\n\r\n');
           upstreamRes.pipe(socket);
+          socket.once('close', () => upstreamRes.destroy());
           done(status);
         });
-        outgoing.end();
+        request.end();
       },
       (err: unknown) => {
         fail(isProxyError(err) ? err : new ProxyError('ERR_UPSTREAM_UNREACHABLE', { cause: err }));
       },
     );
   });
-}
-
-/** No body to forward: nothing is lost by sending the request a second time. */
-function hasBody(req: http.IncomingMessage): boolean {
-  const length = req.headers['content-length'];
-  return req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
-}
-
-/** The peer closed a reused connection under us, before any response. */
-function isConnectionDrop(err: NodeJS.ErrnoException): boolean {
-  return err.code === 'ECONNRESET' || err.code === 'EPIPE' || err.code === 'ECONNREFUSED';
 }
 
 function statusLine(res: http.IncomingMessage): string {

@@ -8,6 +8,8 @@ import { isAuthError } from '../auth/errors';
 import type { TokenVerifier } from '../auth/verifier';
 import { validateEndpointId } from '../config/endpoint-id';
 import { writeJsonError, writeJsonErrorToSocket } from '../http/json-error';
+import { websocketHandshakeError } from '../http/websocket-handshake';
+import { clampDelay, startTimer } from '../time/timer';
 import type { AccessLogger } from '../log/access-log';
 import type { Logger } from '../log/logger';
 import type { ProxyMetrics } from '../metrics/proxy-metrics';
@@ -33,9 +35,15 @@ export interface ProxyServerOptions {
    * Piko, which gives a client nothing it could not get anyway.
    */
   verifyForwarded?: (req: http.IncomingMessage) => boolean;
+  /** Largest WebSocket message on the raw TCP path (`proxy.tcp.max_message_bytes`). */
+  maxTcpMessageBytes?: number;
+  /** Longest a response may take from the request's headers on (`proxy.http.write_timeout`); 0 or unset = none. */
+  writeTimeoutMs?: number;
 }
 
 const TCP_PATH_PREFIX = '/_piko/v1/tcp/';
+/** As the upstream port: Piko's clients send what one read returns, 32 KiB at a time. */
+export const DEFAULT_MAX_TCP_MESSAGE_BYTES = 4 * 1024 * 1024;
 
 /**
  * The proxy port: resolves each request's endpoint, authenticates it, and
@@ -43,12 +51,21 @@ const TCP_PATH_PREFIX = '/_piko/v1/tcp/';
  * upstream through the router.
  */
 export class ProxyServer {
-  private readonly wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, clientTracking: false });
+  private readonly wss: WebSocketServer;
   private inFlight = 0;
+  private readonly exchanges = new WeakMap<Duplex, AbortController>();
   private readonly drainEvents = new EventEmitter<{ idle: [] }>();
   private readonly upgraded = new Set<Duplex>();
 
-  constructor(private readonly options: ProxyServerOptions) {}
+  constructor(private readonly options: ProxyServerOptions) {
+    this.wss = new WebSocketServer({
+      noServer: true,
+      perMessageDeflate: false,
+      clientTracking: false,
+      // ws buffers each message whole before handing it on; its default would let one client hold 100 MiB.
+      maxPayload: options.maxTcpMessageBytes ?? DEFAULT_MAX_TCP_MESSAGE_BYTES,
+    });
+  }
 
   /** Requests in progress, HTTP and upgraded connections alike. */
   get activeRequests(): number {
@@ -59,7 +76,7 @@ export class ProxyServer {
   async drain(timeoutMs: number): Promise<boolean> {
     if (this.inFlight === 0) return true;
     const ac = new AbortController();
-    const timer = setTimeout(() => ac.abort(), timeoutMs);
+    const timer = setTimeout(() => ac.abort(), clampDelay(timeoutMs));
     try {
       while (this.inFlight > 0) await once(this.drainEvents, 'idle', { signal: ac.signal });
       return true;
@@ -79,7 +96,19 @@ export class ProxyServer {
     const start = performance.now();
     this.inFlight++;
     this.options.metrics?.requestsInFlight.inc();
-    void this.serveHttp(req, res).then(
+    // Errors Node reports on the connection (a request timeout) must end
+    // this exchange through the forwarder, which knows what was sent.
+    const abort = new AbortController();
+    this.exchanges.set(req.socket, abort);
+    res.once('close', () => {
+      if (this.exchanges.get(req.socket) === abort) this.exchanges.delete(req.socket);
+    });
+    const writeTimer =
+      this.options.writeTimeoutMs !== undefined && this.options.writeTimeoutMs > 0
+        ? startTimer(this.options.writeTimeoutMs, () => abort.abort(new ProxyError('ERR_UPSTREAM_TIMEOUT', { detail: 'write timeout' })))
+        : undefined;
+    if (writeTimer) res.once('close', () => writeTimer.clear());
+    void this.serveHttp(req, res, abort.signal).then(
       (result) => this.record(req, result, start),
       (err: unknown) => {
         this.options.logger.error('proxy request failed', { error: String(err) });
@@ -101,7 +130,34 @@ export class ProxyServer {
     });
   }
 
-  private async serveHttp(req: http.IncomingMessage, res: http.ServerResponse): Promise<ForwardResult> {
+  /**
+   * A client error Node found on a proxy connection: a malformed request,
+   * headers over the limit, or `proxy.http.read-timeout` passing. With an
+   * exchange under way on the connection it ends through that exchange (a
+   * 408 if nothing was answered yet, else a cut body), never as raw bytes
+   * in the middle of a response.
+   */
+  handleClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
+    const exchange = this.exchanges.get(socket);
+    if (exchange) {
+      this.exchanges.delete(socket);
+      exchange.abort(
+        err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+          ? new ProxyError('ERR_REQUEST_TIMEOUT')
+          : new ProxyError('ERR_UPSTREAM_UNREACHABLE', { cause: err, detail: 'client connection failed' }),
+      );
+      return;
+    }
+    if (!socket.writable || err.code === 'ECONNRESET') {
+      socket.destroy();
+      return;
+    }
+    const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
+    const message = status === 431 ? 'request headers too large' : status === 408 ? 'request timeout' : 'bad request';
+    writeJsonErrorToSocket(socket, status, message);
+  }
+
+  private async serveHttp(req: http.IncomingMessage, res: http.ServerResponse, signal: AbortSignal): Promise<ForwardResult> {
     const admitted = await this.admit(req, endpointIdFromHeaders(req.headers));
     if (!admitted.ok) {
       writeJsonError(res, admitted.status, admitted.message);
@@ -111,6 +167,7 @@ export class ProxyServer {
       connect: () => this.route(admitted.endpointId, req),
       timeoutMs: this.options.timeoutMs,
       proto: this.options.proto,
+      signal,
     });
     this.logFailure(admitted.endpointId, result.error);
     return result;
@@ -138,12 +195,18 @@ export class ProxyServer {
    * a 502 the client can read rather than a WebSocket that dies.
    */
   private async serveTcp(req: http.IncomingMessage, socket: Duplex, head: Buffer, endpointId: string | undefined): Promise<void> {
+    // A request that cannot become a WebSocket is refused before it costs a tunnel stream.
+    const handshakeError = websocketHandshakeError(req);
+    if (handshakeError) {
+      writeJsonErrorToSocket(socket, handshakeError.status, handshakeError.message);
+      return;
+    }
     const admitted = await this.admit(req, endpointId);
     if (!admitted.ok) {
       writeJsonErrorToSocket(socket, admitted.status, admitted.message);
       return;
     }
-    let routed: RoutedConnection;
+    let routed: RoutedConnection & { conn: Duplex };
     try {
       routed = await this.dedicated(admitted.endpointId, req);
     } catch (err) {
@@ -156,24 +219,30 @@ export class ProxyServer {
       // Another node holds the upstream: it answers the handshake itself.
       this.upgraded.add(socket);
       socket.once('close', () => this.upgraded.delete(socket));
-      const dedicatedRoute = routed as RoutedConnection & { conn: Duplex };
       await forwardUpgrade(req, socket, head, {
-        connect: () => Promise.resolve(dedicatedRoute),
+        connect: () => Promise.resolve(routed),
         timeoutMs: this.options.timeoutMs,
         proto: this.options.proto,
       });
       return;
     }
+    const conn = routed.conn;
     if (socket.destroyed) {
-      routed.conn?.destroy();
+      conn.destroy();
       return;
     }
+    // The stream is ours until ws hands us the WebSocket; should ws refuse
+    // the handshake after all, it destroys the socket and we the stream.
+    let handedOver = false;
+    socket.once('close', () => {
+      if (!handedOver) conn.destroy();
+    });
     this.wss.handleUpgrade(req, socket, head, (ws) => {
+      handedOver = true;
       this.upgraded.add(socket);
       socket.once('close', () => this.upgraded.delete(socket));
       const wsStream = createWebSocketStream(ws, { allowHalfOpen: false });
       // WebSocket has no half-close, so when either side ends both close (as Piko).
-      const conn = routed.conn as Duplex;
       pipeline(wsStream, conn, wsStream, () => {
         wsStream.destroy();
         conn.destroy();

@@ -15,6 +15,7 @@ import { advertisedAddress, listen, parseHostPort } from '../net/listen';
 import { clientTlsOptions, createHttpServer } from '../net/tls';
 import { ForwardAuth } from '../cluster/forward-auth';
 import { createRemoteDialer, type RemoteDialer } from '../cluster/remote-dialer';
+import { httpServerOptions } from '../http/server-options';
 import { ProxyServer } from '../proxy/proxy-server';
 import { Router, type RoutedConnection } from '../proxy/router';
 import type { ClusterRegistry } from '../registry/cluster-registry';
@@ -93,6 +94,7 @@ export class Server {
       router,
       ...(proxyVerifier ? { verifier: proxyVerifier } : {}),
       timeoutMs: config.proxy.timeoutMs,
+      writeTimeoutMs: config.proxy.http.writeTimeoutMs,
       proto: config.proxy.tls.cert ? 'https' : 'http',
       logger: logger.child({ subsystem: 'proxy' }),
       ...(config.proxy.accessLog.disable
@@ -114,35 +116,21 @@ export class Server {
     this.proxyHttp = createHttpServer(
       config.proxy.tls,
       (req, res) => this.proxy.handleRequest(req, res),
-      {
-        maxHeaderSize: http.maxHeaderBytes,
-        headersTimeout: http.readHeaderTimeoutMs,
-        requestTimeout: http.readTimeoutMs,
-        keepAliveTimeout: http.idleTimeoutMs,
-      },
+      httpServerOptions({
+        readTimeoutMs: http.readTimeoutMs,
+        readHeaderTimeoutMs: http.readHeaderTimeoutMs,
+        idleTimeoutMs: http.idleTimeoutMs,
+        maxHeaderBytes: http.maxHeaderBytes,
+      }),
       'proxy.tls',
     );
     this.proxyHttp.on('upgrade', (req: http.IncomingMessage, socket, head: Buffer) => this.proxy.handleUpgrade(req, socket, head));
-    this.proxyHttp.on('clientError', (err: NodeJS.ErrnoException, socket) => {
-      // Malformed requests, oversized headers, slow clients: a status line and
-      // a closed socket for this client alone.
-      if (!socket.writable || err.code === 'ECONNRESET') {
-        socket.destroy();
-        return;
-      }
-      const status =
-        err.code === 'HPE_HEADER_OVERFLOW'
-          ? '431 Request Header Fields Too Large'
-          : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
-            ? '408 Request Timeout'
-            : '400 Bad Request';
-      socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
-    });
+    this.proxyHttp.on('clientError', (err: NodeJS.ErrnoException, socket) => this.proxy.handleClientError(err, socket));
 
     this.upstreamHttp = createHttpServer(
       config.upstream.tls,
       (req, res) => this.upstreamServer.handleRequest(req, res),
-      { headersTimeout: 10_000, requestTimeout: 10_000 },
+      httpServerOptions({ readTimeoutMs: 10_000, readHeaderTimeoutMs: 10_000, idleTimeoutMs: 5_000, maxHeaderBytes: 64 * 1024 }),
       'upstream.tls',
     );
     this.upstreamHttp.on('upgrade', (req: http.IncomingMessage, socket, head: Buffer) =>
@@ -159,7 +147,7 @@ export class Server {
         status: this.statusProvider(),
         logger: logger.child({ subsystem: 'admin' }),
       }),
-      { headersTimeout: 10_000, requestTimeout: 30_000 },
+      httpServerOptions({ readTimeoutMs: 30_000, readHeaderTimeoutMs: 10_000, idleTimeoutMs: 5_000, maxHeaderBytes: 64 * 1024 }),
       'admin.tls',
     );
     this.adminHttp.on('clientError', (_err, socket) => socket.destroy());

@@ -107,6 +107,28 @@ describe('agent', () => {
       expect(JSON.parse(res.body)).toEqual({ error: 'upstream timeout' });
     });
 
+    it('passes headers as large as the proxy admits, and relays its own 431 beyond its limit', async () => {
+      await stopAllTestServers();
+      // A proxy admitting more than the agent does, so the agent's limit is the one that trips.
+      srv = await startTestServer({ 'proxy.http.max_header_bytes': 4 * 1024 * 1024 });
+      const service = http.createServer({ maxHeaderSize: 4 * 1024 * 1024 }, (req, res) => res.end(String(req.headers['x-big']?.length)));
+      service.listen(0, '127.0.0.1');
+      await once(service, 'listening');
+      cleanups.push(() => {
+        service.closeAllConnections();
+        service.close();
+      });
+      const addr = `127.0.0.1:${(service.address() as net.AddressInfo).port}`;
+      await startAgent(agentConfig(srv.upstreamUrl, { protocol: 'http', endpointId: 'big', addr }), silentLogger());
+      await waitForUpstreams(srv.server.upstreams, 'big', 1);
+      // Node's default cap is 16 KiB; the proxy's default is 1 MiB.
+      const large = await viaProxy('big', '/', { headers: { 'x-big': 'a'.repeat(900 * 1024) } });
+      expect(large).toMatchObject({ status: 200, body: String(900 * 1024) });
+      const tooLarge = await viaProxy('big', '/', { headers: { 'x-big': 'a'.repeat(2 * 1024 * 1024) } });
+      expect(tooLarge.status).toBe(431);
+      expect(JSON.parse(tooLarge.body)).toEqual({ error: 'request headers too large' });
+    });
+
     it('does not cut a response that keeps streaming past the timeout', async () => {
       const service = await startHttpService((_req, res) => {
         res.write('a');
