@@ -165,8 +165,7 @@ export function forwardHttp(
           let responded = false;
           outgoing.on('error', (err: NodeJS.ErrnoException) => {
             if (settled) return;
-            const failed = { error: err, reusedConnection: outgoing.reusedSocket, mayHaveBeenSent };
-            if (peer && !responded && retriesLeft > 0 && shouldReplay(req, failed)) {
+            if (peer && !responded && retriesLeft > 0 && shouldReplay(req, { error: err, mayHaveBeenSent })) {
               attempt(retriesLeft - 1);
               return;
             }

@@ -12,6 +12,8 @@ import { websocketHandshakeError } from '../http/websocket-handshake';
 import { clampDelay, startTimer } from '../time/timer';
 import type { AccessLogger } from '../log/access-log';
 import type { Logger } from '../log/logger';
+import type { LimitTripped } from '../metrics/limit-metrics';
+import { isMessageTooLarge } from '../tunnel/ws-transport';
 import type { ProxyMetrics } from '../metrics/proxy-metrics';
 import type { UpstreamMetrics } from '../metrics/upstream-metrics';
 import { isProxyError, ProxyError } from './errors';
@@ -39,6 +41,7 @@ export interface ProxyServerOptions {
   maxTcpMessageBytes?: number;
   /** Longest a response may take from the request's headers on (`proxy.http.write_timeout`); 0 or unset = none. */
   writeTimeoutMs?: number;
+  onLimit?: LimitTripped;
 }
 
 const TCP_PATH_PREFIX = '/_piko/v1/tcp/';
@@ -152,6 +155,7 @@ export class ProxyServer {
       socket.destroy();
       return;
     }
+    if (err.code === 'HPE_HEADER_OVERFLOW') this.options.onLimit?.('proxy.http.max_header_bytes');
     const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
     const message = status === 431 ? 'request headers too large' : status === 408 ? 'request timeout' : 'bad request';
     writeJsonErrorToSocket(socket, status, message);
@@ -243,7 +247,8 @@ export class ProxyServer {
       socket.once('close', () => this.upgraded.delete(socket));
       const wsStream = createWebSocketStream(ws, { allowHalfOpen: false });
       // WebSocket has no half-close, so when either side ends both close (as Piko).
-      pipeline(wsStream, conn, wsStream, () => {
+      pipeline(wsStream, conn, wsStream, (err) => {
+        if (isMessageTooLarge(err)) this.options.onLimit?.('proxy.tcp.max_message_bytes');
         wsStream.destroy();
         conn.destroy();
       });

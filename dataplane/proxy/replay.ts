@@ -8,27 +8,28 @@ const IDEMPOTENT_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', 'OPTIONS
 /** What became of one attempt to send a request to another node. */
 export interface FailedAttempt {
   error: NodeJS.ErrnoException;
-  /** The connection had carried an earlier request (a pooled keep-alive connection). */
-  reusedConnection: boolean;
   /** Some of the request may have reached the peer: the connection was up when it was handed the request. */
   mayHaveBeenSent: boolean;
 }
 
 /**
  * The one rule for sending a request again after a connection to another
- * node failed before any response, as Go's Transport and nginx's
- * `proxy_next_upstream` decide it: a body we streamed cannot be rewound;
- * a request none of which left this process can always go again; one that
- * may have reached the peer goes again only if it is idempotent and the
- * failure is the keep-alive race (the peer closed a pooled connection as
- * we reused it), never because a fresh connection broke, which says the
- * peer itself is failing.
+ * node dropped before any response, as nginx's `proxy_next_upstream`
+ * decides it: a body we streamed cannot be rewound; a request none of
+ * which left this process can always go again; one that may have reached
+ * the peer goes again only if repeating it is harmless (an idempotent
+ * method, or a key the client sent for that purpose). The caller bounds
+ * the attempts.
+ *
+ * The usual case is the keep-alive race: the peer closes a connection it
+ * holds as idle (its idle timeout, or it is shutting down) just as we
+ * send on it. Whether it read the request first cannot be known, so a
+ * POST then fails with 502 rather than risk being delivered twice.
  */
 export function shouldReplay(req: http.IncomingMessage, attempt: FailedAttempt): boolean {
   if (hasRequestBody(req)) return false;
   if (!isConnectionDrop(attempt.error)) return false;
-  if (!attempt.mayHaveBeenSent) return true;
-  return attempt.reusedConnection && isIdempotent(req);
+  return !attempt.mayHaveBeenSent || isIdempotent(req);
 }
 
 export function hasRequestBody(req: http.IncomingMessage): boolean {
@@ -36,7 +37,7 @@ export function hasRequestBody(req: http.IncomingMessage): boolean {
   return req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
 }
 
-// Go's Transport also treats these headers as the client's promise that a repeat is safe.
+// As Go's Transport, these headers are the client's promise that a repeat is safe.
 function isIdempotent(req: http.IncomingMessage): boolean {
   if (IDEMPOTENT_METHODS.has(req.method ?? '')) return true;
   return req.headers['idempotency-key'] !== undefined || req.headers['x-idempotency-key'] !== undefined;
