@@ -35,6 +35,9 @@ export interface ProxyConfig {
   upstreamWaitMs: number;
   accessLog: AccessLogConfig;
   http: HttpServerConfig;
+  tcp: { maxMessageBytes: number };
+  /** Open client connections; 0 = no cap. */
+  maxConnections: number;
   auth: AuthConfig;
   tls: TlsConfig;
 }
@@ -45,9 +48,20 @@ export interface TenantConfig {
   auth: AuthConfig;
 }
 
+/** What one upstream connection may make this node hold for it. */
+export interface UpstreamSessionConfig {
+  maxStreams: number;
+  maxBufferedBytes: number;
+  maxPendingControlFrames: number;
+}
+
 export interface UpstreamConfig {
   bindAddr: string;
   advertiseAddr?: string;
+  /** Open upstream connections; 0 = no cap. */
+  maxConnections: number;
+  maxMessageBytes: number;
+  session: UpstreamSessionConfig;
   auth: AuthConfig;
   tls: TlsConfig;
   tenants: TenantConfig[];
@@ -56,6 +70,7 @@ export interface UpstreamConfig {
 export interface AdminConfig {
   bindAddr: string;
   advertiseAddr?: string;
+  maxConnections: number;
   auth: AuthConfig;
   tls: TlsConfig;
 }
@@ -94,6 +109,8 @@ const bindAddr = (port: string, addr: string): ReturnType<typeof str> =>
   str(addr, `Host and port to listen on for ${port} connections; an empty host means all interfaces.`, {
     arg: '<addr>',
   });
+const maxConnections = (port: string, def: number): ReturnType<typeof int> =>
+  int(def, `Most ${port} connections open at once; further ones are closed as they arrive. 0 = no limit.`, { min: 0 });
 const advertiseAddr = (port: string): ReturnType<typeof str> =>
   str(
     '',
@@ -129,12 +146,38 @@ export const SERVER_SPEC: GroupSpec = group({
         positive: true,
       }),
     }),
+    tcp: group({
+      // ws buffers each message whole; Piko's clients send at most 32 KiB at a time.
+      max_message_bytes: int(4 * 1024 * 1024, 'Largest WebSocket message on the raw TCP path (/_piko/v1/tcp/).', {
+        positive: true,
+      }),
+    }),
+    max_connections: maxConnections('proxy', 20_000),
     auth: authSpec('proxy'),
     tls: serverTlsSpec('proxy'),
   }),
   upstream: group({
     bind_addr: bindAddr('upstream', ':8001'),
     advertise_addr: advertiseAddr('upstream'),
+    max_connections: maxConnections('upstream', 20_000),
+    max_message_bytes: int(4 * 1024 * 1024, 'Largest WebSocket message from an upstream; yamux frames never need more than a window.', {
+      min: 256 * 1024,
+    }),
+    // What one agent can make this node hold: streams x 256 KiB windows of
+    // receive buffer, plus what it leaves unread. Go Piko bounds none of it.
+    session: group({
+      max_streams: int(1024, 'Streams open at once on one upstream connection; requests beyond it get 502.', {
+        positive: true,
+      }),
+      max_buffered_bytes: int(16 * 1024 * 1024, 'Bytes an upstream may leave unread before its connection is dropped.', {
+        min: 1024 * 1024,
+      }),
+      max_pending_control_frames: int(
+        10_000,
+        'Control frames (ping answers, window updates) queued for an upstream that is not reading before its connection is dropped.',
+        { positive: true },
+      ),
+    }),
     auth: authSpec('upstream'),
     tls: serverTlsSpec('upstream'),
     tenants: listOf(
@@ -147,6 +190,7 @@ export const SERVER_SPEC: GroupSpec = group({
   admin: group({
     bind_addr: bindAddr('admin', ':8002'),
     advertise_addr: advertiseAddr('admin'),
+    max_connections: maxConnections('admin', 1_000),
     auth: authSpec('admin'),
     tls: serverTlsSpec('admin'),
   }),

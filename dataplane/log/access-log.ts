@@ -47,13 +47,15 @@ export interface LoggedRequest {
 export const REDACTED = '[REDACTED]';
 
 // Piko logs these verbatim when no list removes them, which writes bearer
-// tokens into the log. We never log a token, so they are redacted whatever
-// the allow list says; the header name stays so the record still shows that
-// the client authenticated.
+// tokens and session cookies into the log. A cookie is a credential as a
+// token is, so all are redacted whatever the allow list says; the header
+// name stays so the record still shows that the client authenticated.
 const ALWAYS_REDACTED: ReadonlySet<string> = new Set([
   'authorization',
   'x-piko-authorization',
   'proxy-authorization',
+  'cookie',
+  'set-cookie',
 ]);
 
 // Piko's own routes (`/_piko/v1/...`) are plumbing, not user traffic.

@@ -8,6 +8,7 @@ import { createVerifier, type TokenVerifier } from '../auth/verifier';
 import type { ServerConfig } from '../config/server-config';
 import { createAccessLogger } from '../log/access-log';
 import type { Logger } from '../log/logger';
+import { createLimitMetrics, type LimitName, type LimitTripped } from '../metrics/limit-metrics';
 import { createProxyMetrics } from '../metrics/proxy-metrics';
 import { createMetricsRegistry } from '../metrics/registry';
 import { createUpstreamMetrics } from '../metrics/upstream-metrics';
@@ -62,6 +63,7 @@ export class Server {
     const { logger } = deps;
     this.metricsRegistry = createMetricsRegistry();
     const upstreamMetrics = createUpstreamMetrics(this.metricsRegistry);
+    const onLimit = createLimitMetrics(this.metricsRegistry);
     this.upstreams.on('change', (endpointId, count) => {
       upstreamMetrics.registeredEndpoints.set(this.upstreams.endpointCount);
       this.registry?.setLocalEndpoint(endpointId, count);
@@ -95,6 +97,8 @@ export class Server {
       ...(proxyVerifier ? { verifier: proxyVerifier } : {}),
       timeoutMs: config.proxy.timeoutMs,
       writeTimeoutMs: config.proxy.http.writeTimeoutMs,
+      maxTcpMessageBytes: config.proxy.tcp.maxMessageBytes,
+      onLimit,
       proto: config.proxy.tls.cert ? 'https' : 'http',
       logger: logger.child({ subsystem: 'proxy' }),
       ...(config.proxy.accessLog.disable
@@ -110,6 +114,9 @@ export class Server {
       disconnectOnExpiry: !(config.upstream.auth.disableDisconnectOnExpiry ?? false),
       logger: logger.child({ subsystem: 'upstream' }),
       metrics: upstreamMetrics,
+      maxMessageBytes: config.upstream.maxMessageBytes,
+      session: config.upstream.session,
+      onLimit,
     });
 
     const http = config.proxy.http;
@@ -126,6 +133,7 @@ export class Server {
     );
     this.proxyHttp.on('upgrade', (req: http.IncomingMessage, socket, head: Buffer) => this.proxy.handleUpgrade(req, socket, head));
     this.proxyHttp.on('clientError', (err: NodeJS.ErrnoException, socket) => this.proxy.handleClientError(err, socket));
+    capConnections(this.proxyHttp, config.proxy.maxConnections, 'proxy.max_connections', onLimit);
 
     this.upstreamHttp = createHttpServer(
       config.upstream.tls,
@@ -137,6 +145,7 @@ export class Server {
       this.upstreamServer.handleUpgrade(req, socket, head),
     );
     this.upstreamHttp.on('clientError', (_err, socket) => socket.destroy());
+    capConnections(this.upstreamHttp, config.upstream.maxConnections, 'upstream.max_connections', onLimit);
 
     this.adminHttp = createHttpServer(
       config.admin.tls,
@@ -151,6 +160,7 @@ export class Server {
       'admin.tls',
     );
     this.adminHttp.on('clientError', (_err, socket) => socket.destroy());
+    capConnections(this.adminHttp, config.admin.maxConnections, 'admin.max_connections', onLimit);
   }
 
   get nodeId(): string {
@@ -270,4 +280,15 @@ export class Server {
       },
     };
   }
+}
+
+/**
+ * Caps a port's open connections (0 = none). Node closes each connection
+ * over the cap as it is accepted, before a byte is read, as nginx does past
+ * worker_connections: an answer would cost what the cap is there to save.
+ */
+function capConnections(server: http.Server, max: number, limit: LimitName, onLimit: LimitTripped): void {
+  if (max <= 0) return;
+  server.maxConnections = max;
+  server.on('drop', () => onLimit(limit));
 }

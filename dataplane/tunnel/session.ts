@@ -41,7 +41,17 @@ export interface SessionOptions {
   streamCloseTimeoutMs?: number;
   /** Outbound bytes the peer may leave unread before the session is given up. */
   maxBufferedBytes?: number;
+  /**
+   * Control frames (ping answers, window updates, resets) we may queue for a
+   * peer while it leaves our writes unread. A peer that floods pings and
+   * never reads makes us buffer an answer for each; Go's HTTP/2 server caps
+   * the same queue at 10,000.
+   */
+  maxPendingControlFrames?: number;
 }
+
+/** A session limit, by the name of its server option, reported when it trips. */
+export type SessionLimit = 'max_streams' | 'max_buffered_bytes' | 'max_pending_control_frames';
 
 type ResolvedOptions = Required<Omit<SessionOptions, 'role'>>;
 
@@ -53,6 +63,7 @@ const DEFAULTS: ResolvedOptions = {
   maxStreams: 4096,
   streamCloseTimeoutMs: 5 * 60_000,
   maxBufferedBytes: 64 * 1024 * 1024,
+  maxPendingControlFrames: 10_000,
 };
 
 // Frames queued in one tick are packed into one transport message up to this
@@ -69,6 +80,8 @@ export interface SessionEvents {
   goaway: [];
   /** The session ended; `err` is unset only for a local, deliberate close. */
   close: [err: TunnelError | undefined];
+  /** A limit refused something: a stream (the session goes on) or the session itself. */
+  limit: [limit: SessionLimit];
 }
 
 interface PendingPing {
@@ -95,6 +108,8 @@ export class Session extends EventEmitter<SessionEvents> {
 
   private outQueue: Buffer[] = [];
   private outBytes = 0;
+  // Control frames queued since the peer last kept up with our writes.
+  private pendingControlFrames = 0;
   private flushScheduled = false;
   private readonly drainWaiters = new Set<TunnelStream>();
 
@@ -171,6 +186,7 @@ export class Session extends EventEmitter<SessionEvents> {
       return Promise.reject(new TunnelError('ERR_YAMUX_GOAWAY', 'peer sent go away'));
     }
     if (this.streams.size >= this.options.maxStreams) {
+      this.emit('limit', 'max_streams');
       return Promise.reject(
         new TunnelError('ERR_YAMUX_TOO_MANY_STREAMS', `session has ${this.streams.size} open streams`),
       );
@@ -231,8 +247,16 @@ export class Session extends EventEmitter<SessionEvents> {
     for (const stream of [...this.streams.values()]) stream.sessionClosed(streamErr);
     this.streams.clear();
     this.drainWaiters.clear();
-    this.flush();
-    this.transport.close();
+    // A peer that stopped reading (congested) or answering (keepalive) would
+    // not read a close handshake either: waiting for it holds every buffer.
+    const abort = err?.code === 'ERR_YAMUX_CONGESTED' || err?.code === 'ERR_YAMUX_KEEPALIVE_TIMEOUT';
+    if (abort) {
+      this.outQueue = [];
+      this.outBytes = 0;
+    } else {
+      this.flush();
+    }
+    this.transport.close(abort);
     this.emit('close', err);
   }
 
@@ -251,6 +275,11 @@ export class Session extends EventEmitter<SessionEvents> {
   /** @internal */
   writeFrame(type: FrameType, flags: number, streamId: number, length: number, payload?: Buffer): void {
     if (this.closedWith) return;
+    if (type !== TYPE_DATA && this.congested && ++this.pendingControlFrames > this.options.maxPendingControlFrames) {
+      this.emit('limit', 'max_pending_control_frames');
+      this.close(new TunnelError('ERR_YAMUX_CONGESTED', `peer left ${this.pendingControlFrames} control frames unread`));
+      return;
+    }
     if (payload === undefined || payload.length < COALESCE_LIMIT) {
       const frame = Buffer.allocUnsafe(HEADER_SIZE + (payload?.length ?? 0));
       writeHeader(frame, 0, type, flags, streamId, length);
@@ -359,7 +388,9 @@ export class Session extends EventEmitter<SessionEvents> {
     if (h.streamId % 2 !== peerParity) {
       this.protocolError(`peer opened stream ${h.streamId} with our parity`);
     }
-    if (this.localGoAway || this.listenerCount('stream') === 0 || this.streams.size >= this.options.maxStreams) {
+    const full = this.streams.size >= this.options.maxStreams;
+    if (full) this.emit('limit', 'max_streams');
+    if (this.localGoAway || this.listenerCount('stream') === 0 || full) {
       this.writeFrame(TYPE_WINDOW_UPDATE, FLAG_RST, h.streamId, 0);
       return undefined;
     }
@@ -448,7 +479,9 @@ export class Session extends EventEmitter<SessionEvents> {
     // tick; if the transport took them without filling up, it will send no
     // drain event, so wake them here.
     if (this.drainWaiters.size > 0 && !this.congested) this.wakeWriters();
+    if (!this.congested) this.pendingControlFrames = 0;
     if (!this.closedWith && this.transport.bufferedAmount > this.options.maxBufferedBytes) {
+      this.emit('limit', 'max_buffered_bytes');
       this.close(
         new TunnelError('ERR_YAMUX_CONGESTED', `peer left ${this.transport.bufferedAmount} bytes unread`),
       );

@@ -10,8 +10,11 @@ export interface Transport {
   send(data: Buffer): boolean;
   /** Bytes handed to `send` and not yet written to the socket. */
   readonly bufferedAmount: number;
-  /** Tears the connection down; `onClose` follows. */
-  close(): void;
+  /**
+   * Tears the connection down; `onClose` follows. `abort` drops what is
+   * still queued and closes at once, for a peer that is not reading.
+   */
+  close(abort?: boolean): void;
   attach(handler: TransportHandler): void;
 }
 

@@ -64,12 +64,13 @@ export class WebSocketTransport implements Transport {
     return true;
   }
 
-  close(): void {
+  close(abort = false): void {
     if (this.closed) return;
     this.closed = true;
     // A close frame behind the queued frames, so a GoAway sent just before
-    // arrives; ws destroys the socket itself if the peer never answers it.
-    if (this.ws.readyState === this.ws.OPEN) this.ws.close(1000);
+    // arrives; ws destroys the socket itself if the peer never answers it
+    // (after 30 s, too long to hold the buffers of a peer that does not read).
+    if (!abort && this.ws.readyState === this.ws.OPEN) this.ws.close(1000);
     else this.ws.terminate();
     this.handler?.onClose();
   }
@@ -80,4 +81,9 @@ export class WebSocketTransport implements Transport {
     this.ws.terminate();
     this.handler?.onClose(err);
   }
+}
+
+/** ws's error for a message over its `maxPayload`; ws closes with 1009 after it. */
+export function isMessageTooLarge(err: unknown): boolean {
+  return err instanceof Error && (err as NodeJS.ErrnoException).code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH';
 }

@@ -9,12 +9,13 @@ import type { Token } from '../auth/verifier';
 import { validateEndpointId } from '../config/endpoint-id';
 import { writeJsonError, writeJsonErrorToSocket } from '../http/json-error';
 import type { Logger } from '../log/logger';
+import type { LimitTripped } from '../metrics/limit-metrics';
 import type { UpstreamMetrics } from '../metrics/upstream-metrics';
 import type { LocalUpstreams } from '../registry/local-upstreams';
 import type { Upstream } from '../registry/upstream';
 import { Session, type SessionOptions } from '../tunnel/session';
 import type { TunnelStream } from '../tunnel/stream';
-import { WebSocketTransport } from '../tunnel/ws-transport';
+import { isMessageTooLarge, WebSocketTransport } from '../tunnel/ws-transport';
 import { startTimer } from '../time/timer';
 
 const UPSTREAM_PATH = '/piko/v1/upstream/';
@@ -30,6 +31,7 @@ export interface UpstreamServerOptions {
   session?: Omit<SessionOptions, 'role'>;
   /** Largest WebSocket message accepted; yamux frames never need more than a window. */
   maxMessageBytes?: number;
+  onLimit?: LimitTripped;
 }
 
 /** A connected upstream: one WebSocket carrying one yamux session for one endpoint. */
@@ -171,8 +173,13 @@ export class UpstreamServer {
       log.debug('upstream sent go away');
       upstreams.remove(upstream);
     });
+    session.on('limit', (limit) => {
+      log.warn('upstream session limit reached', { limit: `upstream.session.${limit}` });
+      this.options.onLimit?.(`upstream.session.${limit}`);
+    });
     session.on('close', (err) => {
       expiryTimer?.clear();
+      if (isMessageTooLarge(err?.cause)) this.options.onLimit?.('upstream.max_message_bytes');
       this.live.delete(upstream);
       upstreams.remove(upstream);
       metrics?.connectedUpstreams.dec();

@@ -10,6 +10,8 @@ export class PipeTransport implements Transport {
   handler: TransportHandler | undefined;
   readonly sent: Buffer[] = [];
   closed = false;
+  /** Whether the session asked to drop what is queued rather than close gracefully. */
+  aborted = false;
   bufferedAmount = 0;
 
   static pair(): [PipeTransport, PipeTransport] {
@@ -40,9 +42,10 @@ export class PipeTransport implements Transport {
     this.handler?.onData(data);
   }
 
-  close(): void {
+  close(abort = false): void {
     if (this.closed) return;
     this.closed = true;
+    this.aborted = abort;
     this.handler?.onClose();
     const peer = this.peer;
     setImmediate(() => {

@@ -163,6 +163,15 @@ describe('createAccessLogger', () => {
     expect(line!.request.request_headers['Authorization']).toEqual([REDACTED]);
   });
 
+  it('redacts cookies both ways, since a session cookie is a credential', async () => {
+    const [line] = await capture(config(), [
+      record({ requestHeaders: { cookie: 'session=secret-4' }, responseHeaders: { 'set-cookie': ['session=secret-5', 'b=secret-6'] } }),
+    ]);
+    expect(JSON.stringify(line)).not.toContain('secret');
+    expect(line!.request.request_headers['Cookie']).toEqual([REDACTED]);
+    expect(line!.request.response_headers['Set-Cookie']).toEqual([REDACTED, REDACTED]);
+  });
+
   it('keeps only allow-listed headers, matched case-insensitively', async () => {
     const [line] = await capture(
       config({
@@ -197,9 +206,9 @@ describe('createAccessLogger', () => {
 
   it('keeps every value of a repeated header', async () => {
     const [line] = await capture(config(), [
-      record({ responseHeaders: { 'set-cookie': ['a=1', 'b=2'] } }),
+      record({ responseHeaders: { 'x-multi': ['accept', 'origin'] } }),
     ]);
-    expect(line!.request.response_headers).toEqual({ 'Set-Cookie': ['a=1', 'b=2'] });
+    expect(line!.request.response_headers).toEqual({ 'X-Multi': ['accept', 'origin'] });
   });
 });
 

@@ -209,6 +209,40 @@ describe('Session', () => {
     client.close();
   });
 
+  it('drops a peer that floods pings while leaving our writes unread, without a close handshake', async () => {
+    const { client, ct } = pair({ client: { maxPendingControlFrames: 100 } });
+    const limits: string[] = [];
+    client.on('limit', (l) => limits.push(l));
+    // The peer's end is full: everything we send waits.
+    ct.bufferedAmount = 2 * 1024 * 1024;
+    const closed = once(client, 'close');
+    ct.inject(Buffer.concat(Array.from({ length: 101 }, (_, i) => encodeHeader(TYPE_PING, FLAG_SYN, 0, i))));
+    const [err] = (await closed) as [Error & { code: string }];
+    expect(err.code).toBe('ERR_YAMUX_CONGESTED');
+    expect(limits).toEqual(['max_pending_control_frames']);
+    expect(ct.aborted).toBe(true);
+  });
+
+  it('answers any number of pings from a peer that keeps reading', async () => {
+    const { client, ct } = pair({ client: { maxPendingControlFrames: 100 } });
+    ct.inject(Buffer.concat(Array.from({ length: 1000 }, (_, i) => encodeHeader(TYPE_PING, FLAG_SYN, 0, i))));
+    await new Promise((r) => setImmediate(r));
+    expect(client.closed).toBe(false);
+    client.close();
+    expect(ct.aborted).toBe(false);
+  });
+
+  it('reports max_streams when an open is refused for it', async () => {
+    const { server, client } = pair({ server: { maxStreams: 1 } });
+    client.on('stream', (s) => s.on('error', () => undefined));
+    const limits: string[] = [];
+    server.on('limit', (l) => limits.push(l));
+    await server.open();
+    await expect(server.open()).rejects.toMatchObject({ code: 'ERR_YAMUX_TOO_MANY_STREAMS' });
+    expect(limits).toEqual(['max_streams']);
+    server.close();
+  });
+
   it('fails every stream when the transport drops', async () => {
     const { server, client, st } = pair();
     client.on('stream', (s) => s.on('error', () => undefined));
