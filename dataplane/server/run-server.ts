@@ -18,6 +18,8 @@ export async function runServer(config: ServerConfig): Promise<void> {
             (require('../registry/kubernetes/kubernetes-registry') as typeof import('../registry/kubernetes/kubernetes-registry')).createKubernetesRegistry({
               ...addrs,
               clusterName: cluster.name,
+              // loadServerConfig refuses the kubernetes registry without a secret.
+              secret: cluster.secret ?? '',
               namespace: cluster.kubernetes.namespace,
               leaseDurationMs: cluster.kubernetes.leaseDurationMs,
               renewIntervalMs: cluster.kubernetes.renewIntervalMs,

@@ -6,11 +6,16 @@
 import type { NodeRecord } from '../cluster-registry';
 import type { ConfigMapObject, LeaseObject } from './kube-api';
 import { parseLease, parseShard, type LeaseRecord } from './objects';
+import type { RecordSigner } from './record-signature';
 import { clampDelay } from '../../time/timer';
 
 export interface ClusterViewOptions {
   /** This node's key: left out of lookups and of `others()`. */
   selfKey: string;
+  /** Records it cannot verify are ignored: they are not from a pod of this cluster. */
+  signer: RecordSigner;
+  /** A record was ignored for its signature (name of the object). */
+  onUnsigned?: (kind: 'Lease' | 'ConfigMap', name: string) => void;
   now?: () => number;
   /** After any change of what lookups or `others()` return, expiries included. */
   onChange?: () => void;
@@ -42,6 +47,8 @@ const EMPTY: ReadonlyMap<string, number> = new Map();
 
 export class ClusterView {
   private readonly selfKey: string;
+  private readonly signer: RecordSigner;
+  private readonly onUnsigned: (kind: 'Lease' | 'ConfigMap', name: string) => void;
   private readonly now: () => number;
   private readonly onChange: () => void;
   private readonly nodes = new Map<string, NodeState>();
@@ -58,13 +65,15 @@ export class ClusterView {
 
   constructor(options: ClusterViewOptions) {
     this.selfKey = options.selfKey;
+    this.signer = options.signer;
+    this.onUnsigned = options.onUnsigned ?? (() => undefined);
     this.now = options.now ?? Date.now;
     this.onChange = options.onChange ?? (() => undefined);
   }
 
   upsertLease(obj: LeaseObject): void {
     const lease = parseLease(obj);
-    if (!lease) return;
+    if (!lease || !this.trusted('Lease', obj, this.signer.leaseValid(obj))) return;
     const node = this.node(lease.nodeKey);
     const prev = node.lease;
     if (prev && prev.renewTimeMs !== lease.renewTimeMs) node.lastRenewalSeenMs = this.now();
@@ -74,7 +83,7 @@ export class ClusterView {
 
   removeLease(obj: LeaseObject): void {
     const lease = parseLease(obj);
-    if (!lease) return;
+    if (!lease || !this.signer.leaseValid(obj)) return;
     const node = this.nodes.get(lease.nodeKey);
     if (!node?.lease) return;
     delete node.lease;
@@ -86,14 +95,21 @@ export class ClusterView {
 
   upsertShard(obj: ConfigMapObject): void {
     const shard = parseShard(obj);
-    if (!shard) return;
+    if (!shard || !this.trusted('ConfigMap', obj, this.signer.shardValid(obj))) return;
     this.setShard(shard.nodeKey, shard.index, shard.endpoints);
   }
 
   removeShard(obj: ConfigMapObject): void {
     const shard = parseShard(obj);
-    if (!shard) return;
+    if (!shard || !this.signer.shardValid(obj)) return;
     this.setShard(shard.nodeKey, shard.index, undefined);
+  }
+
+  // An update that breaks the signature of a record we hold leaves the
+  // record as it was: the last version its node signed.
+  private trusted(kind: 'Lease' | 'ConfigMap', obj: LeaseObject | ConfigMapObject, valid: boolean): boolean {
+    if (!valid) this.onUnsigned(kind, obj.metadata?.name ?? '');
+    return valid;
   }
 
   /**

@@ -8,12 +8,14 @@ import { EndpointShards } from './endpoint-shards';
 import type { KubeApi, OwnerReference } from './kube-api';
 import { resultOf, type KubernetesRegistryMetrics, type WriteResult } from './metrics';
 import { buildShard, nodeKey, shardName, type ShardRecord } from './objects';
+import type { RecordSigner } from './record-signature';
 import { clampDelay } from '../../time/timer';
 
 export interface EndpointWriterOptions {
   api: Pick<KubeApi, 'applyConfigMap' | 'deleteConfigMap'>;
   cluster: string;
   nodeId: string;
+  signer: RecordSigner;
   /** Minimum spacing of two writes. */
   flushIntervalMs: number;
   maxShardBytes: number;
@@ -207,7 +209,9 @@ export class EndpointWriter {
   private async apply(index: number): Promise<void> {
     const json = this.desired(index) as string;
     const owner = this.owner;
-    const body = buildShard({ cluster: this.cluster, nodeId: this.nodeId, index, json, ...(owner ? { owner } : {}) });
+    const body = this.options.signer.sealShard(
+      buildShard({ cluster: this.cluster, nodeId: this.nodeId, index, json, ...(owner ? { owner } : {}) }),
+    );
     try {
       const stored = await this.api.applyConfigMap(body);
       this.count('apply', 'success');

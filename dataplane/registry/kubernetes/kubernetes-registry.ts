@@ -15,6 +15,7 @@ import type { ConfigMapObject, KubeApi, LeaseObject } from './kube-api';
 import { LeaseKeeper } from './lease-keeper';
 import { createKubernetesRegistryMetrics, type KubernetesRegistryMetrics } from './metrics';
 import { clusterSelector, LABEL_NODE, leaseOwner, nodeKey, parseShard, podOwner, type PodIdentity } from './objects';
+import { RecordSigner } from './record-signature';
 import { ResilientInformer } from './resilient-informer';
 import { clampDelay } from '../../time/timer';
 
@@ -50,6 +51,8 @@ export interface KubernetesRegistryOptions {
   adminAddr: string;
   /** The verbs, bound to the namespace. */
   api: KubeApi;
+  /** cluster.secret: signs this node's records; records not signed with it are ignored. */
+  secret: string;
   /** Prefix of object names and value of the piko.dev/cluster label; default 'piko'. */
   clusterName?: string;
   /** cluster.kubernetes.lease-duration; default 15 s. */
@@ -135,9 +138,19 @@ export class KubernetesRegistry implements ClusterRegistry {
     const api = options.api;
     const metrics = this.metrics;
     const onChange = options.onChange;
+    const signer = new RecordSigner(options.secret);
+    // Once per object: whoever writes forged records must not flood the log too.
+    const reported = new Set<string>();
 
     this.view = new ClusterView({
       selfKey: this.selfKey,
+      signer,
+      onUnsigned: (kind, name) => {
+        metrics?.unsignedRecordsTotal.inc({ kind });
+        if (reported.size >= 1000 || reported.has(`${kind}/${name}`)) return;
+        reported.add(`${kind}/${name}`);
+        this.log.warn('ignoring a registry record not signed with the cluster secret', { kind, name });
+      },
       onChange: () => {
         if (metrics) {
           const counts = this.view.statusCounts();
@@ -153,6 +166,7 @@ export class KubernetesRegistry implements ClusterRegistry {
       api,
       cluster: this.clusterName,
       nodeId: this.nodeId,
+      signer,
       flushIntervalMs: options.flushIntervalMs ?? DEFAULT_FLUSH_INTERVAL_MS,
       maxShardBytes: options.maxShardBytes ?? DEFAULT_MAX_SHARD_BYTES,
       ...(metrics ? { metrics } : {}),
@@ -166,6 +180,7 @@ export class KubernetesRegistry implements ClusterRegistry {
       api,
       cluster: this.clusterName,
       nodeId: this.nodeId,
+      signer,
       proxyAddr: this.proxyAddr,
       adminAddr: this.adminAddr,
       durationMs: leaseDurationMs,

@@ -7,12 +7,15 @@ import { Backoff } from '../../client/backoff';
 import type { KubeApi, OwnerReference } from './kube-api';
 import { resultOf, type KubernetesRegistryMetrics } from './metrics';
 import { buildLease, leaseName, nodeKey } from './objects';
+import type { RecordSigner } from './record-signature';
 import { clampDelay } from '../../time/timer';
 
 export interface LeaseKeeperOptions {
   api: Pick<KubeApi, 'applyLease' | 'deleteLease'>;
   cluster: string;
   nodeId: string;
+  /** Signs the Lease, so readers can tell it from one written by anyone else with access to Leases. */
+  signer: RecordSigner;
   proxyAddr: string;
   adminAddr: string;
   durationMs: number;
@@ -51,7 +54,7 @@ export class LeaseKeeper {
   /** One write of the Lease; rejects with the apiserver's error. */
   async renewOnce(): Promise<string> {
     const o = this.options;
-    const lease = buildLease({
+    const lease = o.signer.sealLease(buildLease({
       cluster: o.cluster,
       nodeId: o.nodeId,
       proxyAddr: o.proxyAddr,
@@ -60,7 +63,7 @@ export class LeaseKeeper {
       acquireTimeMs: this.acquireTimeMs,
       renewTimeMs: Date.now(),
       ...(o.owner ? { owner: o.owner } : {}),
-    });
+    }));
     try {
       const stored = await o.api.applyLease(lease);
       o.metrics?.apiserverWritesTotal.inc({ kind: 'Lease', operation: 'apply', result: 'success' });

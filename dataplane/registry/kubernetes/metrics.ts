@@ -14,6 +14,8 @@ export interface KubernetesRegistryMetrics {
   readonly endpointShards: Gauge;
   /** Other nodes in the view, by status. */
   readonly nodes: Gauge<'status'>;
+  /** Registry records ignored for a missing or wrong signature: someone else writes our objects. */
+  readonly unsignedRecordsTotal: Counter<'kind'>;
 }
 
 export function createKubernetesRegistryMetrics(registry: Registry): KubernetesRegistryMetrics {
@@ -40,6 +42,12 @@ export function createKubernetesRegistryMetrics(registry: Registry): KubernetesR
       name: 'piko_registry_nodes',
       help: 'Other nodes known to the registry, by status',
       labelNames: ['status'],
+      registers,
+    }),
+    unsignedRecordsTotal: new Counter({
+      name: 'piko_registry_unsigned_records_total',
+      help: 'Registry objects ignored because they are not signed with the cluster secret, by object kind',
+      labelNames: ['kind'],
       registers,
     }),
   };

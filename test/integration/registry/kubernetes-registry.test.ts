@@ -15,6 +15,8 @@ import {
   type KubernetesRegistry,
 } from '../../../dataplane/registry/kubernetes/kubernetes-registry';
 import { createLogger } from '../../../dataplane/log/logger';
+import { buildLease, buildShard, serializeShard } from '../../../dataplane/registry/kubernetes/objects';
+import { RecordSigner } from '../../../dataplane/registry/kubernetes/record-signature';
 import { startControlPlane, type ControlPlane } from '../../k8s/control-plane';
 
 // A cold build of the control plane compiles Kubernetes; a warm start takes seconds.
@@ -22,6 +24,7 @@ const START_TIMEOUT_MS = 60 * 60 * 1000;
 const EVENT_TIMEOUT_MS = 20_000;
 const FLUSH_INTERVAL_MS = 500;
 const SHORT_LEASE = { leaseDurationMs: 2_000, renewIntervalMs: 500 };
+const CLUSTER_SECRET = 'cluster-secret-0123456789abcdef';
 
 /** The Role of docs/registry-design.md §7, verb for verb. */
 const REGISTRY_ROLE_RULES: k8s.V1PolicyRule[] = [
@@ -83,6 +86,7 @@ function node(
     adminAddr: `127.0.0.${running.length + 1}:8002`,
     namespace,
     kubeconfigPath: cp.kubeconfigPath,
+    secret: CLUSTER_SECRET,
     metricsRegistry: metrics,
     retryBackoff: { minMs: 200, maxMs: 2_000 },
     requestTimeoutMs: 5_000,
@@ -207,6 +211,48 @@ describe('Kubernetes registry against a real apiserver', () => {
       ]),
     );
     expect(await objectsOf(ns, 'node-a')).toEqual(['Lease/piko-node-node-a', 'ConfigMap/piko-endpoints-node-a-0']);
+  });
+
+  it('ignores records not signed with the cluster secret, and forged edits of real ones', async () => {
+    const ns = await newNamespace();
+    const [a, b] = [node(ns, 'node-a', SHORT_LEASE), node(ns, 'node-b', SHORT_LEASE)];
+    await Promise.all([a.registry.start(), b.registry.start()]);
+    a.registry.setLocalEndpoint('e', 1);
+    await until(b, sameHolders(b, 'e', { 'node-a': 1 }), 'a on b');
+    const realProxyAddr = b.registry.nodes().find((n) => n.id === 'node-a')?.proxyAddr;
+
+    // Someone with write access to the namespace, but not the secret (or with another one).
+    const forged = { cluster: 'piko', proxyAddr: '192.0.2.66:8000', adminAddr: '192.0.2.66:8002', durationMs: 60_000 };
+    const evilLease = buildLease({ ...forged, nodeId: 'evil', acquireTimeMs: Date.now(), renewTimeMs: Date.now() });
+    const wrongKey = new RecordSigner('not-the-cluster-secret-at-all').sealLease(
+      buildLease({ ...forged, nodeId: 'evil2', acquireTimeMs: Date.now(), renewTimeMs: Date.now() }),
+    );
+    await coordination.createNamespacedLease({ namespace: ns, body: evilLease as k8s.V1Lease });
+    await coordination.createNamespacedLease({ namespace: ns, body: wrongKey as k8s.V1Lease });
+    for (const nodeId of ['evil', 'evil2', 'node-a']) {
+      const shard = buildShard({ cluster: 'piko', nodeId, index: 7, json: serializeShard(new Map([['e', 9], ['stolen', 1]])) });
+      await core.createNamespacedConfigMap({ namespace: ns, body: shard as k8s.V1ConfigMap });
+    }
+    // And a real Lease pointed elsewhere.
+    await coordination.patchNamespacedLease(
+      { namespace: ns, name: 'piko-node-node-a', body: [{ op: 'add', path: '/metadata/annotations/piko.dev~1proxy-addr', value: '192.0.2.66:8000' }] },
+      k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.JsonPatch),
+    );
+
+    // Each forged object reaches b's informers and is refused there: 3 Leases (2 new, 1 edit), 3 ConfigMaps.
+    const deadline = Date.now() + EVENT_TIMEOUT_MS;
+    const refused = async (kind: string): Promise<number> =>
+      ((await b.metrics.getSingleMetric('piko_registry_unsigned_records_total')?.get())?.values ?? [])
+        .filter((v) => v.labels['kind'] === kind)
+        .reduce((sum, v) => sum + v.value, 0);
+    while ((await refused('Lease')) < 3 || (await refused('ConfigMap')) < 3) {
+      if (Date.now() > deadline) throw new Error('forged records never reached the informers');
+      await once(b.changes, 'change', { signal: AbortSignal.timeout(EVENT_TIMEOUT_MS) });
+    }
+    expect(holders(b, 'e')).toEqual({ 'node-a': 1 });
+    expect(holders(b, 'stolen')).toEqual({});
+    expect(b.registry.nodes().map((n) => n.id).sort()).toEqual(['node-a', 'node-b']);
+    expect(b.registry.nodes().find((n) => n.id === 'node-a')?.proxyAddr).toBe(realProxyAddr);
   });
 
   it('drops a node that stops renewing once its Lease expires', async () => {

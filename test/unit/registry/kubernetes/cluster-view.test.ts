@@ -1,12 +1,15 @@
 import { ClusterView } from '../../../../dataplane/registry/kubernetes/cluster-view';
 import type { ConfigMapObject, LeaseObject } from '../../../../dataplane/registry/kubernetes/kube-api';
 import { buildLease, buildShard, serializeShard } from '../../../../dataplane/registry/kubernetes/objects';
+import { RecordSigner } from '../../../../dataplane/registry/kubernetes/record-signature';
+
+const signer = new RecordSigner('cluster-secret-0123456789');
 
 const T0 = Date.UTC(2026, 10, 2, 10, 0, 0);
 const DURATION = 15_000;
 
 function lease(nodeId: string, renewTimeMs: number, durationMs = DURATION): LeaseObject {
-  return buildLease({
+  return signer.sealLease(buildLease({
     cluster: 'piko',
     nodeId,
     proxyAddr: `${nodeId}:8000`,
@@ -14,11 +17,11 @@ function lease(nodeId: string, renewTimeMs: number, durationMs = DURATION): Leas
     durationMs,
     acquireTimeMs: T0,
     renewTimeMs,
-  });
+  }));
 }
 
 function shard(nodeId: string, index: number, endpoints: Record<string, number>): ConfigMapObject {
-  return buildShard({ cluster: 'piko', nodeId, index, json: serializeShard(new Map(Object.entries(endpoints))) });
+  return signer.sealShard(buildShard({ cluster: 'piko', nodeId, index, json: serializeShard(new Map(Object.entries(endpoints))) }));
 }
 
 function holders(view: ClusterView, endpointId: string): Record<string, number> {
@@ -32,7 +35,7 @@ describe('ClusterView', () => {
   beforeEach(() => {
     jest.useFakeTimers({ now: T0 });
     changes = 0;
-    view = new ClusterView({ selfKey: 'self', onChange: () => changes++ });
+    view = new ClusterView({ selfKey: 'self', signer, onChange: () => changes++ });
     view.thaw();
   });
 
@@ -180,7 +183,7 @@ describe('ClusterView', () => {
   });
 
   it('judges by the current time until the first sync, and a freeze before it keeps nothing', () => {
-    const fresh = new ClusterView({ selfKey: 'self' });
+    const fresh = new ClusterView({ selfKey: 'self', signer });
     fresh.upsertLease(lease('a', T0));
     fresh.upsertShard(shard('a', 0, { e: 1 }));
     fresh.freeze(T0);

@@ -7,6 +7,7 @@ import {
 } from '../../../../dataplane/registry/kubernetes/metrics';
 import { buildShard, parseShard, parseShardJson, serializeShard } from '../../../../dataplane/registry/kubernetes/objects';
 import { FakeApiServer } from './fake-kube-api';
+import { RecordSigner } from '../../../../dataplane/registry/kubernetes/record-signature';
 
 const FLUSH = 500;
 const OWNER = { apiVersion: 'v1', kind: 'Pod', name: 'piko-0', uid: 'pod-uid' };
@@ -34,6 +35,7 @@ describe('EndpointWriter', () => {
 
   function makeWriter(maxShardBytes = 256 * 1024): EndpointWriter {
     return new EndpointWriter({
+      signer: new RecordSigner('cluster-secret-0123456789'),
       api: server.client(),
       cluster: 'piko',
       nodeId: 'piko-0',

@@ -19,6 +19,7 @@ describe('KubernetesRegistry (in-memory apiserver)', () => {
       proxyAddr: `${nodeId}:8000`,
       adminAddr: `${nodeId}:8002`,
       api: server.client(),
+      secret: 'cluster-secret-0123456789',
       leaseDurationMs: 15_000,
       renewIntervalMs: 5_000,
       ...extra,

@@ -4,6 +4,7 @@ import { LeaseKeeper } from '../../../../dataplane/registry/kubernetes/lease-kee
 import { createKubernetesRegistryMetrics } from '../../../../dataplane/registry/kubernetes/metrics';
 import { parseLease } from '../../../../dataplane/registry/kubernetes/objects';
 import { FakeApiServer } from './fake-kube-api';
+import { RecordSigner } from '../../../../dataplane/registry/kubernetes/record-signature';
 
 const T0 = Date.UTC(2026, 10, 2, 10, 0, 0);
 
@@ -19,6 +20,7 @@ describe('LeaseKeeper', () => {
     errors = [];
     recovered = 0;
     keeper = new LeaseKeeper({
+      signer: new RecordSigner('cluster-secret-0123456789'),
       api: server.client(),
       cluster: 'piko',
       nodeId: 'piko-0',
