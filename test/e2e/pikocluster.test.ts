@@ -117,7 +117,7 @@ async function markPodReady(name: string, podIP: string): Promise<void> {
 }
 
 /** What the operator rendered, read once the PikoCluster's children exist. */
-let rendered: { sts: V1StatefulSet; serverYaml: string; secrets: Map<string, Record<string, string>>; dataPlaneKubeconfig: string } | undefined;
+let rendered: { sts: V1StatefulSet; serverYaml: string; secrets: Map<string, Record<string, string>>; dataPlaneSa: string } | undefined;
 
 /**
  * What kubelet would give pod `index`: the rendered server.yaml with the bind addresses moved from
@@ -130,7 +130,7 @@ interface PodRecipe {
 }
 
 async function podRecipe(index: number): Promise<PodRecipe> {
-  const { sts, serverYaml, secrets, dataPlaneKubeconfig } = rendered!;
+  const { sts, serverYaml, secrets, dataPlaneSa } = rendered!;
   const host = `127.0.0.${index + 1}`;
   const podName = `${sts.metadata!.name!}-${index}`;
   const pod = await admin.get<Obj>(RESOURCES.pods, NAMESPACE, podName);
@@ -155,6 +155,8 @@ async function podRecipe(index: number): Promise<PodRecipe> {
     'metadata.uid': pod.metadata!.uid!,
     'status.podIP': host,
   };
+  // As the kubelet projects it: a token bound to this Pod, which the registry write policy requires.
+  const dataPlaneKubeconfig = await cp!.kubeconfigForServiceAccount(NAMESPACE, dataPlaneSa, { name: podName, uid: pod.metadata!.uid! });
   const env: NodeJS.ProcessEnv = { KUBECONFIG: dataPlaneKubeconfig };
   for (const v of container.env ?? ([] as V1EnvVar[])) {
     if (v.value !== undefined) env[v.name] = v.value;
@@ -361,7 +363,7 @@ describe('helm install, a PikoCluster, the operator and its pods', () => {
       sts,
       serverYaml,
       secrets: new Map(),
-      dataPlaneKubeconfig: await cp!.kubeconfigForServiceAccount(NAMESPACE, dataPlaneSa),
+      dataPlaneSa,
     };
   }, 90_000);
 

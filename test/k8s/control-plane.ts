@@ -106,13 +106,21 @@ export interface ControlPlane {
   startApiServer(): Promise<void>;
   /**
    * Writes a kubeconfig that authenticates as that ServiceAccount (which must exist) with a
-   * token from the TokenRequest API, valid for an hour, so tests exercise real RBAC.
+   * token from the TokenRequest API, valid for an hour, so tests exercise real RBAC. With
+   * `pod`, the token is bound to that Pod as the kubelet's projected tokens are, and the
+   * apiserver names the pod in each request's user info.
    */
-  kubeconfigForServiceAccount(namespace: string, name: string): Promise<string>;
+  kubeconfigForServiceAccount(namespace: string, name: string, pod?: BoundPod): Promise<string>;
   /** Stops every process (SIGTERM, SIGKILL after 5 s) and removes the temp dir. Idempotent. */
   stop(): Promise<void>;
   /** The output of one component so far (empty for an existing cluster). */
   logs(name: ControlPlaneComponent): string;
+}
+
+/** The Pod a ServiceAccount token is bound to. */
+export interface BoundPod {
+  name: string;
+  uid: string;
 }
 
 let binDirPromise: Promise<string> | undefined;
@@ -493,9 +501,9 @@ class LocalControlPlane implements ControlPlane {
     await this.waitFor('kube-apiserver', child, probe);
   }
 
-  async kubeconfigForServiceAccount(namespace: string, name: string): Promise<string> {
+  async kubeconfigForServiceAccount(namespace: string, name: string, pod?: BoundPod): Promise<string> {
     this.assertRunning();
-    const token = await requestToken(this.binDir, this.kubeconfigPath, namespace, name);
+    const token = await requestToken(this.binDir, this.kubeconfigPath, namespace, name, pod);
     const file = path.join(this.dir, `sa-${++this.saCount}-${namespace}-${name}.kubeconfig`);
     writeKubeconfig(file, this.server, this.pki.caCert, `system:serviceaccount:${namespace}:${name}`, { token });
     return file;
@@ -643,11 +651,12 @@ class LocalControlPlane implements ControlPlane {
  * holds, so the same code serves our control plane and an existing cluster's exec plugins or
  * OIDC users.
  */
-async function requestToken(binDir: string, kubeconfig: string, namespace: string, name: string): Promise<string> {
+async function requestToken(binDir: string, kubeconfig: string, namespace: string, name: string, pod?: BoundPod): Promise<string> {
+  const bound = pod ? ['--bound-object-kind=Pod', `--bound-object-name=${pod.name}`, `--bound-object-uid=${pod.uid}`] : [];
   try {
     const { stdout } = await execFileAsync(
       path.join(binDir, 'kubectl'),
-      [`--kubeconfig=${kubeconfig}`, 'create', 'token', name, `--namespace=${namespace}`, `--duration=${SA_TOKEN_SECONDS}s`],
+      [`--kubeconfig=${kubeconfig}`, 'create', 'token', name, `--namespace=${namespace}`, `--duration=${SA_TOKEN_SECONDS}s`, ...bound],
       { timeout: TOOL_TIMEOUT_MS },
     );
     const token = stdout.trim();
@@ -728,11 +737,11 @@ async function openExistingCluster(kubeconfigPath: string, binDir: string): Prom
     canRestart: false,
     stopApiServer: unsupported,
     startApiServer: unsupported,
-    async kubeconfigForServiceAccount(namespace: string, name: string): Promise<string> {
+    async kubeconfigForServiceAccount(namespace: string, name: string, pod?: BoundPod): Promise<string> {
       if (stopped) {
         throw new ControlPlaneError('CONTROL_PLANE_STOPPED', 'the control plane handle has been stopped');
       }
-      const token = await requestToken(binDir, kubeconfigPath, namespace, name);
+      const token = await requestToken(binDir, kubeconfigPath, namespace, name, pod);
       const file = path.join(dir, `sa-${++saCount}-${namespace}-${name}.kubeconfig`);
       const sa = {
         apiVersion: 'v1',

@@ -30,6 +30,7 @@ import { OPERATOR_CLUSTER_ROLE_RULES } from '../../../operator/rbac';
 import { chartFiles } from '../../../operator/scripts/sync-chart';
 import { resourceFor } from '../../../operator/runtime/kube-client';
 import { WRITE_VERBS, allowedClusterWrites, ownedResources, ruleGrants } from './rbac-expectations';
+import { registryWritePolicy, registryWritePolicyBinding } from '../../../operator/admission/registry-write-policy';
 
 const ROOT = path.resolve(__dirname, '..', '..', '..');
 const CHART = path.join(ROOT, 'helm', 'piko');
@@ -172,12 +173,27 @@ describe('helm template with default values', () => {
         'RoleBinding/piko-operator-leader-election',
         'Service/piko-operator-metrics',
         'ServiceAccount/piko-operator',
+        'ValidatingAdmissionPolicy/piko-registry-writes',
+        'ValidatingAdmissionPolicyBinding/piko-registry-writes',
       ].sort(),
     );
     for (const o of objects) {
-      const clusterScoped = ['CustomResourceDefinition', 'ClusterRole', 'ClusterRoleBinding'].includes(o.kind);
+      const clusterScoped = [
+        'CustomResourceDefinition',
+        'ClusterRole',
+        'ClusterRoleBinding',
+        'ValidatingAdmissionPolicy',
+        'ValidatingAdmissionPolicyBinding',
+      ].includes(o.kind);
       expect([o.kind, o.metadata.namespace]).toEqual([o.kind, clusterScoped ? undefined : NAMESPACE]);
     }
+  });
+
+  it('installs the registry write policy of operator/admission, bound to every namespace', () => {
+    const policy = one<{ spec: unknown }>(objects, 'ValidatingAdmissionPolicy');
+    expect(policy.spec).toEqual((registryWritePolicy(policy.metadata.name) as { spec: unknown }).spec);
+    const binding = one<{ spec: unknown }>(objects, 'ValidatingAdmissionPolicyBinding');
+    expect(binding.spec).toEqual((registryWritePolicyBinding(policy.metadata.name) as { spec: unknown }).spec);
   });
 
   it('gives the ClusterRole exactly the rules of operator/rbac.ts', () => {
@@ -449,7 +465,12 @@ describe('helm template with other values', () => {
   });
 
   it('leaves out the ServiceAccount and RBAC when told to', async () => {
-    const objects = await render({ 'serviceAccount.create': 'false', 'serviceAccount.name': 'mine', 'rbac.create': 'false' });
+    const objects = await render({
+      'serviceAccount.create': 'false',
+      'serviceAccount.name': 'mine',
+      'rbac.create': 'false',
+      'rbac.registryWritePolicy': 'false',
+    });
     expect(objects.map((o) => o.kind).sort()).toEqual(['CustomResourceDefinition', 'Deployment', 'Service']);
     expect(one<V1Deployment>(objects, 'Deployment').spec!.template.spec!.serviceAccountName).toBe('mine');
   });
