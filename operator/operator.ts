@@ -23,8 +23,8 @@ export interface LeaderElectionConfig {
 
 export interface OperatorOptions {
   client: KubeClient;
-  /** Watch this namespace only; empty or undefined: every namespace. */
-  namespace?: string;
+  /** Watch these namespaces only; empty or undefined: every namespace. */
+  namespaces?: readonly string[];
   defaultImage: string;
   logger: Logger;
   metricsRegistry: Registry;
@@ -55,7 +55,7 @@ export class Operator {
     const controllerLogger = options.logger.child({ subsystem: 'controller' });
     this.controller = new PikoClusterController({
       client: options.client,
-      ...(options.namespace === undefined ? {} : { namespace: options.namespace }),
+      ...(options.namespaces === undefined ? {} : { namespaces: options.namespaces }),
       defaultImage: options.defaultImage,
       events: new KubeEventRecorder(options.client, {
         instance: this.identity,

@@ -13,8 +13,13 @@
  * - `update` on pikoclusters/finalizers lets children carry
  *   blockOwnerDeletion where the OwnerReferencesPermissionEnforcement
  *   admission plugin is on (OpenShift, hardened clusters).
- * With --namespace the same rules may instead be bound with RoleBindings in
- * that namespace and in the leader-election Lease's namespace.
+ * With --namespace a,b the same rules are instead bound with a RoleBinding in
+ * each watched namespace (the chart's operator.watchNamespaces), and leader
+ * election's in the Lease's namespace: the operator then can create
+ * StatefulSets, ServiceAccounts, Roles and RoleBindings, and read Secrets,
+ * in those namespaces only. Kubernetes has no metadata-only grant on
+ * Secrets: list and watch return their data, though the operator asks for
+ * metadata only and keeps no Secret's data in memory.
  */
 import { GROUP, PLURAL } from './api/pikocluster';
 import { REGISTRY_VERBS } from './builders/rbac';

@@ -29,7 +29,7 @@ export async function runOperator(config: OperatorConfig, deps: RunOperatorDeps 
   const identity = `${env['POD_NAME'] || hostname()}_${randomUUID()}`;
   const operator = new Operator({
     client,
-    ...(config.namespace === '' ? {} : { namespace: config.namespace }),
+    namespaces: config.namespaces,
     defaultImage: config.defaultImage,
     logger,
     metricsRegistry: registry,
@@ -48,7 +48,7 @@ export async function runOperator(config: OperatorConfig, deps: RunOperatorDeps 
     operator.start();
     logger.info('operator started', {
       identity,
-      namespace: config.namespace || '(all)',
+      namespaces: config.namespaces.length > 0 ? config.namespaces : '(all)',
       leaderElect: config.leaderElect,
       defaultImage: config.defaultImage,
     });

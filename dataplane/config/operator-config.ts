@@ -15,8 +15,10 @@ export const DEFAULT_IMAGE_REPOSITORY = 'ghcr.io/piko-k8s/piko';
 
 /** Deep-frozen at runtime. */
 export interface OperatorConfig {
-  /** Watch PikoClusters (and their children) in this namespace only; empty: every namespace. */
+  /** Comma-separated, as given: watch PikoClusters (and their children) in these namespaces only; empty: every namespace. */
   namespace: string;
+  /** `namespace` split and checked; empty: every namespace. */
+  namespaces: string[];
   /** Empty: KUBECONFIG, ~/.kube/config, then the in-cluster service account. */
   kubeconfig: string;
   leaderElect: boolean;
@@ -31,7 +33,11 @@ export interface OperatorConfig {
 }
 
 export const OPERATOR_SPEC: GroupSpec = group({
-  namespace: str('', 'Namespace to watch PikoClusters in; every namespace when empty.', { arg: '<namespace>' }),
+  namespace: str(
+    '',
+    'Namespaces to watch PikoClusters in, comma-separated (the operator needs its ClusterRole bound in each); every namespace when empty.',
+    { arg: '<namespace>[,...]' },
+  ),
   kubeconfig: str('', 'Kubeconfig file; KUBECONFIG, ~/.kube/config or the in-cluster service account when empty.', {
     arg: '<path>',
   }),
@@ -73,10 +79,11 @@ export function loadOperatorConfig(options: OperatorLoadOptions): OperatorConfig
 }
 
 function finish(c: OperatorConfig): void {
+  c.namespaces = c.namespace === '' ? [] : [...new Set(c.namespace.split(',').map((n) => n.trim()))];
   for (const [path, value] of [
-    ['namespace', c.namespace],
-    ['leader_election_namespace', c.leaderElectionNamespace],
-  ] as const) {
+    ...c.namespaces.map((n) => ['namespace', n] as const),
+    ['leader_election_namespace', c.leaderElectionNamespace] as const,
+  ]) {
     if (value !== '' && !NAMESPACE.test(value)) {
       throw new ConfigError(`${path} ${JSON.stringify(value)} must be a namespace name (lower-case letters, digits and -)`, {
         path,

@@ -46,8 +46,8 @@ export const POD_SELECTOR = `${LABEL_NAME}=piko,${LABEL_COMPONENT}=${COMPONENT}`
 
 export interface ControllerOptions {
   client: KubeClient;
-  /** Watch this namespace only; undefined or empty: every namespace. */
-  namespace?: string;
+  /** Watch these namespaces only; undefined or empty: every namespace. */
+  namespaces?: readonly string[];
   defaultImage: string;
   events: EventRecorder;
   logger: Logger;
@@ -87,7 +87,7 @@ export class PikoClusterController {
     this.logger = options.logger;
     this.metrics = options.metrics;
     this.now = options.now ?? Date.now;
-    const namespace = options.namespace === '' ? undefined : options.namespace;
+    const namespaces = options.namespaces?.length ? options.namespaces : undefined;
 
     const informer = <T extends KubeObject>(
       name: string,
@@ -97,7 +97,7 @@ export class PikoClusterController {
       const cached = new CachedInformer<T>({
         client: options.client,
         type,
-        ...(namespace === undefined ? {} : { namespace }),
+        ...(namespaces === undefined ? {} : { namespaces }),
         ...selection,
         ...(options.informerBackoff === undefined ? {} : { backoff: options.informerBackoff }),
         onError: (err, restartInMs) =>

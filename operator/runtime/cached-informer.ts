@@ -3,6 +3,8 @@
  * ResilientInformer (restart with capped backoff after any error), the
  * objects it delivered indexed by namespace and name, and add / update /
  * delete callbacks. Reconciles read the cache; callbacks only enqueue keys.
+ * Given a list of namespaces it runs one ListWatch in each into the same
+ * cache: RBAC granted per namespace allows no cluster-wide watch.
  */
 import { ResilientInformer } from '../../dataplane/registry/kubernetes/resilient-informer';
 import type { KubeClient, KubeObject, ResourceType } from './kube-client';
@@ -17,8 +19,8 @@ export interface CacheEventHandler<T> {
 export interface CachedInformerOptions {
   client: KubeClient;
   type: ResourceType;
-  /** Undefined: all namespaces. */
-  namespace?: string;
+  /** Undefined or empty: all namespaces. */
+  namespaces?: readonly string[];
   labelSelector?: string;
   fieldSelector?: string;
   metadataOnly?: boolean;
@@ -37,17 +39,25 @@ export class CachedInformer<T extends KubeObject> {
   readonly synced: Promise<void>;
   private readonly byNamespace = new Map<string, Map<string, T>>();
   private readonly handlers: CacheEventHandler<T>[] = [];
-  private readonly informer: ResilientInformer<T>;
+  private readonly informers: ResilientInformer<T>[];
   private hasSyncedFlag = false;
 
   constructor(options: CachedInformerOptions) {
     this.type = options.type;
-    this.informer = new ResilientInformer<T>({
+    const scopes: (string | undefined)[] = options.namespaces?.length ? [...options.namespaces] : [undefined];
+    this.informers = scopes.map((namespace) => this.watch(options, namespace));
+    this.synced = Promise.all(this.informers.map((i) => i.synced)).then(() => {
+      this.hasSyncedFlag = true;
+    });
+  }
+
+  private watch(options: CachedInformerOptions, namespace: string | undefined): ResilientInformer<T> {
+    return new ResilientInformer<T>({
       create: (handlers) =>
         new ListWatch<T>({
           client: options.client,
           type: options.type,
-          ...(options.namespace === undefined ? {} : { namespace: options.namespace }),
+          ...(namespace === undefined ? {} : { namespace }),
           ...(options.labelSelector === undefined ? {} : { labelSelector: options.labelSelector }),
           ...(options.fieldSelector === undefined ? {} : { fieldSelector: options.fieldSelector }),
           ...(options.metadataOnly === undefined ? {} : { metadataOnly: options.metadataOnly }),
@@ -57,11 +67,9 @@ export class CachedInformer<T extends KubeObject> {
       upsert: (obj) => this.upsert(obj),
       remove: (obj) => this.remove(obj),
       ...(options.onError === undefined ? {} : { onError: options.onError }),
-      ...(options.onHealthChange === undefined ? {} : { onHealthChange: options.onHealthChange }),
+      // Healthy as a whole only while every namespace's watch is.
+      ...(options.onHealthChange === undefined ? {} : { onHealthChange: () => options.onHealthChange?.(this.isHealthy) }),
       ...(options.backoff === undefined ? {} : { backoff: options.backoff }),
-    });
-    this.synced = this.informer.synced.then(() => {
-      this.hasSyncedFlag = true;
     });
   }
 
@@ -71,11 +79,11 @@ export class CachedInformer<T extends KubeObject> {
 
   /** A list or an event arrived since the last error. */
   get isHealthy(): boolean {
-    return this.informer.isHealthy;
+    return this.informers.every((i) => i.isHealthy);
   }
 
   get lastError(): unknown {
-    return this.informer.lastError;
+    return this.informers.find((i) => i.lastError !== undefined)?.lastError;
   }
 
   addHandler(handler: CacheEventHandler<T>): void {
@@ -93,11 +101,11 @@ export class CachedInformer<T extends KubeObject> {
   }
 
   start(): void {
-    this.informer.start();
+    for (const i of this.informers) i.start();
   }
 
-  stop(): Promise<void> {
-    return this.informer.stop();
+  async stop(): Promise<void> {
+    await Promise.all(this.informers.map((i) => i.stop()));
   }
 
   private upsert(obj: T): void {

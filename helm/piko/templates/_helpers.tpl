@@ -107,7 +107,7 @@ Values that the schema alone cannot relate, checked once, from the Deployment.
 {{- if and .Values.metrics.serviceMonitor.enabled (not .Values.metrics.service.enabled) }}
 {{- fail "metrics.serviceMonitor.enabled needs metrics.service.enabled: the ServiceMonitor scrapes that Service" }}
 {{- end }}
-{{- if and .Values.pikoCluster.enabled .Values.operator.watchNamespace (ne .Values.operator.watchNamespace .Release.Namespace) }}
-{{- fail (printf "pikoCluster.enabled creates the PikoCluster in %s, which an operator watching only %s never reconciles" .Release.Namespace .Values.operator.watchNamespace) }}
+{{- if and .Values.pikoCluster.enabled .Values.operator.watchNamespaces (not (has .Release.Namespace .Values.operator.watchNamespaces)) }}
+{{- fail (printf "pikoCluster.enabled creates the PikoCluster in %s, which an operator watching only %s never reconciles" .Release.Namespace (join ", " .Values.operator.watchNamespaces)) }}
 {{- end }}
 {{- end }}

@@ -124,7 +124,7 @@ describe('helm lint', () => {
   it.each([
     ['default values', {}],
     ['a PikoCluster from values', { 'pikoCluster.enabled': 'true', 'pikoCluster.spec.replicas': '5' }],
-    ['two replicas watching one namespace', { replicaCount: '2', 'operator.watchNamespace': 'apps' }],
+    ['two replicas watching one namespace', { replicaCount: '2', 'operator.watchNamespaces': '{apps}' }],
   ])('is clean with %s', async (_name, values) => {
     const result = await helm(['lint', '--strict', CHART, '--namespace', NAMESPACE, ...setArgs(values)]);
     expect(result.stdout).not.toMatch(/\[(WARNING|ERROR)\]/);
@@ -382,27 +382,29 @@ describe('helm template with other values', () => {
     expect(all(objects, 'Role')).toEqual([]);
   });
 
-  it('watches one namespace with a RoleBinding of the ClusterRole there instead of a ClusterRoleBinding', async () => {
-    const objects = await render({ 'operator.watchNamespace': 'apps' });
-    expect(flagValue(operatorContainer(objects).args ?? [], '--namespace')).toBe('apps');
+  it('watches a list of namespaces with a RoleBinding of the ClusterRole in each instead of a ClusterRoleBinding', async () => {
+    const objects = await render({ 'operator.watchNamespaces': '{apps,tunnels}' });
+    expect(flagValue(operatorContainer(objects).args ?? [], '--namespace')).toBe('apps,tunnels');
     expect(all(objects, 'ClusterRoleBinding')).toEqual([]);
     const bindings = all<V1RoleBinding>(objects, 'RoleBinding');
-    const scoped = bindings.find((b) => b.roleRef.kind === 'ClusterRole');
-    expect(scoped?.metadata.namespace).toBe('apps');
-    expect(scoped?.roleRef.name).toBe('piko-operator');
-    expect(scoped?.subjects).toEqual([{ kind: 'ServiceAccount', name: 'piko-operator', namespace: NAMESPACE }]);
+    const scoped = bindings.filter((b) => b.roleRef.kind === 'ClusterRole');
+    expect(scoped.map((b) => b.metadata.namespace)).toEqual(['apps', 'tunnels']);
+    for (const binding of scoped) {
+      expect(binding.roleRef.name).toBe('piko-operator');
+      expect(binding.subjects).toEqual([{ kind: 'ServiceAccount', name: 'piko-operator', namespace: NAMESPACE }]);
+    }
     // The leader Lease stays in the release namespace.
     expect(bindings.find((b) => b.roleRef.kind === 'Role')?.metadata.namespace).toBe(NAMESPACE);
   });
 
-  it('refuses a PikoCluster from values that a single-namespace operator would not watch', async () => {
+  it('refuses a PikoCluster from values in a namespace the operator would not watch', async () => {
     const result = await helm([
       'template',
       RELEASE,
       CHART,
       '--namespace',
       NAMESPACE,
-      ...setArgs({ 'operator.watchNamespace': 'apps', 'pikoCluster.enabled': 'true' }),
+      ...setArgs({ 'operator.watchNamespaces': '{apps}', 'pikoCluster.enabled': 'true' }),
     ]);
     expect(result.code).not.toBe(0);
     expect(result.stderr).toContain('never reconciles');
@@ -566,9 +568,9 @@ describe('NOTES.txt', () => {
     expect(text).toContain('docs/agent-sidecar.md');
   });
 
-  it('creates the PikoCluster in the watched namespace when the operator watches only one', async () => {
-    const text = await notes({ 'operator.watchNamespace': 'apps' });
-    expect(text).toContain('watches PikoClusters in namespace apps only');
+  it('creates the PikoCluster in the first watched namespace when the operator watches a list', async () => {
+    const text = await notes({ 'operator.watchNamespaces': '{apps,tunnels}' });
+    expect(text).toContain('watches PikoClusters in apps, tunnels only');
     expect(text).toContain('kubectl -n apps apply -f -');
     expect(text).toContain('kubectl -n apps get pkc piko');
   });

@@ -144,7 +144,7 @@ export async function waitFor<T extends KubeObject>(
   what: string,
   timeoutMs = WAIT_TIMEOUT_MS,
 ): Promise<T | undefined> {
-  const informer = new CachedInformer<T>({ client, type, namespace, fieldSelector: `metadata.name=${name}` });
+  const informer = new CachedInformer<T>({ client, type, namespaces: [namespace], fieldSelector: `metadata.name=${name}` });
   let timer: NodeJS.Timeout | undefined;
   try {
     return await new Promise<T | undefined>((resolve, reject) => {

@@ -31,6 +31,7 @@ describe('loadOperatorConfig', () => {
   it('validates its defaults', () => {
     expect(loadOperatorConfig({ version: '1.2.3', env: {} })).toEqual({
       namespace: '',
+      namespaces: [],
       kubeconfig: '',
       leaderElect: true,
       leaderElectionNamespace: 'default',
@@ -129,6 +130,7 @@ describe('piko operator', () => {
     expect(out).toMatchObject({ code: 0, err: '' });
     expect(out.config).toEqual({
       namespace: 'edge',
+      namespaces: ['edge'],
       kubeconfig: '',
       leaderElect: false,
       leaderElectionNamespace: 'ops',
@@ -137,6 +139,13 @@ describe('piko operator', () => {
       defaultImage: 'example.com/piko:2',
       log: { level: 'debug', subsystems: [] },
     });
+  });
+
+  it('takes a comma-separated list of namespaces, and refuses one that is not a namespace name', async () => {
+    expect((await cli(['operator', '--namespace', 'apps, tunnels,apps'])).config).toMatchObject({ namespaces: ['apps', 'tunnels'] });
+    const bad = await cli(['operator', '--namespace', 'apps,Bad_Name']);
+    expect(bad.code).toBe(1);
+    expect(bad.err).toContain('namespace "Bad_Name" must be a namespace name');
   });
 
   it('uses the package version for the default image tag and the environment for the Lease namespace', async () => {
