@@ -8,7 +8,7 @@ NPM_STAMP := node_modules/.package-lock.json
 # this flag.
 JEST := NODE_OPTIONS="--experimental-vm-modules --disable-warning=ExperimentalWarning" jest
 
-.PHONY: install build run test test-unit test-integration typecheck bench go-piko control-plane clean
+.PHONY: install build run test test-unit test-integration typecheck bench go-piko control-plane toxiproxy clean
 
 $(NPM_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund
@@ -26,9 +26,10 @@ typecheck: install
 run: build
 	bin/piko server
 
-## Everything CI runs: type check, build, the original Go Piko for interop, a real Kubernetes
-## control plane (built from the Go module proxy on first use, about 12 minutes), every test.
-test: build typecheck go-piko control-plane
+## Everything CI runs: type check, build, the original Go Piko for interop, toxiproxy for the
+## fault-injection tests, a real Kubernetes control plane (built from the Go module proxy on first
+## use, about 12 minutes), every test.
+test: build typecheck go-piko toxiproxy control-plane
 	$(JEST) --ci
 
 test-unit: install
@@ -40,6 +41,10 @@ test-integration: build
 ## The original Piko, built from the Go module proxy into a cache outside the clone.
 go-piko:
 	bash test/interop/build-go-piko.sh
+
+## Shopify's toxiproxy, the fault-injecting TCP proxy of test/integration/faults, built into the cache.
+toxiproxy:
+	bash test/faults/build-toxiproxy.sh >/dev/null
 
 ## etcd, kube-apiserver, kube-controller-manager, kubectl and helm, built from source into a cache.
 control-plane:

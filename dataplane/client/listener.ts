@@ -34,6 +34,14 @@ export interface ListenOptions {
   connectTimeoutMs?: number;
   /** Limit on one WebSocket handshake. Default 60 s, as Piko's Go client. */
   handshakeTimeoutMs?: number;
+  /**
+   * Interval of the yamux pings that find a dead connection (one that
+   * stopped answering without closing: a NAT that dropped its mapping, a
+   * peer frozen half-open). Default 30 s, as Go yamux; 0 turns them off.
+   */
+  keepaliveIntervalMs?: number;
+  /** How long a ping may go unanswered before the connection is given up and replaced. Default 10 s. */
+  keepaliveTimeoutMs?: number;
   /** Defaults to a silent logger. Records use subsystem `client`. */
   logger?: Logger;
   /** Aborts the first connection (rejecting `listen`); once listening, aborting closes the listener gracefully. */
@@ -87,6 +95,7 @@ interface ResolvedOptions {
   tls: tls.ConnectionOptions | undefined;
   proxyUrl: string | undefined;
   handshakeTimeoutMs: number;
+  keepalive: { keepaliveIntervalMs?: number; keepaliveTimeoutMs?: number };
 }
 
 /**
@@ -127,6 +136,10 @@ export class Listener extends EventEmitter<ListenerEvents> implements AsyncItera
       tls: options.tls,
       proxyUrl: options.proxyUrl,
       handshakeTimeoutMs: options.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS,
+      keepalive: {
+        ...(options.keepaliveIntervalMs === undefined ? {} : { keepaliveIntervalMs: options.keepaliveIntervalMs }),
+        ...(options.keepaliveTimeoutMs === undefined ? {} : { keepaliveTimeoutMs: options.keepaliveTimeoutMs }),
+      },
     };
     this.backoff = new Backoff({
       minMs: options.minReconnectBackoffMs ?? 100,
@@ -286,7 +299,7 @@ export class Listener extends EventEmitter<ListenerEvents> implements AsyncItera
 
   /** Runs in the WebSocket's open event: the session must listen before any frame is read. */
   private attach(ws: WebSocket, peer: PeerAddress): Session {
-    const session = new Session(new WebSocketTransport(ws), { role: 'client' });
+    const session = new Session(new WebSocketTransport(ws), { role: 'client', ...this.options.keepalive });
     if (this.state === 'closing' || this.state === 'closed') {
       // Closed while the handshake was finishing: this session is not wanted.
       session.close();

@@ -50,6 +50,8 @@ export interface TenantConfig {
 
 /** What one upstream connection may make this node hold for it. */
 export interface UpstreamSessionConfig {
+  keepaliveIntervalMs: number;
+  keepaliveTimeoutMs: number;
   maxStreams: number;
   maxBufferedBytes: number;
   maxPendingControlFrames: number;
@@ -166,6 +168,13 @@ export const SERVER_SPEC: GroupSpec = group({
     // What one agent can make this node hold: streams x 256 KiB windows of
     // receive buffer, plus what it leaves unread. Go Piko bounds none of it.
     session: group({
+      keepalive_interval: duration(
+        30_000,
+        'Interval of the pings that find an upstream connection that stopped answering without closing; 0 turns them off.',
+      ),
+      keepalive_timeout: duration(10_000, 'How long a ping may go unanswered before the upstream connection is dropped.', {
+        positive: true,
+      }),
       max_streams: int(1024, 'Streams open at once on one upstream connection; requests beyond it get 502.', {
         positive: true,
       }),

@@ -62,7 +62,7 @@ describe('server config', () => {
         bindAddr: ':8001',
         maxConnections: 20_000,
         maxMessageBytes: 4 * 1024 * 1024,
-        session: { maxStreams: 1024, maxBufferedBytes: 16 * 1024 * 1024, maxPendingControlFrames: 10_000 },
+        session: { keepaliveIntervalMs: 30_000, keepaliveTimeoutMs: 10_000, maxStreams: 1024, maxBufferedBytes: 16 * 1024 * 1024, maxPendingControlFrames: 10_000 },
         auth: noAuth,
         tls: noTls,
         tenants: [],
