@@ -8,7 +8,7 @@ import { joinStreams } from '../client/join-streams';
 import { serve } from '../client/serve';
 import type { ListenerConfig } from '../config/agent-config';
 import { abortStartedResponse } from '../http/abort-response';
-import { writeJsonError, writeJsonErrorToSocket } from '../http/json-error';
+import { answerClientError, writeJsonError, writeJsonErrorToSocket } from '../http/json-error';
 import { createAccessLogger, type AccessLogger } from '../log/access-log';
 import type { Logger } from '../log/logger';
 import { approximateRequestSize, startRequest, type EndpointLabel, type ProxyMetrics } from '../metrics/proxy-metrics';
@@ -83,17 +83,7 @@ export class HttpListenerProxy {
       { requestTimeout: 0, maxHeaderSize: AGENT_MAX_HEADER_BYTES },
       (req, res) => this.handle(req, res),
     );
-    // Node's own handling writes the status and destroys the socket; on a
-    // tunnel stream that destroy is a reset, which overtakes the status, so
-    // the client saw a bare close. end() sends the status, then a FIN.
-    this.server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
-      if (!socket.writable || err.code === 'ECONNRESET') {
-        socket.destroy();
-        return;
-      }
-      const tooLarge = err.code === 'HPE_HEADER_OVERFLOW';
-      writeJsonErrorToSocket(socket, tooLarge ? 431 : 400, tooLarge ? 'request headers too large' : 'bad request');
-    });
+    this.server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => answerClientError(err, socket));
     this.server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => this.handleUpgrade(req, socket, head));
   }
 

@@ -1,3 +1,4 @@
+import { startTimer } from '../time/timer';
 import type http from 'node:http';
 import type { Duplex } from 'node:stream';
 import { abortStartedResponse } from './abort-response';
@@ -52,4 +53,28 @@ export function writeJsonErrorToSocket(socket: Duplex, status: number, message: 
       'Connection: close\r\n\r\n' +
       body,
   );
+}
+
+// How long a refused connection may take to read our answer before it is cut.
+const CLIENT_ERROR_LINGER_MS = 2_000;
+
+/**
+ * Answers what Node's HTTP parser or its deadlines found on a connection
+ * with no exchange under way: 431 for headers over the limit, 408 for a
+ * request too slow, 400 for anything malformed. Node's default writes the
+ * status and destroys the socket, and a destroy can overtake the status
+ * (always so on a tunnel stream, where it is a reset): the client saw a bare
+ * close. This ends the socket instead, then cuts it if the client does not
+ * read. Returns the status sent, or undefined when there was no one to tell.
+ */
+export function answerClientError(err: NodeJS.ErrnoException, socket: Duplex): 400 | 408 | 431 | undefined {
+  if (!socket.writable || err.code === 'ECONNRESET') {
+    socket.destroy();
+    return undefined;
+  }
+  const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
+  writeJsonErrorToSocket(socket, status, status === 431 ? 'request headers too large' : status === 408 ? 'request timeout' : 'bad request');
+  const linger = startTimer(CLIENT_ERROR_LINGER_MS, () => socket.destroy()).unref();
+  socket.once('close', () => linger.clear());
+  return status;
 }

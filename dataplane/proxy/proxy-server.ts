@@ -7,7 +7,7 @@ import { authenticate, endpointPermitted } from '../auth/authenticate';
 import { isAuthError } from '../auth/errors';
 import type { TokenVerifier } from '../auth/verifier';
 import { validateEndpointId } from '../config/endpoint-id';
-import { writeJsonError, writeJsonErrorToSocket } from '../http/json-error';
+import { answerClientError, writeJsonError, writeJsonErrorToSocket } from '../http/json-error';
 import { websocketHandshakeError } from '../http/websocket-handshake';
 import { clampDelay, startTimer } from '../time/timer';
 import type { AccessLogger } from '../log/access-log';
@@ -151,14 +151,7 @@ export class ProxyServer {
       );
       return;
     }
-    if (!socket.writable || err.code === 'ECONNRESET') {
-      socket.destroy();
-      return;
-    }
-    if (err.code === 'HPE_HEADER_OVERFLOW') this.options.onLimit?.('proxy.http.max_header_bytes');
-    const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
-    const message = status === 431 ? 'request headers too large' : status === 408 ? 'request timeout' : 'bad request';
-    writeJsonErrorToSocket(socket, status, message);
+    if (answerClientError(err, socket) === 431) this.options.onLimit?.('proxy.http.max_header_bytes');
   }
 
   private async serveHttp(req: http.IncomingMessage, res: http.ServerResponse, signal: AbortSignal): Promise<ForwardResult> {

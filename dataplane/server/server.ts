@@ -16,6 +16,7 @@ import { advertisedAddress, listen, parseHostPort } from '../net/listen';
 import { clientTlsOptions, createHttpServer } from '../net/tls';
 import { ForwardAuth } from '../cluster/forward-auth';
 import { createRemoteDialer, type RemoteDialer } from '../cluster/remote-dialer';
+import { answerClientError } from '../http/json-error';
 import { httpServerOptions } from '../http/server-options';
 import { ProxyServer } from '../proxy/proxy-server';
 import { Router, type RoutedConnection } from '../proxy/router';
@@ -144,7 +145,7 @@ export class Server {
     this.upstreamHttp.on('upgrade', (req: http.IncomingMessage, socket, head: Buffer) =>
       this.upstreamServer.handleUpgrade(req, socket, head),
     );
-    this.upstreamHttp.on('clientError', (_err, socket) => socket.destroy());
+    this.upstreamHttp.on('clientError', (err: NodeJS.ErrnoException, socket) => answerClientError(err, socket));
     capConnections(this.upstreamHttp, config.upstream.maxConnections, 'upstream.max_connections', onLimit);
 
     this.adminHttp = createHttpServer(
@@ -159,7 +160,7 @@ export class Server {
       httpServerOptions({ readTimeoutMs: 30_000, readHeaderTimeoutMs: 10_000, idleTimeoutMs: 5_000, maxHeaderBytes: 64 * 1024 }),
       'admin.tls',
     );
-    this.adminHttp.on('clientError', (_err, socket) => socket.destroy());
+    this.adminHttp.on('clientError', (err: NodeJS.ErrnoException, socket) => answerClientError(err, socket));
     capConnections(this.adminHttp, config.admin.maxConnections, 'admin.max_connections', onLimit);
   }
 

@@ -163,6 +163,26 @@ describe('hostile or broken clients', () => {
     expect(body).not.toContain('error');
   });
 
+  it('answers 504 when proxy.http.write_timeout passes before the upstream answers', async () => {
+    srv = await startTestServer({ 'proxy.timeout': 0, 'proxy.http.write_timeout': 500 });
+    const app = http.createServer(() => undefined);
+    upstreams.push(await connectRawStreamUpstream(srv.upstreamUrl, 'mute', (s) => app.emit('connection', s)));
+    await waitForUpstreams(srv.server.upstreams, 'mute', 1);
+    const res = await request(`${srv.proxyUrl}/`, { headers: { 'x-piko-endpoint': 'mute' } });
+    expect(res.status).toBe(504);
+    expect(JSON.parse(res.body)).toEqual({ error: 'upstream timeout' });
+  });
+
+  it('answers oversized or malformed requests on the upstream and admin ports with a status, not a bare close', async () => {
+    srv = await startTestServer();
+    for (const url of [srv.upstreamUrl, srv.adminUrl]) {
+      const big = await rawExchange(url, (s) => s.write(`GET / HTTP/1.1\r\nHost: x\r\nx-big: ${'a'.repeat(100 * 1024)}\r\n\r\n`));
+      expect(big).toMatch(/^HTTP\/1\.1 431 /);
+      const garbage = await rawExchange(url, (s) => s.write('NOT HTTP AT ALL\r\n\r\n'));
+      expect(garbage).toMatch(/^HTTP\/1\.1 400 /);
+    }
+  });
+
   it('starts with a read timeout shorter than the default header timeout, and with durations past 24.8 days', async () => {
     srv = await startTestServer({ 'proxy.http.read_timeout': 5000, 'proxy.timeout': 720 * 3600 * 1000 });
     const app = http.createServer((_req, res) => res.end('ok'));
