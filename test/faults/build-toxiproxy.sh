@@ -16,18 +16,10 @@ log() { printf 'build-toxiproxy: %s\n' "$*" >&2; }
 
 runs() { [[ -f $1 && -x $1 ]] && "$1" -version >/dev/null 2>&1; }
 
-if [[ -n ${TOXIPROXY_BINARY:-} ]]; then
-  if ! runs "$TOXIPROXY_BINARY"; then
-    log "TOXIPROXY_BINARY=$TOXIPROXY_BINARY does not run (\`-version\` failed)"
-    exit 1
-  fi
-  printf '%s\n' "$TOXIPROXY_BINARY"
-  exit 0
-fi
-
 cache_root=${PIKO_K8S_CACHE:-$HOME/.cache/piko-k8s}
 
 # shellcheck source=../tools/go-build-cached.sh
 source "$(dirname "${BASH_SOURCE[0]}")/../tools/go-build-cached.sh"
+exit_with_override TOXIPROXY_BINARY
 
 go_build_cached "$TOXIPROXY_MODULE" "$TOXIPROXY_VERSION" cmd/server toxiproxy-server toxiproxy

@@ -24,19 +24,11 @@ log() { printf 'build-go-piko: %s\n' "$*" >&2; }
 # `piko --help` is the cheapest proof the binary is whole and executable for this machine.
 runs() { [[ -f $1 && -x $1 ]] && "$1" --help >/dev/null 2>&1; }
 
-if [[ -n ${GO_PIKO_BINARY:-} ]]; then
-  if ! runs "$GO_PIKO_BINARY"; then
-    log "GO_PIKO_BINARY=$GO_PIKO_BINARY does not run (\`--help\` failed)"
-    exit 1
-  fi
-  printf '%s\n' "$GO_PIKO_BINARY"
-  exit 0
-fi
-
 cache_root=${PIKO_K8S_CACHE:-$HOME/.cache/piko-k8s}
 
 # shellcheck source=../tools/go-build-cached.sh
 source "$(dirname "${BASH_SOURCE[0]}")/../tools/go-build-cached.sh"
+exit_with_override GO_PIKO_BINARY
 
 for version in "${GO_PIKO_VERSIONS[@]}"; do
   if go_build_cached "$GO_PIKO_MODULE" "$version" . piko go-piko; then

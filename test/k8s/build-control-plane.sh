@@ -24,17 +24,9 @@ binaries=(etcd kube-apiserver kube-controller-manager kubectl helm)
 
 log() { printf 'build-control-plane: %s\n' "$*" >&2; }
 
-go_cmd=${PIKO_K8S_GO:-}
-if [[ -z $go_cmd ]]; then
-  if [[ -x /usr/local/go/bin/go ]]; then
-    go_cmd=/usr/local/go/bin/go
-  elif go_cmd=$(command -v go); then
-    :
-  else
-    log "no go command: install Go or set PIKO_K8S_GO"
-    exit 1
-  fi
-fi
+# shellcheck source=../tools/go-build-cached.sh
+source "$here/../tools/go-build-cached.sh"
+find_go
 
 # The version strings a release build stamps in (Kubernetes' hack/lib/version.sh, Helm's
 # Makefile). Without them the apiserver reports v0.0.0-master, which Helm's kubeVersion checks

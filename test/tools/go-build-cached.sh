@@ -7,10 +7,12 @@
 #   log MESSAGE...   how to report (stderr)
 #   runs PATH        succeeds when the binary at PATH is whole and runs on this machine
 # and sets cache_root. Environment: PIKO_K8S_GO, the go command (default /usr/local/go/bin/go,
-# else go from PATH).
+# else go from PATH). test/k8s/build-control-plane.sh uses find_go alone.
 
-go_cmd=${PIKO_K8S_GO:-}
-if [[ -z $go_cmd ]]; then
+# find_go: sets go_cmd, or exits when there is no go command.
+find_go() {
+  go_cmd=${PIKO_K8S_GO:-}
+  [[ -n $go_cmd ]] && return 0
   if [[ -x /usr/local/go/bin/go ]]; then
     go_cmd=/usr/local/go/bin/go
   elif go_cmd=$(command -v go); then
@@ -19,7 +21,21 @@ if [[ -z $go_cmd ]]; then
     log "no go command: install Go or set PIKO_K8S_GO"
     exit 1
   fi
-fi
+}
+
+# exit_with_override VAR: when the environment variable VAR names a binary, prints it and exits
+# (failing if it does not run); nothing is built or cached then.
+exit_with_override() {
+  local var=$1
+  local value=${!var:-}
+  [[ -z $value ]] && return 0
+  if ! runs "$value"; then
+    log "$var=$value does not run"
+    exit 1
+  fi
+  printf '%s\n' "$value"
+  exit 0
+}
 
 # go_build_cached MODULE VERSION PACKAGE NAME DIR: prints the binary's path as the last line of
 # stdout, or fails (the reason on stderr). PACKAGE is the main package's directory inside the
@@ -27,6 +43,7 @@ fi
 # test run does not ask again every time.
 go_build_cached() {
   local module=$1 version=$2 package=$3 name=$4
+  find_go
   local dest_dir=$cache_root/$5/$version
   local bin=$dest_dir/$name
   if runs "$bin"; then

@@ -11,6 +11,7 @@ import { once } from 'node:events';
 import http from 'node:http';
 import { listen, type Listener } from '../../../dataplane/client';
 import { request, waitForUpstreams } from '../../helpers/http-client';
+import { recordedGet, type Fetched } from '../../helpers/recorded-get';
 import { startTestServer, stopAllTestServers, type TestServer } from '../../helpers/piko-server';
 import { startToxiproxy, type ToxiProxy, type ToxiproxyServer } from '../../helpers/toxiproxy';
 
@@ -42,34 +43,9 @@ const app = http.createServer((req, res) => {
   }
 });
 
-interface Fetched {
-  status: number;
-  sha: string;
-  bytes: number;
-  complete: boolean;
-  error?: string;
-}
-
 /** A request through the proxy that records how it ended, never rejecting; `onFirstByte` when the body starts. */
 function fetchThrough(srv: TestServer, path: string, onFirstByte?: () => void): Promise<Fetched> {
-  return new Promise((resolve) => {
-    const hash = createHash('sha256');
-    let bytes = 0;
-    let status = 0;
-    const req = http.get(`${srv.proxyUrl}${path}`, { agent: false, headers: { 'x-piko-endpoint': 'svc' } }, (res) => {
-      status = res.statusCode ?? 0;
-      res.on('data', (c: Buffer) => {
-        if (bytes === 0) onFirstByte?.();
-        bytes += c.length;
-        hash.update(c);
-      });
-      res.on('end', () => resolve({ status, sha: hash.digest('hex'), bytes, complete: true }));
-      res.on('error', (err) => resolve({ status, sha: '', bytes, complete: false, error: err.message }));
-      res.on('aborted', () => resolve({ status, sha: '', bytes, complete: false, error: 'aborted' }));
-    });
-    req.on('error', (err) => resolve({ status, sha: '', bytes, complete: false, error: err.message }));
-    req.setTimeout(20_000, () => req.destroy(new Error('client timeout')));
-  });
+  return recordedGet(`${srv.proxyUrl}${path}`, { 'x-piko-endpoint': 'svc' }, onFirstByte);
 }
 
 describe('faults between an upstream and the server', () => {

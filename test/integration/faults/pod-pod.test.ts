@@ -10,6 +10,7 @@ import http from 'node:http';
 import { listen, serve, type Listener } from '../../../dataplane/client';
 import { freeLoopbackPorts } from '../../helpers/go-piko';
 import { request } from '../../helpers/http-client';
+import { recordedGet, type Fetched } from '../../helpers/recorded-get';
 import { startServerProcess, stopAllPikoProcesses, type ServerProcess } from '../../helpers/piko-process';
 import { startToxiproxy, type ToxiProxy, type ToxiproxyServer } from '../../helpers/toxiproxy';
 import { startControlPlane, type ControlPlane } from '../../k8s/control-plane';
@@ -33,37 +34,9 @@ function report(line: string): void {
   if (process.env['PIKO_FAULT_REPORT']) process.stdout.write(`fault: ${line}\n`);
 }
 
-interface Fetched {
-  status: number;
-  sha: string;
-  bytes: number;
-  complete: boolean;
-  ms: number;
-}
-
 /** GET through pod 1, recording how it ended; `onFirstByte` once the body starts. */
 function get(path: string, onFirstByte?: () => void): Promise<Fetched> {
-  const started = performance.now();
-  return new Promise((resolve) => {
-    const hash = createHash('sha256');
-    let bytes = 0;
-    let status = 0;
-    const done = (complete: boolean): void =>
-      resolve({ status, sha: complete ? hash.digest('hex') : '', bytes, complete, ms: performance.now() - started });
-    const req = http.get(`${front.proxyUrl}${path}`, { agent: false, headers: { 'x-piko-endpoint': 'svc' } }, (res) => {
-      status = res.statusCode ?? 0;
-      res.on('data', (c: Buffer) => {
-        if (bytes === 0) onFirstByte?.();
-        bytes += c.length;
-        hash.update(c);
-      });
-      res.on('end', () => done(true));
-      res.on('aborted', () => done(false));
-      res.on('error', () => done(false));
-    });
-    req.on('error', () => done(false));
-    req.setTimeout(20_000, () => req.destroy());
-  });
+  return recordedGet(`${front.proxyUrl}${path}`, { 'x-piko-endpoint': 'svc' }, onFirstByte);
 }
 
 async function inFlight(pod: ServerProcess): Promise<number> {
