@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
-# Provides a real Kubernetes control plane (etcd, kube-apiserver, kube-controller-manager) plus
-# kubectl and helm to the tests, built from source through the Go module proxy. There is no
+# Provides a real Kubernetes control plane (etcd, kube-apiserver, kube-controller-manager), the
+# node's kube-scheduler, kubelet and kube-proxy, plus kubectl and helm to the tests, built from source through the Go module proxy. There is no
 # container engine on our machines, so kind and k3d cannot run; these are the same binaries a
 # cluster runs, as plain processes on 127.0.0.1 (see control-plane.ts).
 #
 # Versions are pinned by tools/go.mod (Kubernetes, etcd) and helm/go.mod (Helm), with their
 # go.sum files. The binaries go into a cache outside the clone, keyed by a hash of those files,
 # the Go version and the build flags:
-#   $PIKO_K8S_CACHE/control-plane/<key>/{etcd,kube-apiserver,kube-controller-manager,kubectl,helm}
+#   $PIKO_K8S_CACHE/control-plane/<key>/{etcd,kube-apiserver,kube-controller-manager,kube-scheduler,kubelet,kube-proxy,kubectl,helm}
 # A complete directory that runs is reused without touching the network or the compiler; the bin
 # directory is printed as the last line of stdout. A cold build (empty Go caches) took 12 min on
 # two busy cores, downloading 1.1 GB of modules and filling 4.8 GB of Go build cache; the binaries
@@ -20,7 +20,7 @@ set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 cache_root=${PIKO_K8S_CACHE:-$HOME/.cache/piko-k8s}
-binaries=(etcd kube-apiserver kube-controller-manager kubectl helm)
+binaries=(etcd kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl helm)
 
 log() { printf 'build-control-plane: %s\n' "$*" >&2; }
 
@@ -68,13 +68,15 @@ dest=$cache_root/control-plane/$key
 
 # `--version` is the cheapest proof each binary is whole and executable on this machine.
 complete() {
-  local dir=$1
-  [[ -x $dir/etcd && -x $dir/kube-apiserver && -x $dir/kube-controller-manager && -x $dir/kubectl && -x $dir/helm ]] &&
-    "$dir/etcd" --version >/dev/null 2>&1 &&
-    "$dir/kube-apiserver" --version >/dev/null 2>&1 &&
-    "$dir/kube-controller-manager" --version >/dev/null 2>&1 &&
-    "$dir/kubectl" version --client >/dev/null 2>&1 &&
-    "$dir/helm" version >/dev/null 2>&1
+  local dir=$1 bin
+  for bin in "${binaries[@]}"; do
+    [[ -x $dir/$bin ]] || return 1
+    case $bin in
+      kubectl) "$dir/kubectl" version --client >/dev/null 2>&1 ;;
+      helm) "$dir/helm" version >/dev/null 2>&1 ;;
+      *) "$dir/$bin" --version >/dev/null 2>&1 ;;
+    esac || return 1
+  done
 }
 
 if complete "$dest"; then
@@ -112,10 +114,12 @@ started=$SECONDS
     GOMODCACHE="$cache_root/go/mod" GOCACHE="$cache_root/go/build" GONOPROXY= GONOSUMDB= \
     GOPRIVATE= GOINSECURE= GOWORK=off GOTOOLCHAIN=auto CGO_ENABLED=0
   cd "$here/tools"
-  # One go build for the three Kubernetes commands shares the compilation of their common
-  # packages; -o into a directory names each after its package.
+  # One go build for the Kubernetes commands shares the compilation of their common packages;
+  # -o into a directory names each after its package. The scheduler, kubelet and kube-proxy are
+  # the node's (test/k8s/node.ts).
   "$go_cmd" build -trimpath -ldflags="$k8s_ldflags" -o "$tmp_dir/" \
     k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
+    k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubelet k8s.io/kubernetes/cmd/kube-proxy \
     k8s.io/kubernetes/cmd/kubectl
   log "Kubernetes built after $((SECONDS - started)) s"
   "$go_cmd" build -trimpath -ldflags="-s -w" -o "$tmp_dir/etcd" go.etcd.io/etcd/server/v3
