@@ -3,12 +3,12 @@ import { once } from 'node:events';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import * as https from 'node:https';
-import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
+import { freeLoopbackPorts } from '../helpers/go-piko';
 
 /**
  * A real Kubernetes control plane for tests and scripts: etcd, kube-apiserver and optionally
@@ -34,8 +34,9 @@ const REQUEST_TIMEOUT_MS = 5_000;
 const TOOL_TIMEOUT_MS = 30_000;
 const CERT_DAYS = 365;
 const SA_TOKEN_SECONDS = 3600;
-// Allocation only: the apiserver hands out ClusterIPs from it, and nothing here ever sends a
-// packet to one (no kube-proxy, and the kubernetes Service has no endpoints, see below).
+// Without a node, allocation only: the apiserver hands out ClusterIPs from it, and nothing here
+// ever sends a packet to one (no kube-proxy, and the kubernetes Service has no endpoints, see
+// below). The node (node.ts) passes a range of RFC 2544's 198.18.0.0/15 instead.
 const SERVICE_CLUSTER_IP_RANGE = '10.0.0.0/24';
 const SERVICE_ACCOUNT_ISSUER = 'https://kubernetes.default.svc.cluster.local';
 /**
@@ -87,6 +88,13 @@ export interface ControlPlaneOptions {
   withControllerManager?: boolean;
   /** The controllers kube-controller-manager runs; default DEFAULT_CONTROLLERS. */
   controllers?: readonly string[];
+  /**
+   * Where the apiserver listens and what it advertises as the kubernetes Service's endpoint;
+   * default 127.0.0.1. The node passes an address its pods can reach.
+   */
+  apiserverAddress?: string;
+  /** ClusterIP range, a /16 or /24 ending in .0; default 10.0.0.0/24. */
+  serviceClusterIpRange?: string;
 }
 
 export interface ControlPlane {
@@ -213,22 +221,6 @@ async function terminate(child: ChildProcess | undefined): Promise<void> {
   }
 }
 
-/** Reserves `count` distinct free loopback ports by holding them all open at once. */
-async function freePorts(count: number): Promise<number[]> {
-  const servers: net.Server[] = [];
-  try {
-    for (let i = 0; i < count; i++) {
-      const server = net.createServer();
-      servers.push(server);
-      server.listen(0, '127.0.0.1');
-      await once(server, 'listening');
-    }
-    return servers.map((s) => (s.address() as net.AddressInfo).port);
-  } finally {
-    await Promise.all(servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
-  }
-}
-
 const execFileAsync = promisify(execFile);
 
 async function openssl(cwd: string, args: string[]): Promise<void> {
@@ -282,7 +274,7 @@ function pkiPaths(dir: string): Pki {
  * clusters), the front-proxy CA and client certificate, and the service-account signing key
  * pair. P-256 keys: quick to make, and accepted by every component and by Node's TLS.
  */
-async function createPki(dir: string): Promise<Pki> {
+async function createPki(dir: string, extraIps: readonly string[] = []): Promise<Pki> {
   const pki = pkiPaths(dir);
   if (fs.existsSync(pki.saPub)) {
     return pki;
@@ -316,7 +308,7 @@ async function createPki(dir: string): Promise<Pki> {
     'apiserver',
     '/CN=kube-apiserver',
     'keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n' +
-      'subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,' +
+      `subjectAltName=IP:127.0.0.1,${extraIps.map((ip) => `IP:${ip},`).join('')}DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,` +
       'DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local\n',
   );
   await issue('admin', '/O=system:masters/CN=admin', clientExt);
@@ -394,8 +386,9 @@ class LocalControlPlane implements ControlPlane {
     private readonly ownsDir: boolean,
     private readonly pki: Pki,
     private readonly ports: { etcdClient: number; etcdPeer: number; apiserver: number; kcm: number },
+    private readonly network: { address: string; serviceRange: string },
   ) {
-    this.server = `https://127.0.0.1:${ports.apiserver}`;
+    this.server = `https://${network.address}:${ports.apiserver}`;
     this.caPath = pki.caCert;
     this.kubeconfigPath = path.join(dir, 'admin.kubeconfig');
     this.logDir = path.join(dir, 'logs');
@@ -412,9 +405,15 @@ class LocalControlPlane implements ControlPlane {
     fs.mkdirSync(path.join(dir, 'logs'), { recursive: true });
     let cp: LocalControlPlane | undefined;
     try {
-      const pki = await createPki(path.join(dir, 'pki'));
-      const [etcdClient, etcdPeer, apiserver, kcm] = (await freePorts(4)) as [number, number, number, number];
-      cp = new LocalControlPlane(binDir, dir, ownsDir, pki, { etcdClient, etcdPeer, apiserver, kcm });
+      const network = {
+        address: opts.apiserverAddress ?? '127.0.0.1',
+        serviceRange: opts.serviceClusterIpRange ?? SERVICE_CLUSTER_IP_RANGE,
+      };
+      // In-cluster clients reach the apiserver at the kubernetes Service's ClusterIP, the range's first.
+      const serviceIp = network.serviceRange.replace(/\.0\/\d+$/, '.1');
+      const pki = await createPki(path.join(dir, 'pki'), [...new Set([network.address, serviceIp])].filter((ip) => ip !== '127.0.0.1'));
+      const [etcdClient, etcdPeer, apiserver, kcm] = (await freeLoopbackPorts(4)) as [number, number, number, number];
+      cp = new LocalControlPlane(binDir, dir, ownsDir, pki, { etcdClient, etcdPeer, apiserver, kcm }, network);
       writeKubeconfig(cp.kubeconfigPath, cp.server, pki.caCert, 'admin', {
         'client-certificate-data': b64(pki.adminCert),
         'client-key-data': b64(pki.adminKey),
@@ -455,8 +454,8 @@ class LocalControlPlane implements ControlPlane {
       return;
     }
     const child = this.spawn('kube-apiserver', [
-      '--bind-address=127.0.0.1',
-      '--advertise-address=127.0.0.1',
+      `--bind-address=${this.network.address}`,
+      `--advertise-address=${this.network.address}`,
       `--secure-port=${this.ports.apiserver}`,
       `--etcd-servers=http://127.0.0.1:${this.ports.etcdClient}`,
       `--cert-dir=${path.join(this.dir, 'apiserver-certs')}`,
@@ -467,11 +466,11 @@ class LocalControlPlane implements ControlPlane {
       `--service-account-issuer=${SERVICE_ACCOUNT_ISSUER}`,
       `--service-account-key-file=${this.pki.saPub}`,
       `--service-account-signing-key-file=${this.pki.saKey}`,
-      `--service-cluster-ip-range=${SERVICE_CLUSTER_IP_RANGE}`,
-      // The reconciler would publish 127.0.0.1 as the kubernetes Service's endpoint, which
-      // Endpoints validation rejects (loopback), so it would fail and log on every pass; nothing
-      // in the tests reaches the apiserver through that Service.
-      '--endpoint-reconciler-type=none',
+      `--service-cluster-ip-range=${this.network.serviceRange}`,
+      // On loopback the reconciler would publish 127.0.0.1 as the kubernetes Service's endpoint,
+      // which Endpoints validation rejects, so it would fail and log on every pass; nothing
+      // reaches the apiserver through that Service without a node.
+      ...(this.network.address === '127.0.0.1' ? ['--endpoint-reconciler-type=none'] : []),
       // The front proxy (aggregation layer) set-up of kubeadm clusters. The apiserver publishes
       // it in kube-system/extension-apiserver-authentication, where the controller manager's
       // delegated authentication looks for it (and logs an error a second while it is missing).
