@@ -8,7 +8,7 @@ NPM_STAMP := node_modules/.package-lock.json
 # this flag.
 JEST := NODE_OPTIONS="--experimental-vm-modules --disable-warning=ExperimentalWarning" jest
 
-.PHONY: install build run test test-unit test-integration typecheck bench go-piko control-plane toxiproxy clean
+.PHONY: install build run test test-unit test-integration typecheck bench go-piko control-plane node toxiproxy clean
 
 $(NPM_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund
@@ -29,7 +29,7 @@ run: build
 ## Everything CI runs: type check, build, the original Go Piko for interop, toxiproxy for the
 ## fault-injection tests, a real Kubernetes control plane (built from the Go module proxy on first
 ## use, about 12 minutes), every test.
-test: build typecheck go-piko toxiproxy control-plane
+test: build typecheck go-piko toxiproxy control-plane node
 	$(JEST) --ci
 
 test-unit: install
@@ -41,6 +41,11 @@ test-integration: build
 ## The original Piko, built from the Go module proxy into a cache outside the clone.
 go-piko:
 	bash test/interop/build-go-piko.sh
+
+## The node's runtime (containerd, runc, CNI plugins, CoreDNS) and its images (pause, CoreDNS),
+## built into the cache; test/k8s/node.ts runs them. Needs root (apt-get, netns, cgroups).
+node:
+	bash test/k8s/build-images.sh >/dev/null
 
 ## Shopify's toxiproxy, the fault-injecting TCP proxy of test/integration/faults, built into the cache.
 toxiproxy:

@@ -1,0 +1,3 @@
+module piko-k8s.test/k8s/images/pause
+
+go 1.26.0
