@@ -471,6 +471,11 @@ class LocalControlPlane implements ControlPlane {
       // which Endpoints validation rejects, so it would fail and log on every pass; nothing
       // reaches the apiserver through that Service without a node.
       ...(this.network.address === '127.0.0.1' ? ['--endpoint-reconciler-type=none'] : []),
+      // Logs, exec and port-forward go to a node's address, never its name: no lookup leaves the machine.
+      '--kubelet-preferred-address-types=InternalIP',
+      // What the apiserver shows a kubelet (whose x509 authenticator trusts this CA) for logs and exec.
+      `--kubelet-client-certificate=${this.pki.adminCert}`,
+      `--kubelet-client-key=${this.pki.adminKey}`,
       // The front proxy (aggregation layer) set-up of kubeadm clusters. The apiserver publishes
       // it in kube-system/extension-apiserver-authentication, where the controller manager's
       // delegated authentication looks for it (and logs an error a second while it is missing).

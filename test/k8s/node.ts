@@ -37,6 +37,7 @@ export const POD_CIDR = '198.18.0.0/24';
 export const SERVICE_RANGE = '198.19.0.0/16';
 export const CLUSTER_DNS = '198.19.0.10';
 const BRIDGE = 'pikobr0';
+const COREDNS_IMAGE = 'piko-k8s.test/coredns:v1.14.7';
 const READY_TIMEOUT_MS = 120_000;
 const BUILD_TIMEOUT_MS = 20 * 60 * 1000;
 
@@ -145,9 +146,12 @@ class LocalNode implements TestNode {
     await this.startContainerd();
     const images = await nodeImageDir();
     await this.importImage(path.join(images, 'pause.tar'), 'registry.k8s.io/pause');
+    await this.importImage(path.join(images, 'coredns.tar'), COREDNS_IMAGE.split(':')[0] as string);
     await this.startKubelet();
     await this.startKubeProxy();
     await this.kubectl(['wait', '--for=condition=Ready', `node/${NODE_NAME}`, `--timeout=${READY_TIMEOUT_MS / 1000}s`]);
+    await this.kubectl(['apply', '-f', '-'], JSON.stringify({ apiVersion: 'v1', kind: 'List', items: coreDnsObjects() }));
+    await this.kubectl(['-n', 'kube-system', 'rollout', 'status', 'deployment/coredns', `--timeout=${READY_TIMEOUT_MS / 1000}s`]);
   }
 
   private async network(): Promise<void> {
@@ -161,6 +165,9 @@ class LocalNode implements TestNode {
     await this.inNetns('ip', ['link', 'set', 'lo', 'up']);
     // Forwarding and bridge netfilter are per network namespace: set in the node's only.
     await this.inNetns('sysctl', ['-qw', 'net.ipv4.ip_forward=1', 'net.bridge.bridge-nf-call-iptables=1']);
+    // Traffic the node itself sends to a ClusterIP needs a route before kube-proxy's OUTPUT
+    // rules rewrite it; any route will do, and this one never carries a packet.
+    await this.inNetns('ip', ['route', 'add', SERVICE_RANGE, 'via', HOST_IP, 'dev', this.vethNode]);
     // The host reaches pods and ClusterIPs through the node, as a cluster's clients would.
     await run('ip', ['route', 'add', POD_CIDR, 'via', NODE_IP, 'dev', this.vethHost]);
     await run('ip', ['route', 'add', SERVICE_RANGE, 'via', NODE_IP, 'dev', this.vethHost]);
@@ -516,4 +523,92 @@ async function terminate(child: ChildProcess | undefined): Promise<void> {
   const timer = setTimeout(() => child.kill('SIGKILL'), 5_000);
   await exited;
   clearTimeout(timer);
+}
+
+/**
+ * CoreDNS for cluster.local, as kubeadm installs it, minus forwarding: nothing here may resolve
+ * names outside the cluster. It listens on 1053 (its user may not bind 53); the Service maps 53.
+ */
+function coreDnsObjects(): object[] {
+  const ns = 'kube-system';
+  const labels = { 'k8s-app': 'kube-dns' };
+  const corefile = [
+    '.:1053 {',
+    '    errors',
+    '    health :8080',
+    '    ready :8181',
+    '    kubernetes cluster.local in-addr.arpa ip6.arpa {',
+    '        pods insecure',
+    '        fallthrough in-addr.arpa ip6.arpa',
+    '    }',
+    '    cache 30',
+    '    loop',
+    '}',
+  ].join('\n');
+  return [
+    { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'coredns', namespace: ns } },
+    {
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'ClusterRole',
+      metadata: { name: 'system:coredns' },
+      rules: [
+        { apiGroups: [''], resources: ['endpoints', 'services', 'pods', 'namespaces'], verbs: ['list', 'watch'] },
+        { apiGroups: ['discovery.k8s.io'], resources: ['endpointslices'], verbs: ['list', 'watch'] },
+      ],
+    },
+    {
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'ClusterRoleBinding',
+      metadata: { name: 'system:coredns' },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'system:coredns' },
+      subjects: [{ kind: 'ServiceAccount', name: 'coredns', namespace: ns }],
+    },
+    { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'coredns', namespace: ns }, data: { Corefile: corefile } },
+    {
+      apiVersion: 'apps/v1',
+      kind: 'Deployment',
+      metadata: { name: 'coredns', namespace: ns, labels },
+      spec: {
+        replicas: 1,
+        selector: { matchLabels: labels },
+        template: {
+          metadata: { labels },
+          spec: {
+            serviceAccountName: 'coredns',
+            dnsPolicy: 'Default',
+            containers: [
+              {
+                name: 'coredns',
+                image: COREDNS_IMAGE,
+                imagePullPolicy: 'Never',
+                args: ['-conf', '/etc/coredns/Corefile'],
+                ports: [
+                  { name: 'dns', containerPort: 1053, protocol: 'UDP' },
+                  { name: 'dns-tcp', containerPort: 1053, protocol: 'TCP' },
+                ],
+                readinessProbe: { httpGet: { path: '/ready', port: 8181 }, periodSeconds: 2 },
+                livenessProbe: { httpGet: { path: '/health', port: 8080 }, periodSeconds: 10 },
+                securityContext: { readOnlyRootFilesystem: true, allowPrivilegeEscalation: false, runAsNonRoot: true },
+                volumeMounts: [{ name: 'config', mountPath: '/etc/coredns', readOnly: true }],
+              },
+            ],
+            volumes: [{ name: 'config', configMap: { name: 'coredns' } }],
+          },
+        },
+      },
+    },
+    {
+      apiVersion: 'v1',
+      kind: 'Service',
+      metadata: { name: 'kube-dns', namespace: ns, labels },
+      spec: {
+        selector: labels,
+        clusterIP: CLUSTER_DNS,
+        ports: [
+          { name: 'dns', port: 53, targetPort: 1053, protocol: 'UDP' },
+          { name: 'dns-tcp', port: 53, targetPort: 1053, protocol: 'TCP' },
+        ],
+      },
+    },
+  ];
 }
