@@ -58,6 +58,8 @@ export interface TestNode {
   readonly dir: string;
   /** kubectl with the admin kubeconfig; rejects with its stderr on a non-zero exit. */
   kubectl(args: readonly string[], input?: string): Promise<string>;
+  /** helm with the admin kubeconfig and a home of the node's own; rejects as kubectl does. */
+  helm(args: readonly string[]): Promise<string>;
   /** Imports an OCI archive into containerd's k8s.io namespace as `<baseName>:<tag>`. */
   importImage(archive: string, baseName: string): Promise<void>;
   logs(component: NodeComponent): string;
@@ -177,13 +179,25 @@ class LocalNode implements TestNode {
     return run('nsenter', [`--net=/var/run/netns/${this.netns}`, cmd, ...args]);
   }
 
-  async kubectl(args: readonly string[], input?: string): Promise<string> {
+  kubectl(args: readonly string[], input?: string): Promise<string> {
+    return this.tool('kubectl', args, input);
+  }
+
+  helm(args: readonly string[]): Promise<string> {
+    return this.tool('helm', args);
+  }
+
+  private tool(name: 'kubectl' | 'helm', args: readonly string[], input?: string): Promise<string> {
+    const home = this.path('home');
+    fs.mkdirSync(home, { recursive: true });
+    // A home of the node's own: no repository, plugin or cache of the user's comes in.
+    const env = { PATH: process.env['PATH'] ?? '', HOME: home, KUBECONFIG: this.cp.kubeconfigPath, HELM_CACHE_HOME: path.join(home, 'helm') };
     return new Promise((resolve, reject) => {
       const child = execFile(
-        path.join(this.kubeBin, 'kubectl'),
-        [`--kubeconfig=${this.cp.kubeconfigPath}`, ...args],
-        { timeout: 180_000, maxBuffer: 16 * 1024 * 1024 },
-        (err, stdout, stderr) => (err ? reject(new Error(`kubectl ${args.join(' ')}: ${stderr || err.message}`)) : resolve(stdout)),
+        path.join(this.kubeBin, name),
+        [...args],
+        { timeout: 180_000, maxBuffer: 16 * 1024 * 1024, env },
+        (err, stdout, stderr) => (err ? reject(new Error(`${name} ${args.join(' ')}: ${stderr || err.message}`)) : resolve(stdout)),
       );
       if (input !== undefined) child.stdin?.end(input);
     });
