@@ -16,6 +16,8 @@ import { createOperatorMetrics, type OperatorMetrics } from './runtime/metrics';
 export interface LeaderElectionConfig {
   /** Namespace of the `piko-operator-leader` Lease. */
   namespace: string;
+  /** This replica's Pod (downward API), owner of the Lease while it leads. */
+  pod?: { name: string; uid: string };
   leaseDurationMs?: number;
   renewDeadlineMs?: number;
   retryPeriodMs?: number;
@@ -71,6 +73,7 @@ export class Operator {
         client: options.client,
         namespace: le.namespace,
         identity: this.identity,
+        ...(le.pod ? { owner: le.pod } : {}),
         logger: options.logger.child({ subsystem: 'leader-election' }),
         onStartedLeading: () => {
           this.metrics.leader.set(1);

@@ -65,7 +65,8 @@ export const OPERATOR_CLUSTER_ROLE_RULES: readonly PolicyRule[] = [
 
 /** Bound by a Role in the namespace of the leader-election Lease only. */
 export const LEADER_ELECTION_RULES: readonly PolicyRule[] = [
-  { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'create', 'update'] },
+  // delete: a leader that stops releases the Lease by deleting it.
+  { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'create', 'update', 'delete'] },
 ];
 
 /** The ClusterRole object, for tests and manifests. */

@@ -33,7 +33,12 @@ export async function runOperator(config: OperatorConfig, deps: RunOperatorDeps 
     defaultImage: config.defaultImage,
     logger,
     metricsRegistry: registry,
-    leaderElection: config.leaderElect ? { namespace: config.leaderElectionNamespace } : false,
+    leaderElection: config.leaderElect
+      ? {
+          namespace: config.leaderElectionNamespace,
+          ...(env['POD_NAME'] && env['POD_UID'] ? { pod: { name: env['POD_NAME'], uid: env['POD_UID'] } } : {}),
+        }
+      : false,
     identity,
   });
   const metrics = config.metricsBindAddr === '0' ? undefined : new HttpEndpoints(metricsRoutes(registry), logger);

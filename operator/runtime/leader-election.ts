@@ -8,8 +8,11 @@
  * - the leader renews every retryPeriod and steps down when it has not
  *   renewed for renewDeadline, which is shorter than leaseDuration: it
  *   stops before anyone else may start;
- * - on a graceful stop the leader releases the Lease (empty holder), so a
- *   standby takes over within one retry period instead of a lease duration.
+ * - on a graceful stop the leader releases the Lease by deleting it, so a
+ *   standby takes over within one retry period instead of a lease duration
+ *   (it creates the Lease anew), and an uninstalled operator leaves no Lease
+ *   behind (client-go empties the holder instead, which the real node's
+ *   `helm uninstall` test caught left over).
  * Writes are conditional on resourceVersion, so two candidates cannot both
  * win a race.
  */
@@ -44,6 +47,13 @@ export interface LeaderElectionOptions {
   name?: string;
   /** Unique per replica: the pod name plus a random suffix. */
   identity: string;
+  /**
+   * The leader's Pod, which the Lease names as its owner while it leads: the
+   * garbage collector then removes the Lease with the last leader's pod, as
+   * when the chart is uninstalled, whose RBAC may be gone before the pod can
+   * release it.
+   */
+  owner?: { name: string; uid: string };
   leaseDurationMs?: number;
   renewDeadlineMs?: number;
   retryPeriodMs?: number;
@@ -193,6 +203,9 @@ export class LeaderElector {
       leaseTransitions: 0,
     };
     try {
+      const ownerReferences = this.options.owner
+        ? [{ apiVersion: 'v1', kind: 'Pod', name: this.options.owner.name, uid: this.options.owner.uid }]
+        : undefined;
       let current: ElectionLease;
       try {
         current = await this.client.get<ElectionLease>(RESOURCES.leases, this.namespace, this.name, { signal: requestSignal });
@@ -201,7 +214,7 @@ export class LeaderElector {
         const fresh: ElectionLease = {
           apiVersion: 'coordination.k8s.io/v1',
           kind: 'Lease',
-          metadata: { name: this.name, namespace: this.namespace },
+          metadata: { name: this.name, namespace: this.namespace, ...(ownerReferences ? { ownerReferences } : {}) },
           spec,
         };
         const created = await this.client.create<ElectionLease>(RESOURCES.leases, fresh, { signal: requestSignal });
@@ -214,6 +227,7 @@ export class LeaderElector {
       const ours = previous.holderIdentity === this.identity;
       const next: ElectionLease = {
         ...current,
+        metadata: { ...current.metadata, ...(ownerReferences ? { ownerReferences } : {}) },
         spec: {
           ...spec,
           acquireTime: ours ? (previous.acquireTime ?? now) : now,
@@ -232,17 +246,20 @@ export class LeaderElector {
     }
   }
 
-  /** Hands the Lease back: an empty holder is free for the taking at once. */
+  /**
+   * Hands the Lease back by deleting it: a missing Lease is free for the taking
+   * at once. The delete is conditional on the version we last wrote, so a Lease
+   * someone took meanwhile is never removed.
+   */
   private async release(): Promise<void> {
     const lease = this.observed?.lease;
     if (lease === undefined || lease.spec?.holderIdentity !== this.identity) return;
-    const now = microTime(this.now());
-    const released: ElectionLease = {
-      ...lease,
-      spec: { ...lease.spec, holderIdentity: '', leaseDurationSeconds: 1, acquireTime: now, renewTime: now },
-    };
+    const { uid, resourceVersion } = lease.metadata ?? {};
     try {
-      await this.client.update(RESOURCES.leases, released, { signal: AbortSignal.timeout(this.renewDeadlineMs) });
+      await this.client.delete(RESOURCES.leases, this.namespace, this.name, {
+        signal: AbortSignal.timeout(this.renewDeadlineMs),
+        preconditions: { ...(uid ? { uid } : {}), ...(resourceVersion ? { resourceVersion } : {}) },
+      });
       this.options.logger?.info('released the leader lease', { lease: `${this.namespace}/${this.name}` });
     } catch (err) {
       // Someone renewed or took it meanwhile, or the apiserver is gone: it expires by itself.

@@ -5,6 +5,7 @@
  * piko-proxy Service's ClusterIP, routed by kube-proxy, reach the app behind the sidecar.
  */
 import * as fs from 'node:fs';
+import http from 'node:http';
 import * as path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { parseAllDocuments } from 'yaml';
@@ -22,6 +23,61 @@ const APP_SCRIPT =
   "require('http').createServer((req, res) => res.end(JSON.stringify({ app: 'my-service', host: require('os').hostname(), url: req.url }))).listen(8080)";
 
 let node: TestNode | undefined;
+
+function report(line: string): void {
+  process.stderr.write(`real node: ${line}\n`);
+}
+
+interface Outcome {
+  at: number;
+  ok: boolean;
+  detail: string;
+}
+
+/**
+ * Clients sending to the piko-proxy ClusterIP, each on a new connection per request as through
+ * any load balancer, until stopped; every outcome recorded with its time.
+ */
+function load(ip: string, workers: number): { stop(): Promise<Outcome[]> } {
+  const agent = new http.Agent({ keepAlive: false });
+  const outcomes: Outcome[] = [];
+  let running = true;
+  const once = (): Promise<void> =>
+    new Promise((resolve) => {
+      const req = http.get({ host: ip, port: 8000, path: '/load', agent, headers: { 'x-piko-endpoint': 'my-service' }, timeout: 15_000 }, (res) => {
+        let body = '';
+        res.setEncoding('utf8').on('data', (c: string) => (body += c));
+        res.on('end', () => {
+          const ok = res.statusCode === 200 && body.includes('"app":"my-service"');
+          outcomes.push({ at: performance.now(), ok, detail: ok ? '' : `${res.statusCode} ${body}` });
+          resolve();
+        });
+        res.on('error', (err) => {
+          outcomes.push({ at: performance.now(), ok: false, detail: err.message });
+          resolve();
+        });
+      });
+      req.on('timeout', () => req.destroy(new Error('timeout')));
+      req.on('error', (err) => {
+        outcomes.push({ at: performance.now(), ok: false, detail: err.message });
+        resolve();
+      });
+    });
+  const loops = Array.from({ length: workers }, async () => {
+    while (running) await once();
+  });
+  return {
+    stop: async () => {
+      running = false;
+      await Promise.all(loops);
+      return outcomes;
+    },
+  };
+}
+
+async function proxyIp(): Promise<string> {
+  return (await node!.kubectl(['-n', 'piko-system', 'get', 'service', 'piko-proxy', '-o', 'jsonpath={.spec.clusterIP}'])).trim();
+}
 
 interface Obj {
   kind: string;
@@ -135,4 +191,88 @@ describe('the user path on a real node', () => {
     expect(res.status).toBe(200);
     expect(JSON.parse(res.body)).toMatchObject({ app: 'my-service', url: '/hello' });
   });
+
+  it('rolls every pod under 200+ requests/s with zero failed requests (kubectl rollout restart, then a spec change)', async () => {
+    const ip = await proxyIp();
+    for (const [what, roll] of [
+      ['rollout restart', () => node!.kubectl(['-n', 'piko-system', 'rollout', 'restart', 'statefulset/piko'])],
+      ['spec change', () => node!.kubectl(['-n', 'piko-system', 'patch', 'pikocluster/piko', '--type=merge', '-p', '{"spec":{"upstreamWait":"6s"}}'])],
+    ] as const) {
+      const traffic = load(ip, 8);
+      const started = performance.now();
+      await roll();
+      // The StatefulSet controller replaces one pod at a time, each only once the last is Ready.
+      await new Promise((r) => setTimeout(r, 1_000));
+      await node!.kubectl(['-n', 'piko-system', 'rollout', 'status', 'statefulset/piko', '--timeout=300s']);
+      const rolledMs = performance.now() - started;
+      const outcomes = await traffic.stop();
+      const rate = (outcomes.length / (performance.now() - started)) * 1000;
+      const failures = outcomes.filter((o) => !o.ok).map((o) => o.detail);
+      report(`${what}: ${outcomes.length} requests in ${(rolledMs / 1000).toFixed(1)} s of rollout (${rate.toFixed(0)}/s), ${failures.length} failed ${JSON.stringify(failures.slice(0, 5))}`);
+      expect(failures).toEqual([]);
+      expect(rate).toBeGreaterThanOrEqual(200);
+    }
+  }, 900_000);
+
+  it('recovers when the pod holding a tunnel is deleted with --grace-period=0 --force', async () => {
+    const ip = await proxyIp();
+    const status = await json<{ status: { nodes: { name: string; upstreams: number }[] } }>(['-n', 'piko-system', 'get', 'pikocluster', 'piko']);
+    const holder = status.status.nodes.find((n) => n.upstreams > 0)?.name;
+    expect(holder).toBeDefined();
+    const traffic = load(ip, 4);
+    await new Promise((r) => setTimeout(r, 1_000));
+    const killedAt = performance.now();
+    await node!.kubectl(['-n', 'piko-system', 'delete', 'pod', holder as string, '--grace-period=0', '--force']);
+    // Long enough for the agents to reconnect elsewhere and the registry to drop the dead pod's records.
+    await new Promise((r) => setTimeout(r, 15_000));
+    const outcomes = (await traffic.stop()).filter((o) => o.at >= killedAt);
+    const failed = outcomes.filter((o) => !o.ok);
+    const lastFailure = failed.length > 0 ? (failed[failed.length - 1] as Outcome).at - killedAt : 0;
+    const firstSuccessAfter = outcomes.find((o) => o.ok && o.at - killedAt >= lastFailure);
+    report(
+      `force-deleted ${holder}: ${failed.length} of ${outcomes.length} requests failed, the last ${(lastFailure / 1000).toFixed(2)} s after the kill; ` +
+        `first success after that at ${(((firstSuccessAfter?.at ?? NaN) - killedAt) / 1000).toFixed(2)} s`,
+    );
+    // Requests succeed again, and keep succeeding to the end.
+    expect(outcomes.slice(-20).every((o) => o.ok)).toBe(true);
+    await node!.kubectl(['-n', 'piko-system', 'rollout', 'status', 'statefulset/piko', '--timeout=180s']);
+  }, 300_000);
+
+  it('scales 3 → 5 → 2 through the scale subresource without failing requests, and drops removed pods\' records', async () => {
+    const ip = await proxyIp();
+    for (const replicas of [5, 2]) {
+      const traffic = load(ip, 4);
+      await node!.kubectl(['-n', 'piko-system', 'scale', 'pikocluster/piko', `--replicas=${replicas}`]);
+      await node!.kubectl(['-n', 'piko-system', 'wait', `--for=jsonpath={.status.readyReplicas}=${replicas}`, 'pikocluster/piko', '--timeout=180s']);
+      await node!.kubectl(['-n', 'piko-system', 'rollout', 'status', 'statefulset/piko', '--timeout=180s']);
+      const outcomes = await traffic.stop();
+      const failures = outcomes.filter((o) => !o.ok).map((o) => o.detail);
+      report(`scale to ${replicas}: ${outcomes.length} requests, ${failures.length} failed ${JSON.stringify(failures.slice(0, 3))}`);
+      expect(failures).toEqual([]);
+    }
+    // The registry objects of piko-2, piko-3 and piko-4 go with their pods.
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      const leases = await json<{ items: Obj[] }>(['-n', 'piko-system', 'get', 'leases', '-l', 'app.kubernetes.io/component=registry']);
+      const names = leases.items.map((l) => l.metadata.name).sort();
+      if (names.join() === 'piko-node-piko-0,piko-node-piko-1') break;
+      if (Date.now() > deadline) throw new Error(`registry Leases left: ${names.join(', ')}`);
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  }, 600_000);
+
+  it('leaves no Lease, ConfigMap, Secret, Role or pod behind after the PikoCluster is deleted and the chart uninstalled', async () => {
+    await node!.kubectl(['-n', 'default', 'delete', 'deployment', 'my-service', '--wait=true']);
+    await node!.kubectl(['-n', 'piko-system', 'delete', 'pikocluster', 'piko', '--wait=true']);
+    await node!.helm(['uninstall', 'piko', '--namespace', 'piko-system', '--wait', '--timeout', '2m']);
+    const deadline = Date.now() + 120_000;
+    for (;;) {
+      const left = (await node!.kubectl(['-n', 'piko-system', 'get', 'leases,configmaps,secrets,roles,rolebindings,pods,statefulsets,services', '-o', 'name']))
+        .split('\n')
+        .filter((l) => l !== '' && !l.includes('kube-root-ca.crt'));
+      if (left.length === 0) break;
+      if (Date.now() > deadline) throw new Error(`left behind: ${left.join(', ')}`);
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  }, 300_000);
 });

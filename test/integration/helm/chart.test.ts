@@ -26,7 +26,7 @@ import type { PikoClusterSpec } from '../../../operator/api/pikocluster-spec';
 import { applyDefaults } from '../../../operator/api/schema-defaults';
 import { buildChildren } from '../../../operator/builders/desired-children';
 import { buildRole } from '../../../operator/builders/rbac';
-import { OPERATOR_CLUSTER_ROLE_RULES } from '../../../operator/rbac';
+import { LEADER_ELECTION_RULES, OPERATOR_CLUSTER_ROLE_RULES } from '../../../operator/rbac';
 import { chartFiles } from '../../../operator/scripts/sync-chart';
 import { resourceFor } from '../../../operator/runtime/kube-client';
 import { WRITE_VERBS, allowedClusterWrites, ownedResources, ruleGrants } from './rbac-expectations';
@@ -248,9 +248,8 @@ describe('helm template with default values', () => {
   it('lets the operator hold its leader Lease in the release namespace only', () => {
     const role = one<V1Role>(objects, 'Role');
     expect(role.metadata.namespace).toBe(NAMESPACE);
-    expect(role.rules).toEqual([
-      { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'create', 'update'] },
-    ]);
+    // The same rules as operator/rbac.ts's LEADER_ELECTION_RULES, which the operator's tests run with.
+    expect(role.rules).toEqual(LEADER_ELECTION_RULES.map((r) => ({ ...r })));
     const binding = one<V1RoleBinding>(objects, 'RoleBinding');
     expect(binding.metadata.namespace).toBe(NAMESPACE);
     expect(binding.roleRef).toEqual({ apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: role.metadata.name });

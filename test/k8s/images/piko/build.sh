@@ -17,6 +17,10 @@ out=${2:-${PIKO_K8S_CACHE:-$HOME/.cache/piko-k8s}/node/images}
 log() { printf 'build-image: %s\n' "$*" >&2; }
 command -v umoci >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends umoci >&2
 [[ -f $repo/dist/dataplane/cli/main.js ]] || { log "no dist/: run make build first"; exit 1; }
+# An image of stale code would test the wrong thing: tsc rewrites every output, so a source newer
+# than main.js means dist/ was not built since.
+stale=$(find "$repo/dataplane" "$repo/operator" -name '*.ts' -newer "$repo/dist/dataplane/cli/main.js" -print -quit)
+[[ -z $stale ]] || { log "dist/ is older than $stale: run make build first"; exit 1; }
 
 mkdir -p "$out"
 work=$(mktemp -d "$out/.piko.XXXXXX")

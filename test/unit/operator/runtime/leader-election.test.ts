@@ -11,12 +11,13 @@ describe('LeaderElector', () => {
   let client: FakeKubeClient;
   const running: LeaderElector[] = [];
 
-  function candidate(identity: string): Candidate {
+  function candidate(identity: string, owner?: { name: string; uid: string }): Candidate {
     const log: string[] = [];
     const elector = new LeaderElector({
       client,
       namespace: 'ops',
       identity,
+      ...(owner ? { owner } : {}),
       onStartedLeading: () => log.push(`start@${Date.now()}`),
       onStoppedLeading: () => log.push(`stop@${Date.now()}`),
       // No jitter: a candidate retries exactly every retry period.
@@ -93,11 +94,21 @@ describe('LeaderElector', () => {
     await jest.advanceTimersByTimeAsync(5_000);
     await a.elector.stop();
     expect(a.log).toEqual(['start@1000000', 'stop@1005000']);
-    expect(lease()?.spec?.holderIdentity).toBe('');
+    // Released by deleting it: nothing is left behind by an operator that is uninstalled.
+    expect(lease()).toBeUndefined();
     const waited = await until(() => b.elector.isLeader, 30_000);
     expect(waited).toBeLessThanOrEqual(2_000);
-    // A free Lease changes hands without counting a transition.
     expect(lease()?.spec).toMatchObject({ holderIdentity: 'b', leaseTransitions: 0 });
+  });
+
+  it("names the leader's pod as the Lease's owner, and the new leader's after a takeover", async () => {
+    const a = candidate('a', { name: 'operator-a', uid: 'uid-a' });
+    await jest.advanceTimersByTimeAsync(0);
+    expect(lease()?.metadata.ownerReferences).toEqual([{ apiVersion: 'v1', kind: 'Pod', name: 'operator-a', uid: 'uid-a' }]);
+    const b = candidate('b', { name: 'operator-b', uid: 'uid-b' });
+    await a.elector.stop({ release: false });
+    await until(() => b.elector.isLeader, 30_000);
+    expect(lease()?.metadata.ownerReferences).toEqual([{ apiVersion: 'v1', kind: 'Pod', name: 'operator-b', uid: 'uid-b' }]);
   });
 
   it('stops leading at once when it cannot renew within the renew deadline', async () => {
