@@ -69,14 +69,16 @@ clean:
 
 .PHONY: k8s-up k8s-down
 
-## A real Kubernetes control plane (etcd, kube-apiserver, kube-controller-manager) on 127.0.0.1,
-## in the background; admin kubeconfig in .k8s/kubeconfig. See docs/testing-kubernetes.md.
+## A real single-node Kubernetes cluster (control plane, scheduler, kubelet, kube-proxy,
+## containerd, CoreDNS; needs root) in the background; admin kubeconfig in .k8s/kubeconfig.
+## `make image` then `ctr` imports our image. See docs/testing-kubernetes.md.
 k8s-up: install
 	bash test/k8s/build-control-plane.sh >/dev/null
+	bash test/k8s/build-images.sh >/dev/null
 	ts-node --transpile-only test/k8s/k8s-up.ts
 
 ## Stops the control plane k8s-up started (SIGTERM to the pid in .k8s/k8s-up.pid; waits up to 30 s).
 k8s-down:
 	@pid=$$(cat .k8s/k8s-up.pid 2>/dev/null) || { echo "k8s-down: not running (no .k8s/k8s-up.pid)"; exit 0; }; \
 	if kill $$pid 2>/dev/null; then timeout 30 tail --pid=$$pid -f /dev/null || echo "k8s-down: pid $$pid still running after 30 s"; fi; \
-	rm -f .k8s/k8s-up.pid .k8s/kubeconfig .k8s/bin; echo "k8s-down: stopped"
+	rm -f .k8s/k8s-up.pid .k8s/kubeconfig .k8s/bin .k8s/containerd.sock; echo "k8s-down: stopped"

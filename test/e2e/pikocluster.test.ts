@@ -28,6 +28,7 @@ import { startPikoProcess, stopAllPikoProcesses, type PikoProcess } from '../hel
 import { runTool, type ToolResult } from '../integration/helm/cli';
 import { adminClient, kubectl as kubectlWithTimeout, testLogger, waitFor } from '../integration/operator/harness';
 import { startControlPlane, type ControlPlane } from '../k8s/control-plane';
+import { lockNode } from '../k8s/node';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const CHART = path.join(ROOT, 'helm', 'piko');
@@ -261,7 +262,11 @@ class Balancer {
   }
 }
 
+let unlock: (() => void) | undefined;
+
 beforeAll(async () => {
+  // Not beside the real node's end-to-end test: both measure a rolling restart under load.
+  unlock = await lockNode();
   home = fs.mkdtempSync(path.join(os.tmpdir(), 'piko-e2e-'));
   cp = await startControlPlane({ withControllerManager: true });
   admin = adminClient(cp);
@@ -283,6 +288,7 @@ afterAll(async () => {
     await cp.stop();
   }
   fs.rmSync(home, { recursive: true, force: true });
+  unlock?.();
 }, 60_000);
 
 describe('helm install, a PikoCluster, the operator and its pods', () => {

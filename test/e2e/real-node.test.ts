@@ -8,7 +8,11 @@ import * as fs from 'node:fs';
 import http from 'node:http';
 import * as path from 'node:path';
 import { execFileSync } from 'node:child_process';
+import WebSocket from 'ws';
 import { parseAllDocuments } from 'yaml';
+import { loadForwardConfig } from '../../dataplane/config/forward-config';
+import { Forwarder } from '../../dataplane/forward/forwarder';
+import { silentLogger } from '../../dataplane/log/logger';
 import { request } from '../helpers/http-client';
 import { startNode, type TestNode } from '../k8s/node';
 
@@ -18,9 +22,14 @@ const IMAGE_TAG = 'e2e';
 const IMAGE = `${IMAGE_REPO}:${IMAGE_TAG}`;
 const START_TIMEOUT_MS = 60 * 60 * 1000;
 
-// The app behind the sidecar: an HTTP server in our image, since the example's nginx cannot be pulled here.
-const APP_SCRIPT =
-  "require('http').createServer((req, res) => res.end(JSON.stringify({ app: 'my-service', host: require('os').hostname(), url: req.url }))).listen(8080)";
+// The app behind the sidecar: an HTTP server in our image (the example's nginx cannot be pulled
+// here) that also echoes WebSocket messages, with the ws package our image carries.
+const APP_SCRIPT = [
+  "const server = require('http').createServer((req, res) => res.end(JSON.stringify({ app: 'my-service', host: require('os').hostname(), url: req.url })));",
+  "const wss = new (require('/app/node_modules/ws').WebSocketServer)({ server });",
+  "wss.on('connection', (ws) => ws.on('message', (m) => ws.send(m)));",
+  'server.listen(8080);',
+].join(' ');
 
 let node: TestNode | undefined;
 
@@ -192,6 +201,28 @@ describe('the user path on a real node', () => {
     expect(JSON.parse(res.body)).toMatchObject({ app: 'my-service', url: '/hello' });
   });
 
+  it('carries a WebSocket and raw TCP (piko forward) through the proxy ClusterIP', async () => {
+    const ip = await proxyIp();
+    const ws = new WebSocket(`ws://${ip}:8000/chat`, { headers: { 'x-piko-endpoint': 'my-service' } });
+    await new Promise<void>((resolve, reject) => ws.once('open', () => resolve()).once('error', reject));
+    ws.send('through the tunnel');
+    const echo = await new Promise<string>((resolve) => ws.once('message', (data: Buffer) => resolve(data.toString())));
+    expect(echo).toBe('through the tunnel');
+    ws.close();
+
+    // piko forward: a local port whose bytes cross the proxy's TCP path to the sidecar, which
+    // hands them to the app as a connection; an HTTP request is as good a byte stream as any.
+    const base = loadForwardConfig({ flags: { 'connect.url': `http://${ip}:8000` }, port: { addr: '127.0.0.1:1', endpointId: 'my-service' } });
+    const forwarder = new Forwarder({ ...base, ports: [{ addr: '127.0.0.1:0', endpointId: 'my-service' }] }, { logger: silentLogger() });
+    const [address] = await forwarder.start();
+    try {
+      const res = await request(`http://127.0.0.1:${address!.port}/over-tcp`);
+      expect(JSON.parse(res.body)).toMatchObject({ app: 'my-service', url: '/over-tcp' });
+    } finally {
+      await forwarder.close();
+    }
+  });
+
   it('rolls every pod under 200+ requests/s with zero failed requests (kubectl rollout restart, then a spec change)', async () => {
     const ip = await proxyIp();
     for (const [what, roll] of [
@@ -238,6 +269,45 @@ describe('the user path on a real node', () => {
     await node!.kubectl(['-n', 'piko-system', 'rollout', 'status', 'statefulset/piko', '--timeout=180s']);
   }, 300_000);
 
+  it("recovers when the server process of the pod holding a tunnel is killed, and kubelet restarts it", async () => {
+    const ip = await proxyIp();
+    const cluster = await json<{ status: { nodes: { name: string; upstreams: number }[] } }>(['-n', 'piko-system', 'get', 'pikocluster', 'piko']);
+    const holder = cluster.status.nodes.find((n) => n.upstreams > 0)?.name as string;
+    const pod = await json<{ metadata: { uid: string }; status: { containerStatuses: { restartCount: number }[] } }>(['-n', 'piko-system', 'get', 'pod', holder]);
+    // The container's processes, found by the pod's cgroup, as kubelet placed them.
+    const uid = pod.metadata.uid.replace(/-/g, '_');
+    const pids = fs
+      .readdirSync('/proc')
+      .filter((p) => /^\d+$/.test(p))
+      .filter((p) => {
+        try {
+          const cgroup = fs.readFileSync(`/proc/${p}/cgroup`, 'utf8');
+          return (cgroup.includes(pod.metadata.uid) || cgroup.includes(uid)) && fs.readFileSync(`/proc/${p}/cmdline`, 'utf8').includes('main.js');
+        } catch {
+          return false;
+        }
+      });
+    expect(pids.length).toBeGreaterThan(0);
+    const traffic = load(ip, 4);
+    await new Promise((r) => setTimeout(r, 1_000));
+    const killedAt = performance.now();
+    for (const p of pids) process.kill(Number(p), 'SIGKILL');
+    await node!.kubectl(['-n', 'piko-system', 'wait', `pod/${holder}`, '--for=jsonpath={.status.containerStatuses[0].restartCount}=' + String((pod.status.containerStatuses[0]?.restartCount ?? 0) + 1), '--timeout=60s']);
+    await node!.kubectl(['-n', 'piko-system', 'wait', `pod/${holder}`, '--for=condition=Ready', '--timeout=60s']);
+    const restartedMs = performance.now() - killedAt;
+    // Until the agent reconnects and the restarted server's registry records replace those its
+    // previous process left (same pod, same name), some requests still fail; 15 s covers both.
+    await new Promise((r) => setTimeout(r, 15_000));
+    const outcomes = (await traffic.stop()).filter((o) => o.at >= killedAt);
+    const failed = outcomes.filter((o) => !o.ok);
+    report(
+      `killed the server process of ${holder}: restarted and Ready after ${(restartedMs / 1000).toFixed(1)} s; ` +
+        `${failed.length} of ${outcomes.length} requests failed${failed.length ? `, the last ${(((failed[failed.length - 1] as Outcome).at - killedAt) / 1000).toFixed(2)} s after the kill` : ''} ` +
+        JSON.stringify([...new Set(failed.map((o) => o.detail.slice(0, 80)))].slice(0, 4)),
+    );
+    expect(outcomes.slice(-20).every((o) => o.ok)).toBe(true);
+  }, 300_000);
+
   it('scales 3 → 5 → 2 through the scale subresource without failing requests, and drops removed pods\' records', async () => {
     const ip = await proxyIp();
     for (const replicas of [5, 2]) {
@@ -274,5 +344,7 @@ describe('the user path on a real node', () => {
       if (Date.now() > deadline) throw new Error(`left behind: ${left.join(', ')}`);
       await new Promise((r) => setTimeout(r, 500));
     }
+    // Every image came from the node's own store: containerd never tried a registry.
+    expect(node!.logs('containerd')).not.toMatch(/PullImage|pulling image|fetch failed|resolving/i);
   }, 300_000);
 });

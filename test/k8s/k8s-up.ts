@@ -2,14 +2,16 @@ import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { startControlPlane } from './control-plane';
+import { startNode } from './node';
 
 /**
- * `make k8s-up`: starts the test control plane (control-plane.ts, with the controller manager)
- * in a background process that outlives this one, and returns once the apiserver is ready.
+ * `make k8s-up`: starts the test cluster (node.ts: the control plane of control-plane.ts and a
+ * real node, with CoreDNS) in a background process that outlives this one, and returns once the
+ * node is Ready. Needs root (network namespaces, cgroups, mounts).
  *
  *   .k8s/kubeconfig    admin kubeconfig (credentials embedded)
  *   .k8s/bin           a symlink to the binaries: kubectl, helm, etcd, kube-apiserver, ...
+ *   .k8s/containerd.sock  the node's containerd, for `ctr --address ... -n k8s.io images import`
  *   .k8s/k8s-up.pid    the background process; SIGTERM stops the control plane and removes these
  *   .k8s/k8s-up.log    its output
  *
@@ -22,8 +24,10 @@ const KUBECONFIG = path.join(STATE_DIR, 'kubeconfig');
 const PID_FILE = path.join(STATE_DIR, 'k8s-up.pid');
 const BIN_LINK = path.join(STATE_DIR, 'bin');
 const LOG_FILE = path.join(STATE_DIR, 'k8s-up.log');
-// The binaries are built before this runs (the Makefile runs the build in the foreground), so
-// this only covers the start: certificates, etcd, apiserver, controller manager.
+const CONTAINERD_LINK = path.join(STATE_DIR, 'containerd.sock');
+// The binaries and images are built before this runs (the Makefile runs the builds in the
+// foreground), so this only covers the start: certificates, etcd, apiserver, controller manager,
+// the node's components and CoreDNS.
 const START_TIMEOUT_MS = 3 * 60 * 1000;
 
 function runningPid(): number | undefined {
@@ -89,10 +93,13 @@ async function up(): Promise<number> {
 }
 
 async function serve(): Promise<void> {
-  const cp = await startControlPlane({ withControllerManager: true });
+  const node = await startNode();
+  const cp = node.cp;
   fs.copyFileSync(cp.kubeconfigPath, KUBECONFIG);
   fs.rmSync(BIN_LINK, { force: true });
   fs.symlinkSync(cp.binDir, BIN_LINK);
+  fs.rmSync(CONTAINERD_LINK, { force: true });
+  fs.symlinkSync(path.join(node.dir, 'containerd.sock'), CONTAINERD_LINK);
   fs.writeFileSync(PID_FILE, `${process.pid}\n`);
   let stopping = false;
   const shutdown = (signal: NodeJS.Signals): void => {
@@ -101,9 +108,10 @@ async function serve(): Promise<void> {
     }
     stopping = true;
     process.stdout.write(`k8s-up: ${signal}: stopping\n`);
-    void cp.stop().finally(() => {
+    void node.stop().finally(() => {
       fs.rmSync(KUBECONFIG, { force: true });
       fs.rmSync(BIN_LINK, { force: true });
+      fs.rmSync(CONTAINERD_LINK, { force: true });
       fs.rmSync(PID_FILE, { force: true });
       process.exit(0);
     });

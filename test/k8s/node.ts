@@ -90,12 +90,44 @@ async function run(cmd: string, args: readonly string[]): Promise<string> {
   }
 }
 
+// One node at a time on a machine: the addresses above are fixed, and jest runs test files in
+// parallel processes. The other end-to-end test that loads the machine takes it too, since two
+// rolling restarts under load at once on two cores starve each other. A directory is created
+// atomically; it names its holder's pid, so the lock of a process that died is taken over.
+const LOCK_DIR = path.join(os.tmpdir(), 'piko-node.lock');
+const LOCK_WAIT_MS = 60 * 60 * 1000;
+
+/** Waits for the machine's heavy end-to-end slot; resolves with its release. */
+export async function lockNode(): Promise<() => void> {
+  const deadline = Date.now() + LOCK_WAIT_MS;
+  for (;;) {
+    try {
+      fs.mkdirSync(LOCK_DIR);
+      fs.writeFileSync(path.join(LOCK_DIR, 'pid'), String(process.pid));
+      return () => fs.rmSync(LOCK_DIR, { recursive: true, force: true });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
+    const holder = Number(fs.readFileSync(path.join(LOCK_DIR, 'pid'), { encoding: 'utf8', flag: 'a+' }) || NaN);
+    let alive = Number.isInteger(holder);
+    try {
+      if (alive) process.kill(holder, 0);
+    } catch {
+      alive = false;
+    }
+    if (!alive && Date.now() - fs.statSync(LOCK_DIR).mtimeMs > 2_000) fs.rmSync(LOCK_DIR, { recursive: true, force: true });
+    if (Date.now() > deadline) throw new Error(`another test node held ${LOCK_DIR} for ${LOCK_WAIT_MS / 60_000} min`);
+    await delay(500);
+  }
+}
+
 export async function startNode(): Promise<TestNode> {
   if (process.env['PIKO_TEST_KUBECONFIG']) throw new Error('the test node runs only with the local control plane');
   const [kubeBin, nodeBin] = await Promise.all([controlPlaneBinDir(), (nodeBinDir ??= buildOnce(NODE_BUILD_SCRIPT))]);
+  const unlock = await lockNode();
   const id = randomBytes(3).toString('hex');
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'piko-node-'));
-  const node = new LocalNode(id, dir, kubeBin, nodeBin);
+  const node = new LocalNode(id, dir, kubeBin, nodeBin, unlock);
   try {
     await node.start();
     return node;
@@ -120,6 +152,7 @@ class LocalNode implements TestNode {
     readonly dir: string,
     private readonly kubeBin: string,
     private readonly nodeBin: string,
+    private readonly unlock: () => void,
   ) {
     this.netns = `piko-node-${id}`;
     this.vethHost = `pkh${id}`;
@@ -449,6 +482,7 @@ class LocalNode implements TestNode {
     }
     await this.cp?.stop();
     fs.rmSync(this.dir, { recursive: true, force: true });
+    this.unlock();
   }
 
   /** Every process in the node's cgroups (containers and sandboxes), killed. */
