@@ -206,7 +206,8 @@ function hasExited(child: ChildProcess): boolean {
   return child.exitCode !== null || child.signalCode !== null;
 }
 
-async function terminate(child: ChildProcess | undefined): Promise<void> {
+/** SIGTERM, then SIGKILL after the grace; resolves once the process has exited. */
+export async function terminate(child: ChildProcess | undefined): Promise<void> {
   // No pid: spawn itself failed (the binary is missing), so there is nothing to stop.
   if (child === undefined || child.pid === undefined || hasExited(child)) {
     return;

@@ -24,7 +24,7 @@ import * as path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { freeLoopbackPorts } from '../helpers/go-piko';
-import { controlPlaneBinDir, DEFAULT_CONTROLLERS, startControlPlane, type ControlPlane } from './control-plane';
+import { controlPlaneBinDir, DEFAULT_CONTROLLERS, startControlPlane, terminate, type ControlPlane } from './control-plane';
 
 const execFileAsync = promisify(execFile);
 const NODE_BUILD_SCRIPT = path.resolve(__dirname, 'build-node.sh');
@@ -564,14 +564,6 @@ function* walk(dir: string, file: string): Generator<string> {
   yield path.join(dir, file);
 }
 
-async function terminate(child: ChildProcess | undefined): Promise<void> {
-  if (child === undefined || child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  child.kill('SIGTERM');
-  const timer = setTimeout(() => child.kill('SIGKILL'), 5_000);
-  await exited;
-  clearTimeout(timer);
-}
 
 /**
  * CoreDNS for cluster.local, as kubeadm installs it, minus forwarding: nothing here may resolve
