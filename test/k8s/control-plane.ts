@@ -119,6 +119,11 @@ export interface ControlPlane {
    * apiserver names the pod in each request's user info.
    */
   kubeconfigForServiceAccount(namespace: string, name: string, pod?: BoundPod): Promise<string>;
+  /**
+   * A kubeconfig with a client certificate from the cluster CA for `user` in `groups`, as
+   * kubeadm gives the kubelet (system:node:<name>, system:nodes) and kube-proxy. Local only.
+   */
+  kubeconfigForUser?(user: string, groups: readonly string[]): Promise<string>;
   /** Stops every process (SIGTERM, SIGKILL after 5 s) and removes the temp dir. Idempotent. */
   stop(): Promise<void>;
   /** The output of one component so far (empty for an existing cluster). */
@@ -504,6 +509,22 @@ class LocalControlPlane implements ControlPlane {
       return ns.status === 200;
     };
     await this.waitFor('kube-apiserver', child, probe);
+  }
+
+  async kubeconfigForUser(user: string, groups: readonly string[]): Promise<string> {
+    this.assertRunning();
+    const name = `user-${++this.saCount}`;
+    const dir = this.pki.dir;
+    const subject = [...groups.map((g) => `/O=${g}`), `/CN=${user}`].join('');
+    const key = path.join(dir, `${name}.key`);
+    const cert = path.join(dir, `${name}.crt`);
+    const ext = path.join(dir, `${name}.ext`);
+    fs.writeFileSync(ext, 'keyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\n');
+    await openssl(dir, ['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', key, '-out', `${cert}.csr`, '-subj', subject]);
+    await openssl(dir, ['x509', '-req', '-in', `${cert}.csr`, '-CA', this.pki.caCert, '-CAkey', this.pki.caKey, '-CAcreateserial', '-days', String(CERT_DAYS), '-extfile', ext, '-out', cert]);
+    const file = path.join(this.dir, `${name}.kubeconfig`);
+    writeKubeconfig(file, this.server, this.pki.caCert, user, { 'client-certificate-data': b64(cert), 'client-key-data': b64(key) });
+    return file;
   }
 
   async kubeconfigForServiceAccount(namespace: string, name: string, pod?: BoundPod): Promise<string> {

@@ -208,6 +208,11 @@ class LocalNode implements TestNode {
     await run('ip', ['route', 'add', SERVICE_RANGE, 'via', NODE_IP, 'dev', this.vethHost]);
   }
 
+  private identity(user: string, groups: readonly string[]): Promise<string> {
+    if (this.cp.kubeconfigForUser === undefined) throw new Error('the node needs a local control plane to issue its certificates');
+    return this.cp.kubeconfigForUser(user, groups);
+  }
+
   private inNetns(cmd: string, args: readonly string[]): Promise<string> {
     return run('nsenter', [`--net=/var/run/netns/${this.netns}`, cmd, ...args]);
   }
@@ -285,7 +290,8 @@ class LocalNode implements TestNode {
 
   private async startScheduler(): Promise<void> {
     const [port] = (await freeLoopbackPorts(1)) as [number];
-    const kubeconfig = this.cp.kubeconfigPath;
+    // The user the bootstrap RBAC policy binds to system:kube-scheduler.
+    const kubeconfig = await this.identity('system:kube-scheduler', []);
     this.spawn(
       'kube-scheduler',
       path.join(this.kubeBin, 'kube-scheduler'),
@@ -417,8 +423,9 @@ class LocalNode implements TestNode {
       path.join(this.kubeBin, 'kubelet'),
       [
         `--config=${this.path('kubelet.yaml')}`,
-        // The admin credentials: a node certificate (system:node:<name>) is the next step.
-        `--kubeconfig=${this.cp.kubeconfigPath}`,
+        // A node's own identity, as kubeadm issues it: the Node authorizer and the NodeRestriction
+        // admission plugin then limit it to its own node and the pods bound to it.
+        `--kubeconfig=${await this.identity(`system:node:${NODE_NAME}`, ['system:nodes'])}`,
         `--root-dir=${this.path('kubelet')}`,
         `--cert-dir=${this.path('kubelet', 'pki')}`,
         `--hostname-override=${NODE_NAME}`,
@@ -441,7 +448,8 @@ class LocalNode implements TestNode {
     const config = {
       apiVersion: 'kubeproxy.config.k8s.io/v1alpha1',
       kind: 'KubeProxyConfiguration',
-      clientConnection: { kubeconfig: this.cp.kubeconfigPath },
+      // The user the bootstrap RBAC policy binds to system:node-proxier.
+      clientConnection: { kubeconfig: await this.identity('system:kube-proxy', []) },
       mode: 'iptables',
       clusterCIDR: POD_CIDR,
       hostnameOverride: NODE_NAME,
