@@ -84,6 +84,11 @@ export interface CloseOptions {
 // starts again from the minimum backoff. Shorter ones keep the backoff
 // growing, so a server that accepts and drops at once is not hammered.
 const STABLE_SESSION_MS = 10_000;
+// A refused connection is retried at least this often, however long the backoff has grown: a
+// refusal costs the server nothing (the kernel answers it), and behind a Kubernetes Service it is
+// the sign of a pod going away, whose endpoint the next attempt most likely no longer meets.
+// Measured on the real node: with plain doubling, agents whose pod crashed took ~6 s to return.
+const REFUSED_RETRY_CAP_MS = 1_000;
 // Connections kept while no 'connection' handler is attached, as Go yamux's accept backlog.
 const ACCEPT_BACKLOG = 256;
 
@@ -291,6 +296,7 @@ export class Listener extends EventEmitter<ListenerEvents> implements AsyncItera
         if (!isClientError(err) || !err.retryable) throw err;
         lastError = err;
         delay = this.backoff.next();
+        if (isRefused(err)) delay = Math.min(delay, REFUSED_RETRY_CAP_MS);
         this.log.warn('connect failed; retrying', { error: err.message, backoffMs: delay });
         if (this.state === 'open') this.emit('reconnecting', { reason: 'retry', delayMs: delay, error: err });
       }
@@ -423,4 +429,15 @@ export async function listen(endpointId: string, options: ListenOptions = {}): P
     throw err;
   }
   return listener;
+}
+
+/** Whether a connect attempt failed because nothing listened (ECONNREFUSED anywhere in its causes). */
+function isRefused(err: unknown): boolean {
+  // Not instanceof Error: errors from another realm (a vm context, jest) fail that test.
+  let e: unknown = err;
+  for (let depth = 0; typeof e === 'object' && e !== null && depth < 5; depth++) {
+    if ((e as { code?: unknown }).code === 'ECONNREFUSED') return true;
+    e = (e as { cause?: unknown }).cause;
+  }
+  return false;
 }

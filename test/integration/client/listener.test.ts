@@ -165,6 +165,24 @@ describe('listen (against a fake upstream port)', () => {
     expect(await fake.request(second, '/')).toMatchObject({ status: 200, body: 'still here' });
   });
 
+  it('retries a refused connection at least every second, however long the backoff has grown', async () => {
+    const { listener } = await listenOn('ep', { minReconnectBackoffMs: 400, maxReconnectBackoffMs: 60_000 });
+    const delays: number[] = [];
+    const enough = new Promise<void>((resolve) =>
+      listener.on('reconnecting', (info) => {
+        if (info.reason !== 'retry') return;
+        delays.push(info.delayMs);
+        if (delays.length === 4) resolve();
+      }),
+    );
+    // Nothing listens on the port any more: every attempt is refused by the kernel.
+    await fake.stop();
+    await enough;
+    // Doubling from 400 ms would be 800, 1600, 3200, 6400 (+10 % jitter); refusals stay at 1 s at most.
+    expect(delays).toEqual(delays.map((d) => Math.min(d, 1_000)));
+    expect(Math.max(...delays)).toBeGreaterThanOrEqual(800);
+  }, 20_000);
+
   it('comes back by itself after the server restarts on the same port', async () => {
     const { listener } = await listenOn('ep');
     serve(listener, httpServer((_req, res) => res.end('back')));
