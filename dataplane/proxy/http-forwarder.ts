@@ -5,7 +5,7 @@ import type { Duplex } from 'node:stream';
 import type { PeerAgent } from '../cluster/peer-pool';
 import { abortStartedResponse } from '../http/abort-response';
 import { writeJsonError, writeJsonErrorToSocket } from '../http/json-error';
-import { clampDelay, startTimer } from '../time/timer';
+import { clampDelay, startTimer, type Timer } from '../time/timer';
 import { isProxyError, ProxyError } from './errors';
 import { downstreamResponseHeaders, upstreamRequestHeaders } from './headers';
 import { hasRequestBody, shouldReplay } from './replay';
@@ -59,6 +59,8 @@ export function forwardHttp(
     // writeHead with a raw header list leaves res.getHeaders() empty; the
     // access log reads the upstream's headers from here instead.
     let relayedHeaders: http.OutgoingHttpHeaders | undefined;
+    // Declared before anything that can settle the exchange: a signal aborted before we began settles it at once.
+    let timer: Timer | undefined;
     const finish = (error?: ProxyError): void => {
       if (settled) return;
       settled = true;
@@ -93,8 +95,7 @@ export function forwardHttp(
     }
     options.signal?.addEventListener('abort', onAbort, { once: true });
 
-    const timer =
-      options.timeoutMs > 0 ? startTimer(options.timeoutMs, () => fail(new ProxyError('ERR_UPSTREAM_TIMEOUT'))) : undefined;
+    if (options.timeoutMs > 0) timer = startTimer(options.timeoutMs, () => fail(new ProxyError('ERR_UPSTREAM_TIMEOUT')));
     // The client went away: tear the upstream side down too.
     res.on('close', () => {
       if (!res.writableFinished) {
