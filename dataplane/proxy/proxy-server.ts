@@ -103,14 +103,15 @@ export class ProxyServer {
     // this exchange through the forwarder, which knows what was sent.
     const abort = new AbortController();
     this.exchanges.set(req.socket, abort);
+    const writeTimeoutMs = this.options.writeTimeoutMs ?? 0;
+    const writeTimer =
+      writeTimeoutMs > 0
+        ? startTimer(writeTimeoutMs, () => abort.abort(new ProxyError('ERR_UPSTREAM_TIMEOUT', { detail: 'write timeout' })))
+        : undefined;
     res.once('close', () => {
+      writeTimer?.clear();
       if (this.exchanges.get(req.socket) === abort) this.exchanges.delete(req.socket);
     });
-    const writeTimer =
-      this.options.writeTimeoutMs !== undefined && this.options.writeTimeoutMs > 0
-        ? startTimer(this.options.writeTimeoutMs, () => abort.abort(new ProxyError('ERR_UPSTREAM_TIMEOUT', { detail: 'write timeout' })))
-        : undefined;
-    if (writeTimer) res.once('close', () => writeTimer.clear());
     void this.serveHttp(req, res, abort.signal).then(
       (result) => this.record(req, result, start),
       (err: unknown) => {

@@ -120,16 +120,10 @@ export class Server {
       onLimit,
     });
 
-    const http = config.proxy.http;
     this.proxyHttp = createHttpServer(
       config.proxy.tls,
       (req, res) => this.proxy.handleRequest(req, res),
-      httpServerOptions({
-        readTimeoutMs: http.readTimeoutMs,
-        readHeaderTimeoutMs: http.readHeaderTimeoutMs,
-        idleTimeoutMs: http.idleTimeoutMs,
-        maxHeaderBytes: http.maxHeaderBytes,
-      }),
+      httpServerOptions(config.proxy.http),
       'proxy.tls',
     );
     this.proxyHttp.on('upgrade', (req: http.IncomingMessage, socket, head: Buffer) => this.proxy.handleUpgrade(req, socket, head));

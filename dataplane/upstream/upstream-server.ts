@@ -173,9 +173,13 @@ export class UpstreamServer {
       log.debug('upstream sent go away');
       upstreams.remove(upstream);
     });
+    // Counted every time, logged once per session and limit: a full session refuses every request.
+    const logged = new Set<string>();
     session.on('limit', (limit) => {
-      log.warn('upstream session limit reached', { limit: `upstream.session.${limit}` });
       this.options.onLimit?.(`upstream.session.${limit}`);
+      if (logged.has(limit)) return;
+      logged.add(limit);
+      log.warn('upstream session limit reached', { limit: `upstream.session.${limit}` });
     });
     session.on('close', (err) => {
       expiryTimer?.clear();

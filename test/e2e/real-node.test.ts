@@ -229,11 +229,13 @@ describe('the user path on a real node', () => {
       ['rollout restart', () => node!.kubectl(['-n', 'piko-system', 'rollout', 'restart', 'statefulset/piko'])],
       ['spec change', () => node!.kubectl(['-n', 'piko-system', 'patch', 'pikocluster/piko', '--type=merge', '-p', '{"spec":{"upstreamWait":"6s"}}'])],
     ] as const) {
+      const generation = Number(await node!.kubectl(['-n', 'piko-system', 'get', 'statefulset', 'piko', '-o', 'jsonpath={.metadata.generation}']));
       const traffic = load(ip, 8);
       const started = performance.now();
       await roll();
-      // The StatefulSet controller replaces one pod at a time, each only once the last is Ready.
-      await new Promise((r) => setTimeout(r, 1_000));
+      // The new template reached the StatefulSet (for a spec change, once the operator applied
+      // it); rollout status then waits as the controller replaces one pod at a time.
+      await node!.kubectl(['-n', 'piko-system', 'wait', `--for=jsonpath={.metadata.generation}=${generation + 1}`, 'statefulset/piko', '--timeout=60s']);
       await node!.kubectl(['-n', 'piko-system', 'rollout', 'status', 'statefulset/piko', '--timeout=300s']);
       const rolledMs = performance.now() - started;
       const outcomes = await traffic.stop();
