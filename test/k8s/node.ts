@@ -60,6 +60,8 @@ export interface TestNode {
   kubectl(args: readonly string[], input?: string): Promise<string>;
   /** helm with the admin kubeconfig and a home of the node's own; rejects as kubectl does. */
   helm(args: readonly string[]): Promise<string>;
+  /** kubectl as a child process with piped stdio, for a command that runs until its stdin ends. */
+  spawnKubectl(args: readonly string[]): ChildProcess;
   /** Imports an OCI archive into containerd's k8s.io namespace as `<baseName>:<tag>`. */
   importImage(archive: string, baseName: string): Promise<void>;
   logs(component: NodeComponent): string;
@@ -91,14 +93,13 @@ async function run(cmd: string, args: readonly string[]): Promise<string> {
 }
 
 // One node at a time on a machine: the addresses above are fixed, and jest runs test files in
-// parallel processes. The other end-to-end test that loads the machine takes it too, since two
-// rolling restarts under load at once on two cores starve each other. A directory is created
-// atomically; it names its holder's pid, so the lock of a process that died is taken over.
+// parallel processes. A directory is created atomically; it names its holder's pid, so the lock
+// of a process that died is taken over.
 const LOCK_DIR = path.join(os.tmpdir(), 'piko-node.lock');
 const LOCK_WAIT_MS = 60 * 60 * 1000;
 
-/** Waits for the machine's heavy end-to-end slot; resolves with its release. */
-export async function lockNode(): Promise<() => void> {
+/** Waits for the machine's node slot; resolves with its release. */
+async function lockNode(): Promise<() => void> {
   const deadline = Date.now() + LOCK_WAIT_MS;
   for (;;) {
     try {
@@ -225,11 +226,19 @@ class LocalNode implements TestNode {
     return this.tool('helm', args);
   }
 
-  private tool(name: 'kubectl' | 'helm', args: readonly string[], input?: string): Promise<string> {
+  spawnKubectl(args: readonly string[]): ChildProcess {
+    return spawn(path.join(this.kubeBin, 'kubectl'), [...args], { env: this.toolEnv(), stdio: 'pipe' });
+  }
+
+  private toolEnv(): NodeJS.ProcessEnv {
     const home = this.path('home');
     fs.mkdirSync(home, { recursive: true });
     // A home of the node's own: no repository, plugin or cache of the user's comes in.
-    const env = { PATH: process.env['PATH'] ?? '', HOME: home, KUBECONFIG: this.cp.kubeconfigPath, HELM_CACHE_HOME: path.join(home, 'helm') };
+    return { PATH: process.env['PATH'] ?? '', HOME: home, KUBECONFIG: this.cp.kubeconfigPath, HELM_CACHE_HOME: path.join(home, 'helm') };
+  }
+
+  private tool(name: 'kubectl' | 'helm', args: readonly string[], input?: string): Promise<string> {
+    const env = this.toolEnv();
     return new Promise((resolve, reject) => {
       const child = execFile(
         path.join(this.kubeBin, name),

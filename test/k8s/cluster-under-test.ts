@@ -1,0 +1,127 @@
+/**
+ * The cluster the real-node end-to-end test runs on: by default the node of node.ts, started here
+ * with our image imported; or, with PIKO_TEST_KUBECONFIG and PIKO_TEST_IMAGE, an existing cluster
+ * (kind, k3d, a cloud) that already has that image (`kind load docker-image`, `k3d image import`,
+ * or a registry it pulls from). The test sends its traffic from a client pod inside the cluster
+ * (in-cluster-client.ts), so it needs nothing routed from this machine to the cluster's Services.
+ */
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { controlPlaneBinDir } from './control-plane';
+import { startNode, type TestNode } from './node';
+
+const REPO = path.resolve(__dirname, '..', '..');
+const LOCAL_IMAGE_REPOSITORY = 'piko.local/piko';
+const LOCAL_IMAGE_TAG = 'e2e';
+
+export interface ImageRef {
+  readonly repository: string;
+  readonly tag: string;
+  readonly pullPolicy: 'Never' | 'IfNotPresent' | 'Always';
+}
+
+export interface ClusterUnderTest {
+  /** Our image, as the chart's `image.*` values and a PikoCluster's `spec.image` take it. */
+  readonly image: ImageRef;
+  /** kubectl with the cluster's admin kubeconfig; rejects with its stderr on a non-zero exit. */
+  kubectl(args: readonly string[], input?: string): Promise<string>;
+  /** helm with the same kubeconfig and a home of its own. */
+  helm(args: readonly string[]): Promise<string>;
+  /** kubectl as a child process with piped stdio, for a command that runs until its stdin ends. */
+  spawnKubectl(args: readonly string[]): ChildProcess;
+  /**
+   * The node this machine runs, whose processes and logs the test can reach (a SIGKILL to a
+   * container's process as a crash delivers it; containerd's log); undefined on an existing
+   * cluster, whose nodes are elsewhere.
+   */
+  readonly local: TestNode | undefined;
+  stop(): Promise<void>;
+}
+
+export function imageString(image: ImageRef): string {
+  return `${image.repository}:${image.tag}`;
+}
+
+/** Starts (or opens) the cluster; the caller stops it. */
+export async function clusterUnderTest(): Promise<ClusterUnderTest> {
+  const kubeconfig = process.env['PIKO_TEST_KUBECONFIG'];
+  if (kubeconfig !== undefined && kubeconfig !== '') return existingCluster(kubeconfig, process.env['PIKO_TEST_IMAGE']);
+  return localCluster();
+}
+
+async function localCluster(): Promise<ClusterUnderTest> {
+  const node = await startNode();
+  try {
+    const archive = (
+      await tool('bash', [path.join(REPO, 'test', 'k8s', 'images', 'piko', 'build.sh'), `${LOCAL_IMAGE_REPOSITORY}:${LOCAL_IMAGE_TAG}`, node.dir], {
+        timeoutMs: 10 * 60 * 1000,
+      })
+    )
+      .trim()
+      .split('\n')
+      .pop() as string;
+    await node.importImage(archive, LOCAL_IMAGE_REPOSITORY);
+  } catch (err) {
+    await node.stop();
+    throw err;
+  }
+  return {
+    image: { repository: LOCAL_IMAGE_REPOSITORY, tag: LOCAL_IMAGE_TAG, pullPolicy: 'Never' },
+    kubectl: (args, input) => node.kubectl(args, input),
+    helm: (args) => node.helm(args),
+    spawnKubectl: (args) => node.spawnKubectl(args),
+    local: node,
+    stop: () => node.stop(),
+  };
+}
+
+async function existingCluster(kubeconfig: string, image: string | undefined): Promise<ClusterUnderTest> {
+  const match = image === undefined ? null : /^(.+):([\w][\w.-]{0,127})$/.exec(image);
+  if (match === null) {
+    throw new Error(
+      `PIKO_TEST_KUBECONFIG needs PIKO_TEST_IMAGE=<repository>:<tag>, an image of this tree the cluster can run (got ${JSON.stringify(image ?? '')})`,
+    );
+  }
+  const bin = await clientBinDir();
+  const home = fs.mkdtempSync(path.join(os.tmpdir(), 'piko-e2e-home-'));
+  const env = { PATH: process.env['PATH'] ?? '', HOME: home, KUBECONFIG: path.resolve(kubeconfig), HELM_CACHE_HOME: path.join(home, 'helm') };
+  const pullPolicy = process.env['PIKO_TEST_IMAGE_PULL_POLICY'] ?? 'IfNotPresent';
+  if (pullPolicy !== 'Never' && pullPolicy !== 'IfNotPresent' && pullPolicy !== 'Always') {
+    throw new Error(`PIKO_TEST_IMAGE_PULL_POLICY must be Never, IfNotPresent or Always, not ${pullPolicy}`);
+  }
+  return {
+    image: { repository: match[1] as string, tag: match[2] as string, pullPolicy },
+    kubectl: (args, input) => tool(path.join(bin, 'kubectl'), args, { env, input }),
+    helm: (args) => tool(path.join(bin, 'helm'), args, { env }),
+    spawnKubectl: (args) => spawn(path.join(bin, 'kubectl'), [...args], { env, stdio: 'pipe' }),
+    local: undefined,
+    stop: () => Promise.resolve(fs.rmSync(home, { recursive: true, force: true })),
+  };
+}
+
+/** kubectl and helm from PATH when both are there, else the ones the control-plane build makes. */
+async function clientBinDir(): Promise<string> {
+  for (const dir of (process.env['PATH'] ?? '').split(path.delimiter)) {
+    if (dir !== '' && ['kubectl', 'helm'].every((b) => fs.existsSync(path.join(dir, b)))) return dir;
+  }
+  return controlPlaneBinDir();
+}
+
+function tool(
+  file: string,
+  args: readonly string[],
+  opts: { env?: NodeJS.ProcessEnv | undefined; input?: string | undefined; timeoutMs?: number },
+): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = execFile(
+      file,
+      [...args],
+      { timeout: opts.timeoutMs ?? 180_000, maxBuffer: 64 * 1024 * 1024, env: opts.env ?? process.env },
+      (err, stdout, stderr) =>
+        err ? reject(new Error(`${path.basename(file)} ${args.join(' ')}: ${stderr || err.message}`, { cause: err })) : resolve(stdout),
+    );
+    if (opts.input !== undefined) child.stdin?.end(opts.input);
+  });
+}
