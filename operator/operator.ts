@@ -9,8 +9,8 @@ import type { Registry } from 'prom-client';
 import type { Logger } from '../dataplane/log/logger';
 import { PikoClusterController, type ControllerOptions } from './controller/controller';
 import { KubeEventRecorder } from './controller/event-recorder';
-import type { KubeClient } from './runtime/kube-client';
-import { LeaderElector, type LeaderElectionOptions } from './runtime/leader-election';
+import type { KubeClient } from '../dataplane/kube/client';
+import { LeaderElector, type LeaderElectionOptions } from '../dataplane/kube/leader-election';
 import { createOperatorMetrics, type OperatorMetrics } from './runtime/metrics';
 
 export interface LeaderElectionConfig {

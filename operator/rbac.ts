@@ -2,7 +2,7 @@
  * The operator's permissions: the ClusterRole its ServiceAccount is bound
  * to, as data, so the Helm chart renders this list and the integration
  * tests run the operator with exactly it. Each verb is one the operator
- * sends (see runtime/kube-client.ts: get, list, watch, apply, create,
+ * sends (see dataplane/kube/client.ts: get, list, watch, apply, create,
  * update, delete; a server-side apply is authorised as `patch`, and also
  * as `create` when the object does not exist yet), or one RBAC requires it
  * to hold to hand out:

@@ -1,4 +1,5 @@
 /** `piko operator`: runs one operator replica until SIGTERM/SIGINT. */
+import { FIELD_MANAGER } from './field-manager';
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { ConfigError } from '../dataplane/config/errors';
@@ -7,7 +8,7 @@ import { createLogger, type Logger } from '../dataplane/log/logger';
 import { createMetricsRegistry } from '../dataplane/metrics/registry';
 import { shutdownSignal } from '../dataplane/process/signals';
 import { Operator } from './operator';
-import { ClientNodeKubeClient, loadKubeConfig } from './runtime/client-node-kube-client';
+import { ClientNodeKubeClient, loadKubeConfig } from '../dataplane/kube/client-node';
 import { HttpEndpoints, metricsRoutes, probeRoutes } from './runtime/http-endpoints';
 
 export interface RunOperatorDeps {
@@ -22,7 +23,7 @@ export interface RunOperatorDeps {
 export async function runOperator(config: OperatorConfig, deps: RunOperatorDeps = {}): Promise<void> {
   const env = deps.env ?? process.env;
   const logger = deps.logger ?? createLogger({ level: config.log.level, subsystems: config.log.subsystems });
-  const client = new ClientNodeKubeClient(kubeConfig(config.kubeconfig));
+  const client = new ClientNodeKubeClient(kubeConfig(config.kubeconfig), { fieldManager: FIELD_MANAGER });
   const stop = deps.stopSignal ?? shutdownSignal();
   const registry = createMetricsRegistry();
   // client-go's identity: the host (the pod, in a cluster) and a random part, unique per process.

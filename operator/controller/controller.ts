@@ -18,13 +18,14 @@
  */
 import type { V1Pod } from '@kubernetes/client-node';
 import type { Logger } from '../../dataplane/log/logger';
-import type { ConfigMapObject, LeaseObject } from '../../dataplane/registry/kubernetes/kube-api';
+import type { ConfigMapObject, LeaseObject } from '../../dataplane/registry/kubernetes/objects';
 import { LABEL_CLUSTER, parseLease } from '../../dataplane/registry/kubernetes/objects';
 import { GROUP, KIND, type PikoCluster } from '../api/pikocluster';
 import { OWNED_KINDS } from '../builders/desired-children';
 import { COMPONENT, LABEL_COMPONENT, LABEL_INSTANCE, LABEL_MANAGED_BY, LABEL_NAME, MANAGED_BY } from '../builders/names';
-import { CachedInformer, type CacheEventHandler } from '../runtime/cached-informer';
-import { isApiError, objectKey, RESOURCES, resourceFor, type KubeClient, type KubeObject, type ResourceType } from '../runtime/kube-client';
+import { CachedInformer, type CacheEventHandler } from '../../dataplane/kube/cached-informer';
+import { isApiError } from '../../dataplane/kube/errors';
+import { objectKey, RESOURCES, resourceFor, type KubeClient, type KubeObject, type ResourceType } from '../../dataplane/kube/client';
 import type { OperatorMetrics, ReconcileOutcome } from '../runtime/metrics';
 import type { RateLimiter } from '../runtime/rate-limiter';
 import { WorkQueue } from '../runtime/work-queue';

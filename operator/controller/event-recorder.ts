@@ -2,7 +2,7 @@
 import { randomBytes } from 'node:crypto';
 import type { PikoCluster } from '../api/pikocluster';
 import { formatTime } from '../status/conditions';
-import { RESOURCES, type KubeClient, type KubeObject } from '../runtime/kube-client';
+import { RESOURCES, type KubeClient, type KubeObject } from '../../dataplane/kube/client';
 
 export type EventType = 'Normal' | 'Warning';
 

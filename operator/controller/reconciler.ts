@@ -15,7 +15,7 @@
 import { createHash } from 'node:crypto';
 import type { KubernetesObject, V1Pod, V1StatefulSet } from '@kubernetes/client-node';
 import type { Logger } from '../../dataplane/log/logger';
-import type { ConfigMapObject, LeaseObject } from '../../dataplane/registry/kubernetes/kube-api';
+import type { ConfigMapObject, LeaseObject } from '../../dataplane/registry/kubernetes/objects';
 import { LABEL_CLUSTER } from '../../dataplane/registry/kubernetes/objects';
 import { API_VERSION, KIND, type PikoCluster } from '../api/pikocluster';
 import { generateClusterSecret } from '../builders/cluster-secret';
@@ -25,18 +25,8 @@ import { childNames, LABEL_INSTANCE } from '../builders/names';
 import { validateSpec } from '../builders/validate-spec';
 import { deriveStatus, type StatusProblem } from '../status/derive-status';
 import { statusEqual } from '../status/status-equal';
-import {
-  isApiError,
-  KubeApiError,
-  RESOURCES,
-  resourceFor,
-  splitKey,
-  type KubeClient,
-  type KubeObject,
-  type OwnerReference,
-  type ResourceType,
-  type WriteObject,
-} from '../runtime/kube-client';
+import { isApiError, KubeApiError } from '../../dataplane/kube/errors';
+import { RESOURCES, resourceFor, splitKey, type KubeClient, type KubeObject, type OwnerReference, type ResourceType, type WriteObject } from '../../dataplane/kube/client';
 import type { EventRecorder } from './event-recorder';
 import { missingSecretProblems, SECRET_NOT_FOUND } from './referenced-secrets';
 import { analyseRegistry } from './registry-nodes';

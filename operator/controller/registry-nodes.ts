@@ -13,7 +13,7 @@
  *   exists is left alone even when its Lease expired: the pod may be
  *   restarting, and it rewrites its objects when it comes back.
  */
-import type { ConfigMapObject, LeaseObject } from '../../dataplane/registry/kubernetes/kube-api';
+import type { ConfigMapObject, LeaseObject } from '../../dataplane/registry/kubernetes/objects';
 import { ANNOTATION_NODE_ID, parseLease, parseShard, type LeaseRecord } from '../../dataplane/registry/kubernetes/objects';
 import type { RegistryNodeView } from '../status/derive-status';
 

@@ -4,7 +4,7 @@
  * frozen while the Lease watch is down (docs/registry-design.md §5).
  */
 import type { NodeRecord } from '../cluster-registry';
-import type { ConfigMapObject, LeaseObject } from './kube-api';
+import type { ConfigMapObject, LeaseObject } from './objects';
 import { parseLease, parseShard, type LeaseRecord } from './objects';
 import type { RecordSigner } from './record-signature';
 import { clampDelay } from '../../time/timer';

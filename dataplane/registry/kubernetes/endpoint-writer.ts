@@ -5,14 +5,15 @@
  */
 import { Backoff } from '../../client/backoff';
 import { EndpointShards } from './endpoint-shards';
-import type { KubeApi, OwnerReference } from './kube-api';
+import { RESOURCES, type KubeClient, type OwnerReference } from '../../kube/client';
 import { resultOf, type KubernetesRegistryMetrics, type WriteResult } from './metrics';
-import { buildShard, nodeKey, shardName, type ShardRecord } from './objects';
+import { buildShard, nodeKey, shardName, type ConfigMapObject, type ShardRecord } from './objects';
 import type { RecordSigner } from './record-signature';
 import { clampDelay } from '../../time/timer';
 
 export interface EndpointWriterOptions {
-  api: Pick<KubeApi, 'applyConfigMap' | 'deleteConfigMap'>;
+  client: Pick<KubeClient, 'apply' | 'delete'>;
+  namespace: string;
   cluster: string;
   nodeId: string;
   signer: RecordSigner;
@@ -36,7 +37,8 @@ interface Published {
 const REMEMBERED_WRITES = 8;
 
 export class EndpointWriter {
-  private readonly api: EndpointWriterOptions['api'];
+  private readonly client: EndpointWriterOptions['client'];
+  private readonly namespace: string;
   private readonly cluster: string;
   private readonly nodeId: string;
   private readonly key: string;
@@ -57,7 +59,8 @@ export class EndpointWriter {
   private failing = false;
 
   constructor(private readonly options: EndpointWriterOptions) {
-    this.api = options.api;
+    this.client = options.client;
+    this.namespace = options.namespace;
     this.cluster = options.cluster;
     this.nodeId = options.nodeId;
     this.key = nodeKey(options.nodeId);
@@ -210,10 +213,10 @@ export class EndpointWriter {
     const json = this.desired(index) as string;
     const owner = this.owner;
     const body = this.options.signer.sealShard(
-      buildShard({ cluster: this.cluster, nodeId: this.nodeId, index, json, ...(owner ? { owner } : {}) }),
+      buildShard({ namespace: this.namespace, cluster: this.cluster, nodeId: this.nodeId, index, json, owner }),
     );
     try {
-      const stored = await this.api.applyConfigMap(body);
+      const stored = await this.client.apply<ConfigMapObject>(RESOURCES.configMaps, body);
       this.count('apply', 'success');
       this.published.set(index, { json, ownerUid: owner?.uid });
       const rv = stored.metadata?.resourceVersion;
@@ -231,7 +234,7 @@ export class EndpointWriter {
 
   private async remove(index: number): Promise<void> {
     try {
-      const existed = await this.api.deleteConfigMap(shardName(this.cluster, this.key, index));
+      const existed = await this.client.delete(RESOURCES.configMaps, this.namespace, shardName(this.cluster, this.key, index));
       this.count('delete', existed ? 'success' : 'not_found');
       this.published.delete(index);
     } catch (err) {

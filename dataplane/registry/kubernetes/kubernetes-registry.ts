@@ -8,15 +8,27 @@ import type { Registry } from 'prom-client';
 import { sleep } from '../../client/backoff';
 import { silentLogger, type Logger } from '../../log/logger';
 import type { ClusterRegistry, NodeRecord } from '../cluster-registry';
-import { ClientNodeKubeApi, loadKubeConfig, podFromEnv, resolveNamespace } from './client-node-api';
+import { RESOURCES, type KubeClient } from '../../kube/client';
+import { ClientNodeKubeClient, loadKubeConfig, resolveNamespace } from '../../kube/client-node';
+import { ResilientInformer } from '../../kube/informer';
+import { ListWatch } from '../../kube/list-watch';
 import { ClusterView } from './cluster-view';
 import { EndpointWriter } from './endpoint-writer';
-import type { ConfigMapObject, KubeApi, LeaseObject } from './kube-api';
 import { LeaseKeeper } from './lease-keeper';
 import { createKubernetesRegistryMetrics, type KubernetesRegistryMetrics } from './metrics';
-import { clusterSelector, LABEL_NODE, leaseOwner, nodeKey, parseShard, podOwner, type PodIdentity } from './objects';
+import {
+  clusterSelector,
+  FIELD_MANAGER,
+  LABEL_NODE,
+  leaseOwner,
+  nodeKey,
+  parseShard,
+  podOwner,
+  type ConfigMapObject,
+  type LeaseObject,
+  type PodIdentity,
+} from './objects';
 import { RecordSigner } from './record-signature';
-import { ResilientInformer } from './resilient-informer';
 import { clampDelay } from '../../time/timer';
 
 export const DEFAULT_CLUSTER_NAME = 'piko';
@@ -49,8 +61,9 @@ export interface KubernetesRegistryOptions {
   /** host:port other nodes forward proxied requests to. */
   proxyAddr: string;
   adminAddr: string;
-  /** The verbs, bound to the namespace. */
-  api: KubeApi;
+  client: KubeClient;
+  /** Where the registry's objects live: the data plane's own namespace. */
+  namespace: string;
   /** cluster.secret: signs this node's records; records not signed with it are ignored. */
   secret: string;
   /** Prefix of object names and value of the piko.dev/cluster label; default 'piko'. */
@@ -72,7 +85,7 @@ export interface KubernetesRegistryOptions {
   startTimeoutMs?: number;
   /** stop() stops waiting for its deletes after this long; default 5 s. */
   stopTimeoutMs?: number;
-  /** Retry of informer restarts and shard writes; default 500 ms doubling to 30 s, +10 % jitter. */
+  /** Retry of informer restarts and shard writes; default 500 ms doubling to 5 s, +10 % jitter. */
   retryBackoff?: { minMs: number; maxMs: number };
   /** After any change of what lookup() or nodes() return for other nodes (an event or a Lease expiry). */
   onChange?(): void;
@@ -135,7 +148,7 @@ export class KubernetesRegistry implements ClusterRegistry {
         `renew interval (${renewIntervalMs} ms) must be positive and shorter than the lease duration (${leaseDurationMs} ms)`,
       );
     }
-    const api = options.api;
+    const { client, namespace } = options;
     const metrics = this.metrics;
     const onChange = options.onChange;
     const signer = new RecordSigner(options.secret);
@@ -163,7 +176,8 @@ export class KubernetesRegistry implements ClusterRegistry {
     });
 
     this.writer = new EndpointWriter({
-      api,
+      client,
+      namespace,
       cluster: this.clusterName,
       nodeId: this.nodeId,
       signer,
@@ -177,7 +191,8 @@ export class KubernetesRegistry implements ClusterRegistry {
     });
 
     this.keeper = new LeaseKeeper({
-      api,
+      client,
+      namespace,
       cluster: this.clusterName,
       nodeId: this.nodeId,
       signer,
@@ -211,7 +226,7 @@ export class KubernetesRegistry implements ClusterRegistry {
 
     const selector = clusterSelector(this.clusterName);
     this.leases = new ResilientInformer<LeaseObject>({
-      create: (handlers) => api.leaseInformer(selector, handlers),
+      create: (handlers) => new ListWatch<LeaseObject>({ client, type: RESOURCES.leases, namespace, labelSelector: selector, handlers }),
       upsert: (obj) => this.view.upsertLease(obj),
       remove: (obj) => this.view.removeLease(obj),
       onHealthChange: (healthy) => {
@@ -224,7 +239,7 @@ export class KubernetesRegistry implements ClusterRegistry {
       backoff: this.retryBackoff,
     });
     this.configMaps = new ResilientInformer<ConfigMapObject>({
-      create: (handlers) => api.configMapInformer(selector, handlers),
+      create: (handlers) => new ListWatch<ConfigMapObject>({ client, type: RESOURCES.configMaps, namespace, labelSelector: selector, handlers }),
       upsert: (obj) => {
         this.view.upsertShard(obj);
         this.observeOwn(obj, true);
@@ -425,7 +440,7 @@ export class KubernetesRegistry implements ClusterRegistry {
   }
 }
 
-export interface CreateKubernetesRegistryOptions extends Omit<KubernetesRegistryOptions, 'api'> {
+export interface CreateKubernetesRegistryOptions extends Omit<KubernetesRegistryOptions, 'client' | 'namespace'> {
   /** cluster.kubernetes.namespace; empty = the pod's namespace (see resolveNamespace). */
   namespace?: string;
   /** A kubeconfig file; default KubeConfig.loadFromDefault (KUBECONFIG, ~/.kube/config, in-cluster). */
@@ -442,6 +457,13 @@ export function createKubernetesRegistry(options: CreateKubernetesRegistryOption
   const kc = loadKubeConfig(kubeconfigPath);
   const ns = resolveNamespace(namespace, env, kc);
   const pod = options.pod ?? podFromEnv(env);
-  const api = new ClientNodeKubeApi(kc, ns, requestTimeoutMs !== undefined ? { requestTimeoutMs } : {});
-  return new KubernetesRegistry({ ...rest, api, ...(pod ? { pod } : {}) });
+  const client = new ClientNodeKubeClient(kc, { fieldManager: FIELD_MANAGER, requestTimeoutMs });
+  return new KubernetesRegistry({ ...rest, client, namespace: ns, ...(pod ? { pod } : {}) });
+}
+
+/** The pod from the downward API env (POD_NAME, POD_UID), when both are set. */
+export function podFromEnv(env: NodeJS.ProcessEnv): PodIdentity | undefined {
+  const name = env['POD_NAME'];
+  const uid = env['POD_UID'];
+  return name && uid ? { name, uid } : undefined;
 }

@@ -4,14 +4,15 @@
  * sooner, never later than the next regular renewal, and never throws.
  */
 import { Backoff } from '../../client/backoff';
-import type { KubeApi, OwnerReference } from './kube-api';
+import { RESOURCES, type KubeClient, type OwnerReference } from '../../kube/client';
 import { resultOf, type KubernetesRegistryMetrics } from './metrics';
-import { buildLease, leaseName, nodeKey } from './objects';
+import { buildLease, leaseName, nodeKey, type LeaseObject } from './objects';
 import type { RecordSigner } from './record-signature';
 import { clampDelay } from '../../time/timer';
 
 export interface LeaseKeeperOptions {
-  api: Pick<KubeApi, 'applyLease' | 'deleteLease'>;
+  client: Pick<KubeClient, 'apply' | 'delete'>;
+  namespace: string;
   cluster: string;
   nodeId: string;
   /** Signs the Lease, so readers can tell it from one written by anyone else with access to Leases. */
@@ -21,7 +22,7 @@ export interface LeaseKeeperOptions {
   durationMs: number;
   renewIntervalMs: number;
   /** The Pod, when known; otherwise the Lease has no owner. */
-  owner?: OwnerReference;
+  owner?: OwnerReference | undefined;
   metrics?: KubernetesRegistryMetrics;
   /** After every successful write, with the Lease's UID (it changes if someone recreated it). */
   onRenewed?(uid: string): void;
@@ -55,6 +56,7 @@ export class LeaseKeeper {
   async renewOnce(): Promise<string> {
     const o = this.options;
     const lease = o.signer.sealLease(buildLease({
+      namespace: o.namespace,
       cluster: o.cluster,
       nodeId: o.nodeId,
       proxyAddr: o.proxyAddr,
@@ -62,10 +64,10 @@ export class LeaseKeeper {
       durationMs: o.durationMs,
       acquireTimeMs: this.acquireTimeMs,
       renewTimeMs: Date.now(),
-      ...(o.owner ? { owner: o.owner } : {}),
+      owner: o.owner,
     }));
     try {
-      const stored = await o.api.applyLease(lease);
+      const stored = await o.client.apply<LeaseObject>(RESOURCES.leases, lease);
       o.metrics?.apiserverWritesTotal.inc({ kind: 'Lease', operation: 'apply', result: 'success' });
       const uid = stored.metadata?.uid ?? '';
       this.uid = uid;
@@ -94,7 +96,7 @@ export class LeaseKeeper {
   /** Deletes the Lease; resolves false when it was already gone. */
   async release(): Promise<boolean> {
     try {
-      const existed = await this.options.api.deleteLease(this.name);
+      const existed = await this.options.client.delete(RESOURCES.leases, this.options.namespace, this.name);
       this.options.metrics?.apiserverWritesTotal.inc({
         kind: 'Lease',
         operation: 'delete',

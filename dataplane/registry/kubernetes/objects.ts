@@ -3,9 +3,32 @@
  * functions (see docs/registry-design.md §3).
  */
 import { createHash } from 'node:crypto';
-import type { ConfigMapObject, KubeTime, LeaseObject, OwnerReference } from './kube-api';
+import { microTime, timeMs, type ObjectMeta, type OwnerReference } from '../../kube/client';
 
+/** The field manager of every registry write. */
 export const FIELD_MANAGER = 'piko-dataplane';
+
+/** Registry objects always have a name; everything else as the apiserver sends it. */
+export type NamedMeta = ObjectMeta & { name: string };
+
+export interface LeaseObject {
+  apiVersion: 'coordination.k8s.io/v1';
+  kind: 'Lease';
+  metadata: NamedMeta;
+  spec?: {
+    holderIdentity?: string;
+    leaseDurationSeconds?: number;
+    acquireTime?: string;
+    renewTime?: string;
+  };
+}
+
+export interface ConfigMapObject {
+  apiVersion: 'v1';
+  kind: 'ConfigMap';
+  metadata: NamedMeta;
+  data?: Record<string, string>;
+}
 
 export const LABEL_NAME = 'app.kubernetes.io/name';
 export const LABEL_COMPONENT = 'app.kubernetes.io/component';
@@ -72,12 +95,9 @@ export function leaseOwner(name: string, uid: string): OwnerReference {
   return { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', name, uid };
 }
 
-/** MicroTime as the apiserver parses it: RFC 3339 with exactly six fractional digits. */
-export function microTime(ms: number): string {
-  return new Date(ms).toISOString().replace(/\.(\d{3})Z$/, '.$1000Z');
-}
-
 export interface LeaseSpec {
+  /** Where the Lease lives; absent for a test's hand-made object. */
+  namespace?: string | undefined;
   cluster: string;
   nodeId: string;
   proxyAddr: string;
@@ -85,7 +105,7 @@ export interface LeaseSpec {
   durationMs: number;
   acquireTimeMs: number;
   renewTimeMs: number;
-  owner?: OwnerReference;
+  owner?: OwnerReference | undefined;
 }
 
 export function buildLease(spec: LeaseSpec): LeaseObject {
@@ -95,6 +115,7 @@ export function buildLease(spec: LeaseSpec): LeaseObject {
     kind: 'Lease',
     metadata: {
       name: leaseName(spec.cluster, key),
+      namespace: spec.namespace,
       labels: baseLabels(spec.cluster, key),
       annotations: {
         [ANNOTATION_NODE_ID]: spec.nodeId,
@@ -118,12 +139,13 @@ export function leaseDurationSeconds(ms: number): number {
 }
 
 export interface ShardSpec {
+  namespace?: string | undefined;
   cluster: string;
   nodeId: string;
   index: number;
   /** The serialised table, from `serializeShard`. */
   json: string;
-  owner?: OwnerReference;
+  owner?: OwnerReference | undefined;
 }
 
 export function buildShard(spec: ShardSpec): ConfigMapObject {
@@ -133,6 +155,7 @@ export function buildShard(spec: ShardSpec): ConfigMapObject {
     kind: 'ConfigMap',
     metadata: {
       name: shardName(spec.cluster, key, spec.index),
+      namespace: spec.namespace,
       labels: { ...baseLabels(spec.cluster, key), [LABEL_SHARD]: String(spec.index) },
       annotations: { [ANNOTATION_NODE_ID]: spec.nodeId },
       ...(spec.owner ? { ownerReferences: [spec.owner] } : {}),
@@ -158,12 +181,6 @@ export interface LeaseRecord {
   renewTimeMs?: number;
   durationMs: number;
   uid?: string;
-}
-
-function timeMs(t: KubeTime | undefined): number | undefined {
-  if (t === undefined || t === null) return undefined;
-  const ms = t instanceof Date ? t.getTime() : Date.parse(t);
-  return Number.isFinite(ms) ? ms : undefined;
 }
 
 export function parseLease(lease: LeaseObject): LeaseRecord | undefined {

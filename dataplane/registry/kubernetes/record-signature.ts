@@ -6,7 +6,7 @@
  * signed by a holder of the secret, which only this PikoCluster's pods have.
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
-import type { ConfigMapObject, LeaseObject } from './kube-api';
+import type { ConfigMapObject, LeaseObject } from './objects';
 import {
   ANNOTATION_ADMIN_ADDR,
   ANNOTATION_NODE_ID,

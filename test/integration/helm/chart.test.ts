@@ -28,7 +28,7 @@ import { buildChildren } from '../../../operator/builders/desired-children';
 import { buildRole } from '../../../operator/builders/rbac';
 import { LEADER_ELECTION_RULES, OPERATOR_CLUSTER_ROLE_RULES } from '../../../operator/rbac';
 import { chartFiles } from '../../../operator/scripts/sync-chart';
-import { resourceFor } from '../../../operator/runtime/kube-client';
+import { resourceFor } from '../../../dataplane/kube/client';
 import { WRITE_VERBS, allowedClusterWrites, ownedResources, ruleGrants } from './rbac-expectations';
 import { registryWritePolicy, registryWritePolicyBinding } from '../../../operator/admission/registry-write-policy';
 

@@ -5,7 +5,7 @@
 import type { V1PolicyRule } from '@kubernetes/client-node';
 import { OWNED_KINDS } from '../../../operator/builders/desired-children';
 import { REGISTRY_VERBS } from '../../../operator/builders/rbac';
-import { resourceFor } from '../../../operator/runtime/kube-client';
+import { resourceFor } from '../../../dataplane/kube/client';
 
 /** Verbs that change state, or grant the power to. */
 export const WRITE_VERBS: readonly string[] = [

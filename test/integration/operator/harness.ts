@@ -12,23 +12,9 @@ import * as path from 'node:path';
 import { promisify } from 'node:util';
 import { parse as parseYaml } from 'yaml';
 import { createLogger, silentLogger, type Logger } from '../../../dataplane/log/logger';
-import { CachedInformer } from '../../../operator/runtime/cached-informer';
-import { ClientNodeKubeClient, loadKubeConfig } from '../../../operator/runtime/client-node-kube-client';
-import {
-  RESOURCES,
-  type ApplyOptions,
-  type DeleteOptions,
-  type KubeClient,
-  type KubeObject,
-  type ListOptions,
-  type ListResult,
-  type RequestOptions,
-  type ResourceType,
-  type WatchEvent,
-  type WatchHandle,
-  type WatchOptions,
-  type WriteObject,
-} from '../../../operator/runtime/kube-client';
+import { CachedInformer } from '../../../dataplane/kube/cached-informer';
+import { ClientNodeKubeClient, loadKubeConfig } from '../../../dataplane/kube/client-node';
+import { RESOURCES, type ApplyOptions, type DeleteOptions, type KubeClient, type KubeObject, type ListOptions, type ListResult, type RequestOptions, type ResourceType, type WatchEvent, type WatchHandle, type WatchOptions, type WriteObject } from '../../../dataplane/kube/client';
 import { LEADER_ELECTION_RULES, operatorClusterRole } from '../../../operator/rbac';
 import type { ControlPlane } from '../../k8s/control-plane';
 

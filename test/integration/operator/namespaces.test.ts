@@ -4,11 +4,12 @@
  * it reconciles PikoClusters there, and neither sees nor touches any other
  * namespace, whose Secrets it cannot read.
  */
+import { FIELD_MANAGER } from '../../../operator/field-manager';
 import { Registry } from 'prom-client';
 import { API_VERSION, KIND } from '../../../operator/api/pikocluster';
 import { Operator } from '../../../operator/operator';
-import { ClientNodeKubeClient, loadKubeConfig } from '../../../operator/runtime/client-node-kube-client';
-import { RESOURCES, type KubeObject } from '../../../operator/runtime/kube-client';
+import { ClientNodeKubeClient, loadKubeConfig } from '../../../dataplane/kube/client-node';
+import { RESOURCES, type KubeObject } from '../../../dataplane/kube/client';
 import { operatorClusterRole } from '../../../operator/rbac';
 import { startControlPlane, type ControlPlane } from '../../k8s/control-plane';
 import { adminClient, DEFAULT_IMAGE, installCrd, newNamespace, testLogger, waitFor } from './harness';
@@ -49,7 +50,9 @@ it('reconciles PikoClusters in the namespaces it watches only, with RoleBindings
       subjects: [{ kind: 'ServiceAccount', name: 'scoped', namespace: OPERATOR_NAMESPACE }],
     } as KubeObject);
   }
-  kube = new ClientNodeKubeClient(loadKubeConfig(await cp.kubeconfigForServiceAccount(OPERATOR_NAMESPACE, 'scoped')));
+  kube = new ClientNodeKubeClient(loadKubeConfig(await cp.kubeconfigForServiceAccount(OPERATOR_NAMESPACE, 'scoped')), {
+    fieldManager: FIELD_MANAGER,
+  });
   // Without the RoleBinding it cannot even read Secrets outside.
   await expect(kube.list(RESOURCES.secrets, { namespace: outside as string })).rejects.toMatchObject({ code: 'FORBIDDEN' });
 

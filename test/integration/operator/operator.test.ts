@@ -7,6 +7,7 @@
  * creates Pod objects that stay Pending, and tests mark them ready by
  * writing their status.
  */
+import { FIELD_MANAGER } from '../../../operator/field-manager';
 import { randomBytes } from 'node:crypto';
 import { Registry } from 'prom-client';
 import { buildLease, buildShard, serializeShard } from '../../../dataplane/registry/kubernetes/objects';
@@ -14,9 +15,10 @@ import { API_VERSION, KIND, type PikoCluster } from '../../../operator/api/pikoc
 import type { PikoClusterSpecInput } from '../../../operator/api/pikocluster-spec';
 import { buildChildren } from '../../../operator/builders/desired-children';
 import { Operator } from '../../../operator/operator';
-import { ClientNodeKubeClient, loadKubeConfig } from '../../../operator/runtime/client-node-kube-client';
-import { KubeApiError, RESOURCES, type KubeObject, type ResourceType } from '../../../operator/runtime/kube-client';
-import { LEADER_ELECTION_LEASE_NAME } from '../../../operator/runtime/leader-election';
+import { ClientNodeKubeClient, loadKubeConfig } from '../../../dataplane/kube/client-node';
+import { KubeApiError } from '../../../dataplane/kube/errors';
+import { RESOURCES, type KubeObject, type ResourceType } from '../../../dataplane/kube/client';
+import { LEADER_ELECTION_LEASE_NAME } from '../../../dataplane/kube/leader-election';
 import { ItemExponentialRateLimiter, MaxOfRateLimiter, TokenBucketRateLimiter } from '../../../operator/runtime/rate-limiter';
 import { runOperator } from '../../../operator/run-operator';
 import { loadOperatorConfig } from '../../../dataplane/config/operator-config';
@@ -63,7 +65,7 @@ const replicas: Replica[] = [];
 let primary: Replica;
 
 function startReplica(name: string): Replica {
-  const kube = new ClientNodeKubeClient(loadKubeConfig(operatorKc));
+  const kube = new ClientNodeKubeClient(loadKubeConfig(operatorKc), { fieldManager: FIELD_MANAGER });
   const client = new RecordingClient(kube);
   const log = new ReconcileLog();
   const metrics = new Registry();

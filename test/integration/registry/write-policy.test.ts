@@ -8,7 +8,7 @@
 import { randomBytes } from 'node:crypto';
 import * as k8s from '@kubernetes/client-node';
 import { API_VERSION, KIND } from '../../../operator/api/pikocluster';
-import { RESOURCES } from '../../../operator/runtime/kube-client';
+import { RESOURCES } from '../../../dataplane/kube/client';
 import { registryWritePolicy, registryWritePolicyBinding } from '../../../operator/admission/registry-write-policy';
 import { REGISTRY_VERBS } from '../../../dataplane/registry/kubernetes/rbac';
 import { createKubernetesRegistry, type KubernetesRegistry } from '../../../dataplane/registry/kubernetes/kubernetes-registry';

@@ -1,7 +1,7 @@
 import { buildRole } from '../../../operator/builders/rbac';
 import { OWNED_KINDS } from '../../../operator/builders/desired-children';
 import { OPERATOR_CLUSTER_ROLE_RULES, operatorClusterRole } from '../../../operator/rbac';
-import { RESOURCES, resourceFor } from '../../../operator/runtime/kube-client';
+import { RESOURCES, resourceFor } from '../../../dataplane/kube/client';
 import { makeCluster } from './fixtures';
 
 /** Whether the rules grant `verb` on `resource` of `group`. */

@@ -3,11 +3,12 @@ import { silentLogger } from '../../../../dataplane/log/logger';
 import { buildLease } from '../../../../dataplane/registry/kubernetes/objects';
 import { PikoClusterController } from '../../../../operator/controller/controller';
 import type { EventRecorder } from '../../../../operator/controller/event-recorder';
-import { KubeApiError, RESOURCES, type KubeObject } from '../../../../operator/runtime/kube-client';
+import { KubeApiError } from '../../../../dataplane/kube/errors';
+import { RESOURCES, type KubeObject } from '../../../../dataplane/kube/client';
 import { createOperatorMetrics } from '../../../../operator/runtime/metrics';
 import type { ReconcileOutcome } from '../../../../operator/runtime/metrics';
 import { ItemExponentialRateLimiter } from '../../../../operator/runtime/rate-limiter';
-import { FakeKubeClient } from '../fake-kube-client';
+import { FakeKubeClient } from '../../kube/fake-kube-client';
 import { DEFAULT_IMAGE, makeCluster } from '../fixtures';
 
 const noEvents: EventRecorder = { record: async () => undefined };

@@ -5,8 +5,9 @@ import type { PikoClusterSpecInput } from '../../../../operator/api/pikocluster-
 import { KubeEventRecorder } from '../../../../operator/controller/event-recorder';
 import { Reconciler, type ClusterCaches } from '../../../../operator/controller/reconciler';
 import { OWNED_KINDS } from '../../../../operator/builders/desired-children';
-import { KubeApiError, RESOURCES, resourceFor, type KubeObject } from '../../../../operator/runtime/kube-client';
-import { FakeKubeClient } from '../fake-kube-client';
+import { KubeApiError } from '../../../../dataplane/kube/errors';
+import { RESOURCES, resourceFor, type KubeObject } from '../../../../dataplane/kube/client';
+import { FakeKubeClient } from '../../kube/fake-kube-client';
 import { DEFAULT_IMAGE, makeCluster } from '../fixtures';
 
 const NOW = Date.parse('2026-11-02T10:00:00Z');

@@ -1,4 +1,4 @@
-import type { ConfigMapObject, LeaseObject } from '../../../../dataplane/registry/kubernetes/kube-api';
+import type { ConfigMapObject, LeaseObject } from '../../../../dataplane/registry/kubernetes/objects';
 import { buildLease, buildShard, serializeShard } from '../../../../dataplane/registry/kubernetes/objects';
 import { analyseRegistry } from '../../../../operator/controller/registry-nodes';
 

@@ -1,5 +1,5 @@
 import { ClusterView } from '../../../../dataplane/registry/kubernetes/cluster-view';
-import type { ConfigMapObject, LeaseObject } from '../../../../dataplane/registry/kubernetes/kube-api';
+import type { ConfigMapObject, LeaseObject } from '../../../../dataplane/registry/kubernetes/objects';
 import { buildLease, buildShard, serializeShard } from '../../../../dataplane/registry/kubernetes/objects';
 import { RecordSigner } from '../../../../dataplane/registry/kubernetes/record-signature';
 

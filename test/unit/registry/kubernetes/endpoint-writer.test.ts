@@ -1,20 +1,24 @@
 import { Registry } from 'prom-client';
 import { EndpointWriter } from '../../../../dataplane/registry/kubernetes/endpoint-writer';
-import { KubeApiError, type ConfigMapObject } from '../../../../dataplane/registry/kubernetes/kube-api';
+import { KubeApiError } from '../../../../dataplane/kube/errors';
+import { type ConfigMapObject } from '../../../../dataplane/registry/kubernetes/objects';
 import {
   createKubernetesRegistryMetrics,
   type KubernetesRegistryMetrics,
 } from '../../../../dataplane/registry/kubernetes/metrics';
 import { buildShard, parseShard, parseShardJson, serializeShard } from '../../../../dataplane/registry/kubernetes/objects';
-import { FakeApiServer } from './fake-kube-api';
+import { RESOURCES } from '../../../../dataplane/kube/client';
+import { FakeKubeClient } from '../../kube/fake-kube-client';
+
+const NS = 'piko-system';
 import { RecordSigner } from '../../../../dataplane/registry/kubernetes/record-signature';
 
 const FLUSH = 500;
 const OWNER = { apiVersion: 'v1', kind: 'Pod', name: 'piko-0', uid: 'pod-uid' };
 
-function published(server: FakeApiServer): Record<string, number> {
+function published(server: FakeKubeClient): Record<string, number> {
   const out: Record<string, number> = {};
-  for (const cm of server.store.ConfigMap.values()) {
+  for (const cm of server.objectsOf(RESOURCES.configMaps).values()) {
     const json = (cm as ConfigMapObject).data?.['endpoints.json'] ?? '';
     for (const [id, n] of parseShardJson(json)) out[id] = n;
   }
@@ -29,14 +33,15 @@ async function writeCount(metrics: KubernetesRegistryMetrics, result?: string): 
 }
 
 describe('EndpointWriter', () => {
-  let server: FakeApiServer;
+  let server: FakeKubeClient;
   let metrics: KubernetesRegistryMetrics;
   let writer: EndpointWriter;
 
   function makeWriter(maxShardBytes = 256 * 1024): EndpointWriter {
     return new EndpointWriter({
       signer: new RecordSigner('cluster-secret-0123456789'),
-      api: server.client(),
+      client: server,
+      namespace: NS,
       cluster: 'piko',
       nodeId: 'piko-0',
       flushIntervalMs: FLUSH,
@@ -47,7 +52,7 @@ describe('EndpointWriter', () => {
 
   beforeEach(() => {
     jest.useFakeTimers({ doNotFake: ['queueMicrotask', 'nextTick'] });
-    server = new FakeApiServer();
+    server = new FakeKubeClient();
     metrics = createKubernetesRegistryMetrics(new Registry());
     writer = makeWriter();
     writer.setOwner(OWNER);
@@ -64,7 +69,7 @@ describe('EndpointWriter', () => {
     await jest.advanceTimersByTimeAsync(0);
     expect(server.writesOf('ConfigMap')).toHaveLength(1);
     expect(Object.keys(published(server))).toHaveLength(100);
-    const cm = server.store.ConfigMap.get('piko-endpoints-piko-0-0') as ConfigMapObject;
+    const cm = server.objectsOf(RESOURCES.configMaps).get('piko-endpoints-piko-0-0') as ConfigMapObject;
     expect(cm.metadata.ownerReferences).toEqual([OWNER]);
   });
 
@@ -119,19 +124,17 @@ describe('EndpointWriter', () => {
     await jest.advanceTimersByTimeAsync(FLUSH);
     writer.set('e', 0);
     await jest.advanceTimersByTimeAsync(FLUSH);
-    expect(server.store.ConfigMap.size).toBe(0);
+    expect(server.objectsOf(RESOURCES.configMaps).size).toBe(0);
     expect(server.writesOf('ConfigMap', 'delete')).toHaveLength(1);
   });
 
   it('deletes leftovers of an earlier run and skips an unchanged shard', async () => {
     const json = serializeShard(new Map([['kept', 1]]));
-    const kept = server.put('ConfigMap', buildShard({ cluster: 'piko', nodeId: 'piko-0', index: 0, json, owner: OWNER }));
-    const stale = server.put(
-      'ConfigMap',
-      buildShard({ cluster: 'piko', nodeId: 'piko-0', index: 3, json: serializeShard(new Map([['old', 1]])) }),
+    const kept = server.put(RESOURCES.configMaps, buildShard({ namespace: NS, cluster: 'piko', nodeId: 'piko-0', index: 0, json, owner: OWNER }));
+    const stale = server.put(RESOURCES.configMaps, buildShard({ namespace: NS, cluster: 'piko', nodeId: 'piko-0', index: 3, json: serializeShard(new Map([['old', 1]])) }),
     );
-    writer.observed(0, parseShard(kept as ConfigMapObject), kept.metadata.resourceVersion);
-    writer.observed(3, parseShard(stale as ConfigMapObject), stale.metadata.resourceVersion);
+    writer.observed(0, parseShard(kept as ConfigMapObject), kept.metadata?.resourceVersion);
+    writer.observed(3, parseShard(stale as ConfigMapObject), stale.metadata?.resourceVersion);
     writer.set('kept', 1);
     writer.start();
     await jest.advanceTimersByTimeAsync(5 * FLUSH);
@@ -145,7 +148,7 @@ describe('EndpointWriter', () => {
     writer.start();
     writer.set('e', 1);
     await jest.advanceTimersByTimeAsync(0);
-    const first = server.store.ConfigMap.get('piko-endpoints-piko-0-0') as ConfigMapObject;
+    const first = server.objectsOf(RESOURCES.configMaps).get('piko-endpoints-piko-0-0') as ConfigMapObject;
     writer.set('e', 2);
     await jest.advanceTimersByTimeAsync(FLUSH);
     // The watch delivers the first write late, after the second succeeded.
@@ -159,16 +162,14 @@ describe('EndpointWriter', () => {
     writer.start();
     writer.set('e', 1);
     await jest.advanceTimersByTimeAsync(FLUSH);
-    server.drop('ConfigMap', 'piko-endpoints-piko-0-0');
+    server.remove(RESOURCES.configMaps, NS, 'piko-endpoints-piko-0-0');
     writer.observed(0, undefined);
     await jest.advanceTimersByTimeAsync(FLUSH);
     expect(published(server)).toEqual({ e: 1 });
 
-    const edited = server.put(
-      'ConfigMap',
-      buildShard({ cluster: 'piko', nodeId: 'piko-0', index: 0, json: serializeShard(new Map([['x', 9]])), owner: OWNER }),
+    const edited = server.put(RESOURCES.configMaps, buildShard({ namespace: NS, cluster: 'piko', nodeId: 'piko-0', index: 0, json: serializeShard(new Map([['x', 9]])), owner: OWNER }),
     );
-    writer.observed(0, parseShard(edited as ConfigMapObject), edited.metadata.resourceVersion);
+    writer.observed(0, parseShard(edited as ConfigMapObject), edited.metadata?.resourceVersion);
     await jest.advanceTimersByTimeAsync(FLUSH);
     expect(published(server)).toEqual({ e: 1 });
   });
@@ -179,7 +180,7 @@ describe('EndpointWriter', () => {
     await jest.advanceTimersByTimeAsync(FLUSH);
     writer.setOwner({ ...OWNER, uid: 'new-uid' });
     await jest.advanceTimersByTimeAsync(FLUSH);
-    const cm = server.store.ConfigMap.get('piko-endpoints-piko-0-0') as ConfigMapObject;
+    const cm = server.objectsOf(RESOURCES.configMaps).get('piko-endpoints-piko-0-0') as ConfigMapObject;
     expect(cm.metadata.ownerReferences?.[0]?.uid).toBe('new-uid');
   });
 
@@ -194,9 +195,9 @@ describe('EndpointWriter', () => {
     await jest.advanceTimersByTimeAsync(0);
     expect(server.writesOf('ConfigMap')).toHaveLength(1);
     await jest.advanceTimersByTimeAsync(shards * FLUSH);
-    expect(server.store.ConfigMap.size).toBe(shards);
+    expect(server.objectsOf(RESOURCES.configMaps).size).toBe(shards);
     expect(Object.keys(published(server))).toHaveLength(60);
-    for (const cm of server.store.ConfigMap.values()) {
+    for (const cm of server.objectsOf(RESOURCES.configMaps).values()) {
       expect(Buffer.byteLength((cm as ConfigMapObject).data?.['endpoints.json'] ?? '')).toBeLessThanOrEqual(300);
     }
 
@@ -204,7 +205,7 @@ describe('EndpointWriter', () => {
     expect(writer.shardCount).toBe(1);
     await jest.advanceTimersByTimeAsync((shards + 1) * FLUSH);
     expect(published(server)).toEqual({ 'endpoint-0': 1 });
-    expect(server.store.ConfigMap.size).toBe(1);
+    expect(server.objectsOf(RESOURCES.configMaps).size).toBe(1);
   });
 
   it('stops writing after stop()', async () => {
@@ -216,6 +217,6 @@ describe('EndpointWriter', () => {
     await jest.advanceTimersByTimeAsync(10 * FLUSH);
     expect(published(server)).toEqual({ e: 1 });
     await writer.deleteAll();
-    expect(server.store.ConfigMap.size).toBe(0);
+    expect(server.objectsOf(RESOURCES.configMaps).size).toBe(0);
   });
 });

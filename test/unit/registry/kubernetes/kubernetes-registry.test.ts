@@ -4,13 +4,16 @@ import {
   KubernetesRegistryError,
   type KubernetesRegistryOptions,
 } from '../../../../dataplane/registry/kubernetes/kubernetes-registry';
-import type { ConfigMapObject, LeaseObject } from '../../../../dataplane/registry/kubernetes/kube-api';
-import { FakeApiServer } from './fake-kube-api';
+import type { ConfigMapObject, LeaseObject } from '../../../../dataplane/registry/kubernetes/objects';
+import { RESOURCES } from '../../../../dataplane/kube/client';
+import { FakeKubeClient } from '../../kube/fake-kube-client';
+
+const NS = 'piko-system';
 
 const T0 = Date.UTC(2026, 10, 2, 10, 0, 0);
 
 describe('KubernetesRegistry (in-memory apiserver)', () => {
-  let server: FakeApiServer;
+  let server: FakeKubeClient;
   const registries: KubernetesRegistry[] = [];
 
   function node(nodeId: string, extra: Partial<KubernetesRegistryOptions> = {}): KubernetesRegistry {
@@ -18,7 +21,8 @@ describe('KubernetesRegistry (in-memory apiserver)', () => {
       nodeId,
       proxyAddr: `${nodeId}:8000`,
       adminAddr: `${nodeId}:8002`,
-      api: server.client(),
+      client: server,
+      namespace: NS,
       secret: 'cluster-secret-0123456789',
       leaseDurationMs: 15_000,
       renewIntervalMs: 5_000,
@@ -34,7 +38,7 @@ describe('KubernetesRegistry (in-memory apiserver)', () => {
 
   beforeEach(() => {
     jest.useFakeTimers({ now: T0, doNotFake: ['queueMicrotask', 'nextTick'] });
-    server = new FakeApiServer();
+    server = new FakeKubeClient();
   });
 
   afterEach(async () => {
@@ -122,8 +126,8 @@ describe('KubernetesRegistry (in-memory apiserver)', () => {
     await jest.advanceTimersByTimeAsync(0);
     await a.stop();
     await jest.advanceTimersByTimeAsync(0);
-    expect(server.store.Lease.has('piko-node-a')).toBe(false);
-    expect([...server.store.ConfigMap.keys()]).toEqual([]);
+    expect(server.objectsOf(RESOURCES.leases).has('piko-node-a')).toBe(false);
+    expect([...server.objectsOf(RESOURCES.configMaps).keys()]).toEqual([]);
     expect(holders(b, 'e')).toEqual({});
     expect(b.nodes().map((n) => n.id)).toEqual(['b']);
     a.setLocalEndpoint('e', 2);
@@ -137,10 +141,10 @@ describe('KubernetesRegistry (in-memory apiserver)', () => {
     withPod.setLocalEndpoint('e', 1);
     without.setLocalEndpoint('e', 1);
     await jest.advanceTimersByTimeAsync(0);
-    const cmA = server.store.ConfigMap.get('piko-endpoints-a-0') as ConfigMapObject;
-    const cmB = server.store.ConfigMap.get('piko-endpoints-b-0') as ConfigMapObject;
-    const leaseA = server.store.Lease.get('piko-node-a') as LeaseObject;
-    const leaseB = server.store.Lease.get('piko-node-b') as LeaseObject;
+    const cmA = server.objectsOf(RESOURCES.configMaps).get('piko-endpoints-a-0') as ConfigMapObject;
+    const cmB = server.objectsOf(RESOURCES.configMaps).get('piko-endpoints-b-0') as ConfigMapObject;
+    const leaseA = server.objectsOf(RESOURCES.leases).get('piko-node-a') as LeaseObject;
+    const leaseB = server.objectsOf(RESOURCES.leases).get('piko-node-b') as LeaseObject;
     expect(cmA.metadata.ownerReferences).toEqual([{ apiVersion: 'v1', kind: 'Pod', name: 'piko-a', uid: 'pod-uid' }]);
     expect(leaseA.metadata.ownerReferences?.[0]?.uid).toBe('pod-uid');
     expect(leaseB.metadata.ownerReferences).toBeUndefined();
@@ -154,10 +158,10 @@ describe('KubernetesRegistry (in-memory apiserver)', () => {
     await a.start();
     a.setLocalEndpoint('e', 1);
     await jest.advanceTimersByTimeAsync(0);
-    server.drop('Lease', 'piko-node-a');
+    server.remove(RESOURCES.leases, NS, 'piko-node-a');
     await jest.advanceTimersByTimeAsync(5_500);
-    const lease = server.store.Lease.get('piko-node-a') as LeaseObject;
-    const cm = server.store.ConfigMap.get('piko-endpoints-a-0') as ConfigMapObject;
+    const lease = server.objectsOf(RESOURCES.leases).get('piko-node-a') as LeaseObject;
+    const cm = server.objectsOf(RESOURCES.configMaps).get('piko-endpoints-a-0') as ConfigMapObject;
     expect(cm.metadata.ownerReferences?.[0]?.uid).toBe(lease.metadata.uid);
   });
 

@@ -1,27 +1,31 @@
 import { Registry } from 'prom-client';
-import type { LeaseObject } from '../../../../dataplane/registry/kubernetes/kube-api';
+import type { LeaseObject } from '../../../../dataplane/registry/kubernetes/objects';
 import { LeaseKeeper } from '../../../../dataplane/registry/kubernetes/lease-keeper';
 import { createKubernetesRegistryMetrics } from '../../../../dataplane/registry/kubernetes/metrics';
 import { parseLease } from '../../../../dataplane/registry/kubernetes/objects';
-import { FakeApiServer } from './fake-kube-api';
+import { RESOURCES } from '../../../../dataplane/kube/client';
+import { FakeKubeClient } from '../../kube/fake-kube-client';
+
+const NS = 'piko-system';
 import { RecordSigner } from '../../../../dataplane/registry/kubernetes/record-signature';
 
 const T0 = Date.UTC(2026, 10, 2, 10, 0, 0);
 
 describe('LeaseKeeper', () => {
-  let server: FakeApiServer;
+  let server: FakeKubeClient;
   let keeper: LeaseKeeper;
   let errors: number[];
   let recovered: number;
 
   beforeEach(() => {
     jest.useFakeTimers({ now: T0, doNotFake: ['queueMicrotask', 'nextTick'] });
-    server = new FakeApiServer();
+    server = new FakeKubeClient();
     errors = [];
     recovered = 0;
     keeper = new LeaseKeeper({
       signer: new RecordSigner('cluster-secret-0123456789'),
-      api: server.client(),
+      client: server,
+      namespace: NS,
       cluster: 'piko',
       nodeId: 'piko-0',
       proxyAddr: '10.0.0.1:8000',
@@ -41,7 +45,7 @@ describe('LeaseKeeper', () => {
   });
 
   function stored(): LeaseObject {
-    return server.store.Lease.get('piko-node-piko-0') as LeaseObject;
+    return server.objectsOf(RESOURCES.leases).get('piko-node-piko-0') as LeaseObject;
   }
 
   it('writes the Lease with the pod as owner and renews it every interval', async () => {
@@ -73,7 +77,7 @@ describe('LeaseKeeper', () => {
   it('deletes the Lease on release, and answers false when it is already gone', async () => {
     await keeper.renewOnce();
     await expect(keeper.release()).resolves.toBe(true);
-    expect(server.store.Lease.size).toBe(0);
+    expect(server.objectsOf(RESOURCES.leases).size).toBe(0);
     await expect(keeper.release()).resolves.toBe(false);
   });
 });

@@ -1,6 +1,30 @@
-import { Backoff } from '../../client/backoff';
-import type { Informer, InformerHandlers } from './kube-api';
-import { clampDelay } from '../../time/timer';
+/**
+ * Informers: a list-then-watch loop (ListWatch in list-watch.ts) behind a small interface, and
+ * the ResilientInformer that keeps one running.
+ */
+import { Backoff } from '../client/backoff';
+import { clampDelay } from '../time/timer';
+
+/** Callbacks of one informer; invoked synchronously, so they must not throw. */
+export interface InformerHandlers<T> {
+  /** Added or changed (also once per changed object of every list). */
+  upsert(obj: T): void;
+  /** Deleted, or missing from a relist. */
+  remove(obj: T): void;
+  /** A list completed and its objects were delivered. */
+  listed(): void;
+  /** The informer stopped on this error; it will not go on by itself. */
+  error(err: unknown): void;
+}
+
+/**
+ * A list-then-watch loop. It relists on 410 Gone and resumes when the server ends a watch, but
+ * stops on any other error after calling `error`; `start()` again resumes it.
+ */
+export interface Informer {
+  start(): Promise<void>;
+  stop(): Promise<void>;
+}
 
 export interface ResilientInformerOptions<T> {
   /** Builds the underlying informer once; it is restarted, not rebuilt. */
@@ -18,12 +42,10 @@ export interface ResilientInformerOptions<T> {
 const DEFAULT_BACKOFF = { minMs: 500, maxMs: 30_000 };
 
 /**
- * Keeps an informer running. @kubernetes/client-node's informer relists on
- * 410 Gone and reconnects when the server ends a watch, but stops for good
- * on any other error (connection refused, 403, a failed list); this restarts
- * it with capped exponential backoff plus jitter, reset once it delivers
- * again. A restarted informer resumes from its last resourceVersion, or
- * relists when that is too old.
+ * Keeps an informer running. A ListWatch relists on 410 Gone and resumes when the server ends a
+ * watch, but stops on any other error (connection refused, 403, a failed list); this restarts it
+ * with capped exponential backoff plus jitter, reset once it delivers again. A restarted
+ * informer resumes from its last resourceVersion, or relists when that is too old.
  */
 export class ResilientInformer<T> {
   private readonly informer: Informer;
@@ -83,7 +105,7 @@ export class ResilientInformer<T> {
     this.informer.start().catch((err: unknown) => this.failed(err));
   }
 
-  /** False once stopped: the library's informer opens its watch after a list even when stopped meanwhile. */
+  /** False once stopped: a list in flight when stop() was called still delivers. */
   private delivered(): boolean {
     if (this.stopped) {
       void this.informer.stop();

@@ -1,13 +1,13 @@
 /**
- * An informer with its cache: a ListWatch kept running by the registry's
- * ResilientInformer (restart with capped backoff after any error), the
+ * An informer with its cache: a ListWatch kept running by a ResilientInformer (restart with
+ * capped backoff after any error), the
  * objects it delivered indexed by namespace and name, and add / update /
  * delete callbacks. Reconciles read the cache; callbacks only enqueue keys.
  * Given a list of namespaces it runs one ListWatch in each into the same
  * cache: RBAC granted per namespace allows no cluster-wide watch.
  */
-import { ResilientInformer } from '../../dataplane/registry/kubernetes/resilient-informer';
-import type { KubeClient, KubeObject, ResourceType } from './kube-client';
+import type { KubeClient, KubeObject, ResourceType } from './client';
+import { ResilientInformer } from './informer';
 import { ListWatch } from './list-watch';
 
 export interface CacheEventHandler<T> {
@@ -24,7 +24,7 @@ export interface CachedInformerOptions {
   labelSelector?: string;
   fieldSelector?: string;
   metadataOnly?: boolean;
-  /** Restart delays after an error; the registry's default is 0.5 s doubling to 30 s. */
+  /** Restart delays after an error; default ResilientInformer's, 0.5 s doubling to 30 s. */
   backoff?: { minMs: number; maxMs: number };
   /** Each error the informer stopped on, with the delay before its restart (to log it). */
   onError?(err: unknown, restartInMs: number): void;

@@ -1,19 +1,16 @@
 /**
- * The Kubernetes verbs the operator uses, as a small interface, so the
- * controller, the informers and leader election are tested without a
- * cluster. `client-node-kube-client.ts` implements it over
- * @kubernetes/client-node. Every request names one of RESOURCES, and
- * operator/rbac.ts grants exactly the verbs used on them.
+ * The Kubernetes verbs the operator and the data plane's registry use, as one small interface,
+ * so the controller, the registry, the informers and leader election are tested without a
+ * cluster (test/unit/kube/fake-kube-client.ts). `client-node.ts` implements it over
+ * @kubernetes/client-node. Every request names one of RESOURCES, and the RBAC rules of the
+ * operator (operator/rbac.ts) and of the data plane (dataplane/registry/kubernetes/rbac.ts) grant
+ * exactly the verbs used on them.
  *
  * Objects travel as the JSON the apiserver speaks (times stay RFC 3339
  * strings), never as the generated client's model classes: the same shape
  * comes from a list, a watch and a write, so caches and comparisons never
  * mix the two.
  */
-import { KubeApiError } from '../../dataplane/registry/kubernetes/kube-api';
-
-export { KubeApiError };
-export type { KubeApiErrorCode } from '../../dataplane/registry/kubernetes/kube-api';
 
 export interface ResourceType {
   /** '' for the core group. */
@@ -57,7 +54,7 @@ export interface OwnerReference {
   blockOwnerDeletion?: boolean;
 }
 
-/** The metadata fields the operator reads (times are left out: client-node's types make them Date, the wire has strings). */
+/** The metadata fields we read and write; objects travel as the wire's JSON, so times are strings. */
 export interface ObjectMeta {
   name?: string;
   namespace?: string;
@@ -149,9 +146,8 @@ export interface KubeClient {
   /** `onEvent` is called synchronously per event and must not throw. */
   watch<T extends KubeObject>(type: ResourceType, options: WatchOptions, onEvent: (event: WatchEvent<T>) => void): WatchHandle;
   /**
-   * Server-side apply (create or update) with field manager FIELD_MANAGER
-   * and force: the operator owns every field it sets. A resourceVersion in
-   * the object makes it conditional.
+   * Server-side apply (create or update) with the client's field manager and force: the writer
+   * owns every field it sets. A resourceVersion in the object makes it conditional.
    */
   apply<T extends KubeObject = KubeObject>(type: ResourceType, object: WriteObject, options?: ApplyOptions): Promise<T>;
   /** Fails with CONFLICT when the object exists. */
@@ -161,9 +157,6 @@ export interface KubeClient {
   /** Resolves false when the object was already gone (404). */
   delete(type: ResourceType, namespace: string, name: string, options?: DeleteOptions): Promise<boolean>;
 }
-
-/** The one field manager of every write, so applies from any replica agree on who owns what. */
-export const FIELD_MANAGER = 'piko-operator';
 
 /** `namespace/name`, the key of the work queue and of every cache. */
 export function objectKey(namespace: string | undefined, name: string): string {
@@ -179,6 +172,14 @@ export function keyOf(obj: KubeObject): string {
   return objectKey(obj.metadata?.namespace, obj.metadata?.name ?? '');
 }
 
-export function isApiError(err: unknown, code: KubeApiError['code']): boolean {
-  return err instanceof KubeApiError && err.code === code;
+/** MicroTime as the apiserver parses it: RFC 3339 with exactly six fractional digits. */
+export function microTime(ms: number): string {
+  return new Date(ms).toISOString().replace(/\.(\d{3})Z$/, '.$1000Z');
+}
+
+/** A wire time (RFC 3339) in epoch milliseconds; undefined when absent or unparsable. */
+export function timeMs(t: string | undefined): number | undefined {
+  if (t === undefined) return undefined;
+  const ms = Date.parse(t);
+  return Number.isFinite(ms) ? ms : undefined;
 }

@@ -1,5 +1,6 @@
-import { KubeApiError, type Informer, type InformerHandlers } from '../../../../dataplane/registry/kubernetes/kube-api';
-import { ResilientInformer } from '../../../../dataplane/registry/kubernetes/resilient-informer';
+import { KubeApiError } from '../../../dataplane/kube/errors';
+import { type Informer, type InformerHandlers } from '../../../dataplane/kube/informer';
+import { ResilientInformer } from '../../../dataplane/kube/informer';
 
 /** An informer that fails or lists when told to, like the library's: it stops after an error. */
 class ScriptedInformer implements Informer {

@@ -16,10 +16,10 @@
  * Writes are conditional on resourceVersion, so two candidates cannot both
  * win a race.
  */
-import { sleep } from '../../dataplane/client/backoff';
-import type { Logger } from '../../dataplane/log/logger';
-import { microTime } from '../../dataplane/registry/kubernetes/objects';
-import { isApiError, RESOURCES, type KubeClient, type ObjectMeta } from './kube-client';
+import { sleep } from '../client/backoff';
+import type { Logger } from '../log/logger';
+import { microTime, RESOURCES, type KubeClient, type ObjectMeta } from './client';
+import { isApiError } from './errors';
 
 export const LEADER_ELECTION_LEASE_NAME = 'piko-operator-leader';
 export const DEFAULT_LEASE_DURATION_MS = 15_000;

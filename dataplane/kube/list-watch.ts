@@ -10,8 +10,9 @@
  *   resumes from the last resourceVersion (ResilientInformer does that with
  *   backoff).
  */
-import type { Informer, InformerHandlers } from '../../dataplane/registry/kubernetes/kube-api';
-import { keyOf, KubeApiError, type KubeClient, type KubeObject, type ResourceType, type WatchHandle } from './kube-client';
+import { keyOf, type KubeClient, type KubeObject, type ResourceType, type WatchHandle } from './client';
+import { KubeApiError } from './errors';
+import type { Informer, InformerHandlers } from './informer';
 
 export interface ListWatchOptions<T> {
   client: KubeClient;

@@ -1,23 +1,12 @@
 /**
- * An in-memory apiserver behind the KubeClient interface: objects get uids,
- * resourceVersions and generations as the real one hands them out, writes
- * are recorded, watches see every change, and any call can be made to fail.
+ * The one in-memory apiserver behind the KubeClient interface, for the operator's and the
+ * registry's unit tests: objects get uids, resourceVersions and generations as the real one hands
+ * them out, writes are recorded, watches see every change, and any call can be made to fail, or
+ * the whole server taken down (`down`) as a stopped apiserver is. Several clients (pods) share it
+ * by sharing the instance.
  */
-import {
-  KubeApiError,
-  type ApplyOptions,
-  type DeleteOptions,
-  type KubeClient,
-  type KubeObject,
-  type ListOptions,
-  type ListResult,
-  type RequestOptions,
-  type ResourceType,
-  type WatchEvent,
-  type WatchHandle,
-  type WatchOptions,
-  type WriteObject,
-} from '../../../operator/runtime/kube-client';
+import { KubeApiError } from '../../../dataplane/kube/errors';
+import { type ApplyOptions, type DeleteOptions, type KubeClient, type KubeObject, type ListOptions, type ListResult, type RequestOptions, type ResourceType, type WatchEvent, type WatchHandle, type WatchOptions, type WriteObject } from '../../../dataplane/kube/client';
 
 type Stored = KubeObject & Record<string, unknown>;
 export type Verb = 'get' | 'list' | 'watch' | 'apply' | 'create' | 'update' | 'delete';
@@ -27,6 +16,14 @@ export interface Call {
   resource: string;
   namespace: string;
   name: string;
+}
+
+/** A write as the registry's tests look at it: which kind, which verb, which name, and whether it failed. */
+export interface Write {
+  kind: string;
+  operation: Verb;
+  name: string;
+  ok: boolean;
 }
 
 interface Watcher {
@@ -53,6 +50,16 @@ function matches(obj: KubeObject, options: ListOptions): boolean {
 
 export class FakeKubeClient implements KubeClient {
   readonly calls: Call[] = [];
+  readonly writeLog: Write[] = [];
+  /** Writes fail while open watches go on, as while an apiserver shuts down gracefully. */
+  refuseWrites = false;
+  /** The next write of an object of that name fails once with this error. */
+  readonly failNext = new Map<string, unknown>();
+  private isDown = false;
+  /** Every change, so a watch from a resourceVersion first gets what happened since, as from the apiserver's watch cache. */
+  private readonly history: { plural: string; rv: number; event: WatchEvent<KubeObject> }[] = [];
+  /** A watch from before this version gets 410 Gone, as after etcd's compaction. */
+  private compactedRv = 0;
   private readonly objects = new Map<string, Stored>();
   private readonly watchers = new Set<Watcher>();
   private readonly failures: { verb: Verb; plural?: string; err: unknown; times: number }[] = [];
@@ -67,6 +74,36 @@ export class FakeKubeClient implements KubeClient {
   /** The next `times` calls of `verb` (on `plural`, if given) fail with `err`. */
   fail(verb: Verb, err: unknown, options: { plural?: string; times?: number } = {}): void {
     this.failures.push({ verb, err, times: options.times ?? 1, ...(options.plural === undefined ? {} : { plural: options.plural }) });
+  }
+
+  /** Every call fails and every open watch ends with UNAVAILABLE while true, as a stopped apiserver. */
+  get down(): boolean {
+    return this.isDown;
+  }
+
+  set down(value: boolean) {
+    this.isDown = value;
+    if (value) for (const w of [...this.watchers]) w.end(unavailable());
+  }
+
+  /** Forgets the change history: a watch from an earlier resourceVersion now ends with 410 Gone. */
+  compact(): void {
+    this.compactedRv = this.rv;
+    this.history.length = 0;
+  }
+
+  /** The writes of one kind (and verb), in order. */
+  writesOf(kind: string, operation?: Verb): Write[] {
+    return this.writeLog.filter((w) => w.kind === kind && (operation === undefined || w.operation === operation));
+  }
+
+  /** The stored objects of a resource (in one namespace, if given) by name. */
+  objectsOf<T extends KubeObject = Stored>(type: ResourceType, namespace?: string): Map<string, T> {
+    return new Map(
+      this.all<T>(type)
+        .filter((o) => namespace === undefined || o.metadata?.namespace === namespace)
+        .map((o) => [o.metadata?.name ?? '', o]),
+    );
   }
 
   /** A stored object, or undefined. */
@@ -139,10 +176,20 @@ export class FakeKubeClient implements KubeClient {
       };
     });
     const watcher: Watcher = { plural: type.plural, options, onEvent: onEvent as Watcher['onEvent'], end: (err) => end(err) };
-    const failure = this.takeFailure('watch', type.plural);
+    const failure = this.isDown ? unavailable() : this.takeFailure('watch', type.plural);
     if (failure !== undefined) {
       end(failure);
     } else {
+      const since = Number(options.resourceVersion || NaN);
+      if (since < this.compactedRv) {
+        end(new KubeApiError('GONE', `too old resource version: ${since} (${this.compactedRv})`, 410));
+        return { done, stop: () => end() };
+      }
+      if (Number.isFinite(since)) {
+        for (const h of this.history) {
+          if (h.plural === type.plural && h.rv > since && (!('object' in h.event) || matches(h.event.object, options))) watcher.onEvent(h.event);
+        }
+      }
       this.watchers.add(watcher);
     }
     return { done, stop: () => end() };
@@ -209,7 +256,13 @@ export class FakeKubeClient implements KubeClient {
 
   private call(verb: Verb, type: ResourceType, namespace: string, name: string, subresource?: string): void {
     this.calls.push({ verb, resource: subresource === undefined ? type.plural : `${type.plural}/${subresource}`, namespace, name });
-    const failure = this.takeFailure(verb, type.plural);
+    const write = WRITES.includes(verb);
+    let failure = this.isDown || (write && this.refuseWrites) ? unavailable() : this.takeFailure(verb, type.plural);
+    if (failure === undefined && write && this.failNext.has(name)) {
+      failure = this.failNext.get(name);
+      this.failNext.delete(name);
+    }
+    if (write) this.writeLog.push({ kind: type.kind, operation: verb, name, ok: failure === undefined });
     if (failure !== undefined) throw failure;
   }
 
@@ -248,12 +301,17 @@ export class FakeKubeClient implements KubeClient {
   }
 
   private notify(plural: string, event: WatchEvent<KubeObject>): void {
+    if ('object' in event) this.history.push({ plural, rv: Number(event.object.metadata?.resourceVersion), event: structuredClone(event) });
     for (const w of [...this.watchers]) {
       if (w.plural !== plural) continue;
       if ('object' in event && !matches(event.object, w.options)) continue;
       w.onEvent(event);
     }
   }
+}
+
+function unavailable(): KubeApiError {
+  return new KubeApiError('UNAVAILABLE', 'connection refused');
 }
 
 /** An object without what the apiserver maintains, for change detection. */

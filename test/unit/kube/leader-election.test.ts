@@ -1,6 +1,7 @@
-import { KubeApiError, RESOURCES } from '../../../../operator/runtime/kube-client';
-import { LeaderElector, LEADER_ELECTION_LEASE_NAME, type ElectionLease } from '../../../../operator/runtime/leader-election';
-import { FakeKubeClient } from '../fake-kube-client';
+import { KubeApiError } from '../../../dataplane/kube/errors';
+import { RESOURCES } from '../../../dataplane/kube/client';
+import { LeaderElector, LEADER_ELECTION_LEASE_NAME, type ElectionLease } from '../../../dataplane/kube/leader-election';
+import { FakeKubeClient } from './fake-kube-client';
 
 interface Candidate {
   elector: LeaderElector;

@@ -4,6 +4,7 @@
  * fetch sends it. Paths are built from RESOURCES rather than discovered, so
  * no request goes anywhere the ClusterRole does not name.
  */
+import * as fs from 'node:fs';
 import {
   HttpMethod,
   IsomorphicFetchHttpLibrary,
@@ -11,10 +12,8 @@ import {
   RequestContext,
   type ResponseContext,
 } from '@kubernetes/client-node';
-import { codeForStatus } from '../../dataplane/registry/kubernetes/kube-api';
+import { codeForStatus, KubeApiError } from './errors';
 import {
-  FIELD_MANAGER,
-  KubeApiError,
   type ApplyOptions,
   type DeleteOptions,
   type KubeClient,
@@ -28,8 +27,8 @@ import {
   type WatchHandle,
   type WatchOptions,
   type WriteObject,
-} from './kube-client';
-import { clampDelay } from '../../dataplane/time/timer';
+} from './client';
+import { clampDelay } from '../time/timer';
 
 const DEFAULT_REQUEST_TIMEOUT_MS = 10_000;
 /** A watch that sends nothing for this long past its own timeout is taken as a dead connection. */
@@ -42,10 +41,38 @@ const METADATA_ACCEPT = 'application/json;as=PartialObjectMetadata;g=meta.k8s.io
 type Dispatcher = NonNullable<ReturnType<RequestContext['getDispatcher']>>;
 
 export interface ClientNodeKubeClientOptions {
+  /**
+   * The field manager of every write: one per component (operator, data plane), so applies from
+   * any replica of it agree on who owns what.
+   */
+  fieldManager: string;
   /** Per request (not per watch), so a hung apiserver cannot stall a reconcile or a lease renewal. */
-  requestTimeoutMs?: number;
-  /** FIELD_MANAGER unless told otherwise (tests acting as a person editing by hand). */
-  fieldManager?: string;
+  requestTimeoutMs?: number | undefined;
+}
+
+const SERVICE_ACCOUNT_NAMESPACE_FILE = '/var/run/secrets/kubernetes.io/serviceaccount/namespace';
+
+/**
+ * The namespace to work in: the configured one, else the pod's (downward API env POD_NAMESPACE,
+ * then the service account's namespace file), else the kubeconfig context's (development outside
+ * a cluster), else `default`.
+ */
+export function resolveNamespace(
+  configured: string | undefined,
+  env: NodeJS.ProcessEnv,
+  kc?: KubeConfig,
+  namespaceFile = SERVICE_ACCOUNT_NAMESPACE_FILE,
+): string {
+  if (configured) return configured;
+  if (env['POD_NAMESPACE']) return env['POD_NAMESPACE'];
+  try {
+    const ns = fs.readFileSync(namespaceFile, 'utf8').trim();
+    if (ns) return ns;
+  } catch {
+    // Not in a pod: fall through to the kubeconfig.
+  }
+  const context = kc?.getContextObject(kc.getCurrentContext());
+  return context?.namespace || 'default';
 }
 
 /** The kubeconfig from a file, or from the usual places: KUBECONFIG, ~/.kube/config, the in-cluster service account. */
@@ -72,13 +99,13 @@ export class ClientNodeKubeClient implements KubeClient {
 
   constructor(
     private readonly kc: KubeConfig,
-    options: ClientNodeKubeClientOptions = {},
+    options: ClientNodeKubeClientOptions,
   ) {
     const cluster = kc.getCurrentCluster();
     if (cluster === null) throw new Error('the kubeconfig has no current cluster');
     this.server = cluster.server.replace(/\/+$/, '');
     this.requestTimeoutMs = options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
-    this.fieldManager = options.fieldManager ?? FIELD_MANAGER;
+    this.fieldManager = options.fieldManager;
   }
 
   async get<T extends KubeObject>(type: ResourceType, namespace: string, name: string, options: RequestOptions = {}): Promise<T> {

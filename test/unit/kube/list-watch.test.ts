@@ -1,7 +1,8 @@
-import { KubeApiError, RESOURCES, type KubeObject } from '../../../../operator/runtime/kube-client';
-import { ListWatch } from '../../../../operator/runtime/list-watch';
-import { CachedInformer } from '../../../../operator/runtime/cached-informer';
-import { FakeKubeClient } from '../fake-kube-client';
+import { KubeApiError } from '../../../dataplane/kube/errors';
+import { RESOURCES, type KubeObject } from '../../../dataplane/kube/client';
+import { ListWatch } from '../../../dataplane/kube/list-watch';
+import { CachedInformer } from '../../../dataplane/kube/cached-informer';
+import { FakeKubeClient } from './fake-kube-client';
 
 const cm = (name: string, labels: Record<string, string> = { app: 'x' }, data: Record<string, string> = {}): KubeObject =>
   ({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name, namespace: 'ns', labels }, data }) as KubeObject;
@@ -66,24 +67,44 @@ describe('ListWatch', () => {
     expect(client.openWatches).toBe(1);
   });
 
-  it('relists on 410 Gone and reports what disappeared meanwhile', async () => {
+  it('resumes from its resourceVersion and gets what happened while it was stopped', async () => {
     client.put(RESOURCES.configMaps, cm('a'));
     client.put(RESOURCES.configMaps, cm('b'));
     await lw.start();
     await tick();
-    // While disconnected: b is deleted and c created, events the resumed watch never delivers.
     await lw.stop();
     client.remove(RESOURCES.configMaps, 'ns', 'b');
     client.put(RESOURCES.configMaps, cm('c'));
     await lw.start();
     await tick();
-    expect(seen).toEqual(['+a@101', '+b@102']);
-    client.endWatches('configmaps', new KubeApiError('GONE', 'too old resource version', 410));
+    // No relist: the watch from the last version delivered both changes.
+    expect(listed).toBe(1);
+    expect(seen).toEqual(['+a@101', '+b@102', '-b', '+c@104']);
+    expect(errors).toEqual([]);
+  });
+
+  it('relists on 410 Gone and reports what disappeared meanwhile', async () => {
+    client.put(RESOURCES.configMaps, cm('a'));
+    client.put(RESOURCES.configMaps, cm('b'));
+    await lw.start();
+    await tick();
+    // While disconnected: b is deleted and c created, and the apiserver's history no longer
+    // reaches back to where the watch stopped.
+    await lw.stop();
+    client.remove(RESOURCES.configMaps, 'ns', 'b');
+    client.put(RESOURCES.configMaps, cm('c'));
+    client.compact();
+    await lw.start();
     await tick();
     expect(listed).toBe(2);
     // a is unchanged and not delivered again; b is gone; c is new.
     expect(seen).toEqual(['+a@101', '+b@102', '+c@104', '-b']);
     expect(errors).toEqual([]);
+    // And a watch that ends with 410 mid-stream relists too.
+    client.endWatches('configmaps', new KubeApiError('GONE', 'too old resource version', 410));
+    await tick();
+    expect(listed).toBe(3);
+    expect(seen).toEqual(['+a@101', '+b@102', '+c@104', '-b']);
   });
 
   it('relists after an ERROR event with code 410', async () => {
