@@ -2,7 +2,8 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
 import type { Logger } from '../log/logger';
-import { listen, parseHostPort } from '../net/listen';
+import { listen } from '../net/listen';
+import { parseListenAddr } from '../net/host-port';
 
 /** The agent's optional `/metrics` server (`server.enabled`, `server.bind_addr`). */
 export class MetricsServer {
@@ -17,7 +18,7 @@ export class MetricsServer {
   }
 
   start(bindAddr: string): Promise<AddressInfo> {
-    return listen(this.server, parseHostPort(bindAddr, 'server.bind-addr'), 'server.bind-addr');
+    return listen(this.server, parseListenAddr(bindAddr, 'server.bind-addr'), 'server.bind-addr');
   }
 
   async close(): Promise<void> {

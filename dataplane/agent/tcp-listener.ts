@@ -3,8 +3,8 @@ import { joinStreams } from '../client/join-streams';
 import type { Connection, Listener } from '../client/listener';
 import type { ListenerConfig } from '../config/agent-config';
 import type { Logger, LogLevel } from '../log/logger';
-import { parseHostPort } from '../net/listen';
 import { clampDelay } from '../time/timer';
+import { parseListenAddr } from '../net/host-port';
 
 export interface TcpListenerDeps {
   /** The agent's logger; this listener logs as `proxy.tcp` and `proxy.tcp.access`. */
@@ -28,7 +28,7 @@ export class TcpListenerProxy {
     private readonly config: ListenerConfig,
     deps: TcpListenerDeps,
   ) {
-    const { host, port } = parseHostPort(config.addr, 'addr');
+    const { host, port } = parseListenAddr(config.addr, 'addr');
     this.host = host === '' ? 'localhost' : host;
     this.port = port;
     this.log = deps.logger.child({ subsystem: 'proxy.tcp', endpointId: config.endpointId });

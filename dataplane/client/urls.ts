@@ -1,10 +1,9 @@
+import { TCP_PATH, UPSTREAM_PATH } from '../protocol/wire';
 import { ClientError } from './errors';
 
 export const DEFAULT_UPSTREAM_URL = 'http://localhost:8001';
 export const DEFAULT_PROXY_URL = 'http://localhost:8000';
 
-const UPSTREAM_PATH = '/piko/v1/upstream/';
-const TCP_PATH = '/_piko/v1/tcp/';
 
 /** The WebSocket URL a listener connects to: `<base>/piko/v1/upstream/<id>` on the upstream port. */
 export function upstreamUrl(base: string, endpointId: string): string {

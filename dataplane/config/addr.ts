@@ -1,4 +1,5 @@
 /** Address and URL forms accepted by the agent and forward configs. */
+import { normaliseDialAddr } from '../net/host-port';
 import { ConfigError } from './errors';
 
 /** Throws unless `value` is an absolute URL with one of `schemes` (`http:`). */
@@ -30,26 +31,7 @@ export function normaliseUpstreamAddr(addr: string, protocol: 'http' | 'tcp'): s
       return undefined;
     }
   }
-  const hostPort = parseHostPort(addr);
+  const hostPort = normaliseDialAddr(addr);
   if (hostPort === undefined) return undefined;
   return protocol === 'http' ? `http://${hostPort}` : hostPort;
-}
-
-/** `3000` → `localhost:3000`; `host:3000` and `[::1]:3000` as given; else undefined. */
-export function parseHostPort(addr: string): string | undefined {
-  if (isPort(addr)) return `localhost:${addr}`;
-  const bracketed = /^\[([^\]]+)\]:(\d+)$/.exec(addr);
-  if (bracketed !== null) return isPort(bracketed[2]!) ? addr : undefined;
-  const colon = addr.lastIndexOf(':');
-  if (colon < 0) return undefined;
-  const host = addr.slice(0, colon);
-  const port = addr.slice(colon + 1);
-  if (host.includes(':') || /[\s/?#@[\]]/.test(host) || !isPort(port)) return undefined;
-  return `${host === '' ? 'localhost' : host}:${port}`;
-}
-
-function isPort(text: string): boolean {
-  if (!/^\d{1,5}$/.test(text)) return false;
-  const n = Number(text);
-  return n >= 1 && n <= 65535;
 }

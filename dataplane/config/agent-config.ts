@@ -2,7 +2,7 @@
 import type { AccessLogConfig } from '../log/access-log';
 import { accessLogSpec, LOG_SPEC, validateAccessLog, type LogConfig } from './common-specs';
 import { checkUrl, normaliseUpstreamAddr } from './addr';
-import { validateEndpointId } from './endpoint-id';
+import { validateEndpointId } from '../protocol/endpoint-id';
 import { ConfigError } from './errors';
 import { checkFlagValue, loadRaw, type LoadOptions } from './load';
 import {

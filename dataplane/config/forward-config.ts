@@ -1,11 +1,12 @@
 /** `piko forward` configuration: Piko's flags, YAML keys and defaults. */
-import { checkUrl, parseHostPort } from './addr';
+import { checkUrl } from './addr';
 import { LOG_SPEC, type LogConfig } from './common-specs';
-import { validateEndpointId } from './endpoint-id';
+import { validateEndpointId } from '../protocol/endpoint-id';
 import { ConfigError } from './errors';
 import { loadRaw, type LoadOptions } from './load';
 import { deepFreeze, duration, group, listOf, str, toTyped, type GroupSpec } from './schema';
 import { clientTlsSpec, validateClientTlsConfig, type ClientTlsConfig } from './tls-config';
+import { normaliseDialAddr } from '../net/host-port';
 
 export interface ForwardPortConfig {
   /** Local address to listen on, normalised to `host:port` (a bare port means localhost). */
@@ -67,7 +68,7 @@ export function defaultForwardConfig(): ForwardConfig {
 function finish(c: ForwardConfig): void {
   c.ports.forEach((p, i) => {
     const path = `ports[${i}]`;
-    const addr = parseHostPort(p.addr);
+    const addr = normaliseDialAddr(p.addr);
     if (addr === undefined) {
       throw new ConfigError(`${path}.addr ${JSON.stringify(p.addr)} must be a port or host:port`, {
         path: `${path}.addr`,

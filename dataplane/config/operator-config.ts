@@ -5,11 +5,11 @@
  * from the environment the chart sets: POD_NAMESPACE (downward API) for the
  * leader-election Lease, PIKO_IMAGE for the data-plane image.
  */
-import { parseHostPort } from '../net/listen';
 import { LOG_SPEC, type LogConfig } from './common-specs';
 import { ConfigError } from './errors';
 import { loadRaw, type LoadOptions } from './load';
 import { bool, deepFreeze, group, str, toTyped, type GroupSpec } from './schema';
+import { parseListenAddr } from '../net/host-port';
 
 export const DEFAULT_IMAGE_REPOSITORY = 'ghcr.io/piko-k8s/piko';
 
@@ -96,7 +96,7 @@ function finish(c: OperatorConfig): void {
   ] as const) {
     if (path === 'metrics_bind_addr' && value === '0') continue;
     try {
-      parseHostPort(value, path);
+      parseListenAddr(value, path);
     } catch (err) {
       throw new ConfigError((err as Error).message, { path, cause: err });
     }

@@ -5,8 +5,9 @@ import { dial } from '../client/dial';
 import { joinStreams } from '../client/join-streams';
 import type { ForwardConfig, ForwardPortConfig } from '../config/forward-config';
 import type { Logger } from '../log/logger';
-import { listen, parseHostPort } from '../net/listen';
+import { listen } from '../net/listen';
 import { clientTlsOptions } from '../net/tls';
+import { parseListenAddr } from '../net/host-port';
 
 export interface ForwarderDeps {
   logger: Logger;
@@ -51,7 +52,7 @@ export class Forwarder {
     try {
       for (const [i, port] of this.config.ports.entries()) {
         const server = net.createServer((socket) => this.handle(socket, port));
-        const addr = parseHostPort(port.addr, `ports[${i}].addr`);
+        const addr = parseListenAddr(port.addr, `ports[${i}].addr`);
         // A bare port means localhost; Go listens on its IPv4 address, and
         // so do we, rather than whichever family the resolver puts first.
         const host = addr.host === 'localhost' ? '127.0.0.1' : addr.host;

@@ -1,22 +1,7 @@
 import type { AddressInfo, Server } from 'node:net';
 import { once } from 'node:events';
 import { networkInterfaces } from 'node:os';
-
-export interface HostPort {
-  /** Empty for all interfaces. */
-  host: string;
-  port: number;
-}
-
-/** Parses Go-style listen addresses: `:8000`, `127.0.0.1:8000`, `[::1]:8000`, `localhost:0`. */
-export function parseHostPort(addr: string, field: string): HostPort {
-  const match = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(addr);
-  const port = match ? Number(match[3]) : NaN;
-  if (!match || port > 65535) {
-    throw new Error(`${field} must be host:port (for example :8000 or 127.0.0.1:8000), got "${addr}"`);
-  }
-  return { host: match[1] ?? match[2] ?? '', port };
-}
+import type { HostPort } from './host-port';
 
 /** Listens and resolves with the bound address; fails with the address in the message. */
 export async function listen(server: Server, addr: HostPort, field: string): Promise<AddressInfo> {

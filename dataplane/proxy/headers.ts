@@ -1,8 +1,10 @@
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import { appendForwardedFor, connectionTokens, endToEndHeaders, HOP_BY_HOP } from '../http/hop-by-hop';
+import { FORWARDED_HEADER } from '../protocol/wire';
+import { FORWARD_AUTH_HEADER } from './remote/forward-auth';
 
 // The inter-node credential is for this hop only; the upstream app never sees it.
-const THIS_HOP_ONLY: ReadonlySet<string> = new Set(['x-piko-forward-auth']);
+const THIS_HOP_ONLY: ReadonlySet<string> = new Set([FORWARD_AUTH_HEADER]);
 
 export interface ForwardedContext {
   /** The client's address as this hop saw it. */
@@ -24,7 +26,7 @@ export function upstreamRequestHeaders(headers: IncomingHttpHeaders, ctx: Forwar
   if (ctx.remoteAddress !== undefined) out['x-forwarded-for'] = appendForwardedFor(headers, ctx.remoteAddress);
   if (headers['x-forwarded-proto'] === undefined) out['x-forwarded-proto'] = ctx.proto;
   if (headers['x-forwarded-host'] === undefined && headers.host !== undefined) out['x-forwarded-host'] = headers.host;
-  out['x-piko-forward'] = 'true';
+  out[FORWARDED_HEADER] = 'true';
   if (ctx.upgrade && headers.upgrade !== undefined) {
     out.connection = 'Upgrade';
     out.upgrade = headers.upgrade;

@@ -2,7 +2,7 @@ import http from 'node:http';
 import https from 'node:https';
 import type net from 'node:net';
 import type { Duplex } from 'node:stream';
-import type { PeerAgent } from '../cluster/peer-pool';
+import type { PeerAgent } from './remote/peer-pool';
 import { abortStartedResponse } from '../http/abort-response';
 import { writeJsonError, writeJsonErrorToSocket } from '../http/json-error';
 import { clampDelay, startTimer, type Timer } from '../time/timer';

@@ -6,7 +6,6 @@ import { createWebSocketStream, WebSocketServer } from 'ws';
 import { authenticate, endpointPermitted } from '../auth/authenticate';
 import { isAuthError } from '../auth/errors';
 import type { TokenVerifier } from '../auth/verifier';
-import { validateEndpointId } from '../config/endpoint-id';
 import { answerClientError, writeJsonError, writeJsonErrorToSocket } from '../http/json-error';
 import { websocketHandshakeError } from '../http/websocket-handshake';
 import { clampDelay, startTimer } from '../time/timer';
@@ -17,7 +16,8 @@ import { isMessageTooLarge } from '../tunnel/ws-transport';
 import type { ProxyMetrics } from '../metrics/proxy-metrics';
 import type { UpstreamMetrics } from '../metrics/upstream-metrics';
 import { isProxyError, ProxyError } from './errors';
-import { endpointIdFromHeaders, endpointIdFromTcpPath } from './endpoint-id';
+import { endpointIdFromHeaders, endpointIdFromTcpPath, validateEndpointId } from '../protocol/endpoint-id';
+import { FORWARDED_HEADER, TCP_PATH } from '../protocol/wire';
 import { forwardHttp, forwardUpgrade, type ForwardResult } from './http-forwarder';
 import type { RoutedConnection, Router } from './router';
 
@@ -44,7 +44,6 @@ export interface ProxyServerOptions {
   onLimit?: LimitTripped;
 }
 
-const TCP_PATH_PREFIX = '/_piko/v1/tcp/';
 /** As the upstream port: Piko's clients send what one read returns, 32 KiB at a time. */
 export const DEFAULT_MAX_TCP_MESSAGE_BYTES = 4 * 1024 * 1024;
 
@@ -124,8 +123,8 @@ export class ProxyServer {
 
   handleUpgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer): void {
     socket.on('error', () => socket.destroy());
-    const tcpEndpoint = req.url?.startsWith(TCP_PATH_PREFIX) ? endpointIdFromTcpPath(req.url) : undefined;
-    const work = req.url?.startsWith(TCP_PATH_PREFIX)
+    const tcpEndpoint = req.url?.startsWith(TCP_PATH) ? endpointIdFromTcpPath(req.url) : undefined;
+    const work = req.url?.startsWith(TCP_PATH)
       ? this.serveTcp(req, socket, head, tcpEndpoint)
       : this.serveUpgrade(req, socket, head);
     void work.catch((err: unknown) => {
@@ -264,7 +263,7 @@ export class ProxyServer {
   }
 
   private isForwarded(req: http.IncomingMessage): boolean {
-    return req.headers['x-piko-forward'] === 'true';
+    return req.headers[FORWARDED_HEADER] === 'true';
   }
 
   private async admit(

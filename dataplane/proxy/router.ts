@@ -1,5 +1,5 @@
 import type { Duplex } from 'node:stream';
-import type { PeerAgent } from '../cluster/peer-pool';
+import type { PeerAgent } from './remote/peer-pool';
 import type { LocalUpstreams } from '../registry/local-upstreams';
 import { ProxyError } from './errors';
 import { dialLocalUpstream } from './upstream-dialer';

@@ -12,10 +12,10 @@ import { createLimitMetrics, type LimitName, type LimitTripped } from '../metric
 import { createProxyMetrics } from '../metrics/proxy-metrics';
 import { createMetricsRegistry } from '../metrics/registry';
 import { createUpstreamMetrics } from '../metrics/upstream-metrics';
-import { advertisedAddress, listen, parseHostPort } from '../net/listen';
+import { advertisedAddress, listen } from '../net/listen';
 import { clientTlsOptions, createHttpServer } from '../net/tls';
-import { ForwardAuth } from '../cluster/forward-auth';
-import { createRemoteDialer, type RemoteDialer } from '../cluster/remote-dialer';
+import { ForwardAuth } from '../proxy/remote/forward-auth';
+import { createRemoteDialer, type RemoteDialer } from '../proxy/remote/remote-dialer';
 import { answerClientError } from '../http/json-error';
 import { httpServerOptions } from '../http/server-options';
 import { ProxyServer } from '../proxy/proxy-server';
@@ -25,6 +25,7 @@ import { LocalUpstreams } from '../registry/local-upstreams';
 import { MemoryRegistry } from '../registry/memory-registry';
 import { UpstreamServer } from '../upstream/upstream-server';
 import type { Registry } from 'prom-client';
+import { parseListenAddr } from '../net/host-port';
 
 export interface ServerDeps {
   logger: Logger;
@@ -173,11 +174,11 @@ export class Server {
 
   async start(): Promise<ServerAddresses> {
     const { config, deps } = this;
-    const admin = await listen(this.adminHttp, parseHostPort(config.admin.bindAddr, 'admin.bind-addr'), 'admin.bind-addr');
-    const proxy = await listen(this.proxyHttp, parseHostPort(config.proxy.bindAddr, 'proxy.bind-addr'), 'proxy.bind-addr');
+    const admin = await listen(this.adminHttp, parseListenAddr(config.admin.bindAddr, 'admin.bind-addr'), 'admin.bind-addr');
+    const proxy = await listen(this.proxyHttp, parseListenAddr(config.proxy.bindAddr, 'proxy.bind-addr'), 'proxy.bind-addr');
     const upstream = await listen(
       this.upstreamHttp,
-      parseHostPort(config.upstream.bindAddr, 'upstream.bind-addr'),
+      parseListenAddr(config.upstream.bindAddr, 'upstream.bind-addr'),
       'upstream.bind-addr',
     );
     this.bound = { proxy, upstream, admin };

@@ -6,7 +6,8 @@ import { authenticateTenant, endpointPermitted } from '../auth/authenticate';
 import { isAuthError } from '../auth/errors';
 import type { TenantVerifiers } from '../auth/tenant-verifiers';
 import type { Token } from '../auth/verifier';
-import { validateEndpointId } from '../config/endpoint-id';
+import { validateEndpointId } from '../protocol/endpoint-id';
+import { UPSTREAM_PATH } from '../protocol/wire';
 import { writeJsonError, writeJsonErrorToSocket } from '../http/json-error';
 import type { Logger } from '../log/logger';
 import type { LimitTripped } from '../metrics/limit-metrics';
@@ -18,7 +19,6 @@ import type { TunnelStream } from '../tunnel/stream';
 import { isMessageTooLarge, WebSocketTransport } from '../tunnel/ws-transport';
 import { startTimer } from '../time/timer';
 
-const UPSTREAM_PATH = '/piko/v1/upstream/';
 
 export interface UpstreamServerOptions {
   upstreams: LocalUpstreams;

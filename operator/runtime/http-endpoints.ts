@@ -7,7 +7,8 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
 import type { Logger } from '../../dataplane/log/logger';
-import { listen, parseHostPort } from '../../dataplane/net/listen';
+import { listen } from '../../dataplane/net/listen';
+import { parseListenAddr } from '../../dataplane/net/host-port';
 
 export interface EndpointAnswer {
   status: number;
@@ -30,7 +31,7 @@ export class HttpEndpoints {
 
   /** `field` names the flag in errors (`--health-bind-addr: cannot listen ...`). */
   start(bindAddr: string, field: string): Promise<AddressInfo> {
-    return listen(this.server, parseHostPort(bindAddr, field), field);
+    return listen(this.server, parseListenAddr(bindAddr, field), field);
   }
 
   async close(): Promise<void> {

@@ -19,7 +19,7 @@ import {
 
 export const ANNOTATION_SIGNATURE = 'piko.dev/signature';
 
-// The cluster secret also signs forwarded requests (cluster/forward-auth);
+// The cluster secret also signs forwarded requests (proxy/remote/forward-auth);
 // a key of its own keeps one signature from ever passing as the other.
 const KEY_LABEL = 'piko registry record v1';
 

@@ -1,7 +1,7 @@
 import { once } from 'node:events';
 import http from 'node:http';
 import net from 'node:net';
-import { PeerAgent } from '../../../dataplane/cluster/peer-pool';
+import { PeerAgent } from '../../../dataplane/proxy/remote/peer-pool';
 import { forwardHttp } from '../../../dataplane/proxy/http-forwarder';
 import { request } from '../../helpers/http-client';
 

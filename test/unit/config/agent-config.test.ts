@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { normaliseUpstreamAddr, parseHostPort } from '../../../dataplane/config/addr';
+import { normaliseUpstreamAddr } from '../../../dataplane/config/addr';
 import {
   defaultAgentConfig,
   loadAgentConfig,
@@ -9,6 +9,7 @@ import {
   type ListenerConfig,
 } from '../../../dataplane/config/agent-config';
 import { ConfigError } from '../../../dataplane/config/errors';
+import { normaliseDialAddr } from '../../../dataplane/net/host-port';
 
 function configError(fn: () => unknown): ConfigError {
   try {
@@ -191,7 +192,7 @@ describe('listener addresses', () => {
   });
 
   it('keeps host:port for listen addresses', () => {
-    expect(parseHostPort('0.0.0.0:3000')).toBe('0.0.0.0:3000');
-    expect(parseHostPort('65535')).toBe('localhost:65535');
+    expect(normaliseDialAddr('0.0.0.0:3000')).toBe('0.0.0.0:3000');
+    expect(normaliseDialAddr('65535')).toBe('localhost:65535');
   });
 });

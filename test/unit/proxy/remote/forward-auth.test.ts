@@ -1,5 +1,5 @@
-import { FORWARD_AUTH_HEADER, ForwardAuth } from '../../../dataplane/cluster/forward-auth';
-import { weightedPick } from '../../../dataplane/cluster/remote-dialer';
+import { FORWARD_AUTH_HEADER, ForwardAuth } from '../../../../dataplane/proxy/remote/forward-auth';
+import { weightedPick } from '../../../../dataplane/proxy/remote/remote-dialer';
 
 describe('ForwardAuth', () => {
   const auth = new ForwardAuth('a-shared-secret-of-some-length');

@@ -1,4 +1,4 @@
-import { MAX_ENDPOINT_ID_LENGTH, validateEndpointId } from '../../../dataplane/config/endpoint-id';
+import { MAX_ENDPOINT_ID_LENGTH, validateEndpointId } from '../../../dataplane/protocol/endpoint-id';
 
 describe('validateEndpointId', () => {
   it.each(['my-endpoint', 'a', 'A.b_c~d-9', 'x'.repeat(MAX_ENDPOINT_ID_LENGTH)])('accepts %j', (id) => {

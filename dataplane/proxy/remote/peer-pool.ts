@@ -4,6 +4,7 @@ import { once } from 'node:events';
 import net from 'node:net';
 import tls from 'node:tls';
 import type { Duplex } from 'node:stream';
+import { splitHostPort } from '../../net/host-port';
 
 // How long a connection opened for a request waits to be used.
 const SPARE_CONNECTION_MS = 5_000;
@@ -102,10 +103,4 @@ async function connectSocket(host: string, port: number, tlsOptions: tls.Connect
   }
   socket.setNoDelay(true);
   return socket;
-}
-
-export function splitHostPort(addr: string): { host: string; port: number } {
-  const colon = addr.lastIndexOf(':');
-  const host = addr.slice(0, colon).replace(/^\[|\]$/g, '');
-  return { host, port: Number(addr.slice(colon + 1)) };
 }

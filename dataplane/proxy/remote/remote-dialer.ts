@@ -1,6 +1,6 @@
 import type tls from 'node:tls';
-import type { ClusterRegistry, NodeRecord } from '../registry/cluster-registry';
-import type { RoutedConnection } from '../proxy/router';
+import type { ClusterRegistry, NodeRecord } from '../../registry/cluster-registry';
+import type { RoutedConnection } from '../router';
 import { FORWARD_AUTH_HEADER, type ForwardAuth } from './forward-auth';
 import { PeerAgent } from './peer-pool';
 

@@ -1,4 +1,4 @@
-import { endpointIdFromHeaders, endpointIdFromTcpPath } from '../../../dataplane/proxy/endpoint-id';
+import { endpointIdFromHeaders, endpointIdFromTcpPath } from '../../../dataplane/protocol/endpoint-id';
 
 describe('endpointIdFromHeaders', () => {
   it.each([
