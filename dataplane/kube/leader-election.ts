@@ -252,18 +252,35 @@ export class LeaderElector {
    * someone took meanwhile is never removed.
    */
   private async release(): Promise<void> {
-    const lease = this.observed?.lease;
+    let lease = this.observed?.lease;
     if (lease === undefined || lease.spec?.holderIdentity !== this.identity) return;
-    const { uid, resourceVersion } = lease.metadata ?? {};
-    try {
-      await this.client.delete(RESOURCES.leases, this.namespace, this.name, {
-        signal: AbortSignal.timeout(this.renewDeadlineMs),
-        preconditions: { ...(uid ? { uid } : {}), ...(resourceVersion ? { resourceVersion } : {}) },
-      });
-      this.options.logger?.info('released the leader lease', { lease: `${this.namespace}/${this.name}` });
-    } catch (err) {
-      // Someone renewed or took it meanwhile, or the apiserver is gone: it expires by itself.
-      this.options.logger?.warn('could not release the leader lease', { error: err instanceof Error ? err.message : String(err) });
+    const signal = AbortSignal.timeout(this.renewDeadlineMs);
+    for (let attempt = 1; ; attempt++) {
+      const { uid, resourceVersion } = lease.metadata ?? {};
+      try {
+        await this.client.delete(RESOURCES.leases, this.namespace, this.name, {
+          signal,
+          preconditions: { ...(uid ? { uid } : {}), ...(resourceVersion ? { resourceVersion } : {}) },
+        });
+        this.options.logger?.info('released the leader lease', { lease: `${this.namespace}/${this.name}` });
+        return;
+      } catch (err) {
+        // A renewal that stop() aborted may still have reached the apiserver: the Lease moved on
+        // under our own name. Read it again and release that version, once; anyone else's
+        // version is left alone.
+        if (attempt === 1 && isApiError(err, 'CONFLICT')) {
+          const current = await this.client
+            .get<ElectionLease>(RESOURCES.leases, this.namespace, this.name, { signal })
+            .catch(() => undefined);
+          if (current?.spec?.holderIdentity === this.identity) {
+            lease = current;
+            continue;
+          }
+        }
+        // Someone renewed or took it meanwhile, or the apiserver is gone: it expires by itself.
+        this.options.logger?.warn('could not release the leader lease', { error: err instanceof Error ? err.message : String(err) });
+        return;
+      }
     }
   }
 }

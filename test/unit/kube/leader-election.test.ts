@@ -102,6 +102,26 @@ describe('LeaderElector', () => {
     expect(lease()?.spec).toMatchObject({ holderIdentity: 'b', leaseTransitions: 0 });
   });
 
+  it('still releases the Lease when a renewal it never saw landed (aborted by stop, applied by the apiserver)', async () => {
+    const a = candidate('a');
+    await jest.advanceTimersByTimeAsync(0);
+    const b = candidate('b');
+    await jest.advanceTimersByTimeAsync(1_000);
+    // The apiserver applied a renewal of a's whose answer a never read: a new version, a's name.
+    client.put(RESOURCES.leases, { ...lease()!, spec: { ...lease()!.spec, renewTime: '2026-01-01T00:00:00.000000Z' } });
+    await a.elector.stop();
+    expect(lease()).toBeUndefined();
+    expect(await until(() => b.elector.isLeader, 30_000)).toBeLessThanOrEqual(2_000);
+  });
+
+  it('leaves a Lease someone else took alone when releasing', async () => {
+    const a = candidate('a');
+    await jest.advanceTimersByTimeAsync(0);
+    client.put(RESOURCES.leases, { ...lease()!, spec: { ...lease()!.spec, holderIdentity: 'z' } });
+    await a.elector.stop();
+    expect(lease()?.spec?.holderIdentity).toBe('z');
+  });
+
   it("names the leader's pod as the Lease's owner, and the new leader's after a takeover", async () => {
     const a = candidate('a', { name: 'operator-a', uid: 'uid-a' });
     await jest.advanceTimersByTimeAsync(0);
