@@ -6,7 +6,7 @@ import { Session } from '../tunnel/session';
 import type { TunnelError } from '../tunnel/errors';
 import type { TunnelStream } from '../tunnel/stream';
 import { WebSocketTransport } from '../tunnel/ws-transport';
-import { Backoff, sleep } from './backoff';
+import { Backoff, sleep } from '../time/backoff';
 import { ClientError, isClientError } from './errors';
 import { DEFAULT_HANDSHAKE_TIMEOUT_MS, openWebSocket, type PeerAddress } from './websocket-connect';
 import { DEFAULT_UPSTREAM_URL, redactUrl, upstreamUrl } from './urls';

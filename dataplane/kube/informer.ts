@@ -2,7 +2,7 @@
  * Informers: a list-then-watch loop (ListWatch in list-watch.ts) behind a small interface, and
  * the ResilientInformer that keeps one running.
  */
-import { Backoff } from '../client/backoff';
+import { Backoff } from '../time/backoff';
 import { clampDelay } from '../time/timer';
 
 /** Callbacks of one informer; invoked synchronously, so they must not throw. */

@@ -16,7 +16,7 @@
  * Writes are conditional on resourceVersion, so two candidates cannot both
  * win a race.
  */
-import { sleep } from '../client/backoff';
+import { sleep } from '../time/backoff';
 import type { Logger } from '../log/logger';
 import { microTime, RESOURCES, type KubeClient, type ObjectMeta } from './client';
 import { isApiError } from './errors';

@@ -3,7 +3,7 @@
  * pod writes at most one object per flush interval whatever the churn
  * (docs/registry-design.md §4).
  */
-import { Backoff } from '../../client/backoff';
+import { Backoff } from '../../time/backoff';
 import { EndpointShards } from './endpoint-shards';
 import { RESOURCES, type KubeClient, type OwnerReference } from '../../kube/client';
 import { resultOf, type KubernetesRegistryMetrics, type WriteResult } from './metrics';

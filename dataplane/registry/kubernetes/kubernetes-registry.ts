@@ -5,7 +5,7 @@ import { EventEmitter } from 'node:events';
  * informers (docs/registry-design.md).
  */
 import type { Registry } from 'prom-client';
-import { sleep } from '../../client/backoff';
+import { sleep } from '../../time/backoff';
 import { silentLogger, type Logger } from '../../log/logger';
 import type { ClusterRegistry, NodeRecord } from '../cluster-registry';
 import { RESOURCES, type KubeClient } from '../../kube/client';

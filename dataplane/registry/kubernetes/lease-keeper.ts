@@ -3,7 +3,7 @@
  * interval (docs/registry-design.md §3.3). A failed renewal is retried
  * sooner, never later than the next regular renewal, and never throws.
  */
-import { Backoff } from '../../client/backoff';
+import { Backoff } from '../../time/backoff';
 import { RESOURCES, type KubeClient, type OwnerReference } from '../../kube/client';
 import { resultOf, type KubernetesRegistryMetrics } from './metrics';
 import { buildLease, leaseName, nodeKey, type LeaseObject } from './objects';

@@ -1,4 +1,4 @@
-import { Backoff, sleep } from '../../../dataplane/client/backoff';
+import { Backoff, sleep } from '../../../dataplane/time/backoff';
 
 describe('Backoff', () => {
   it('starts at the minimum and doubles up to the maximum, as Piko', () => {

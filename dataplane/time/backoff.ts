@@ -1,4 +1,4 @@
-import { clampDelay } from '../time/timer';
+import { clampDelay } from './timer';
 
 export interface BackoffOptions {
   /** First delay; Piko: 100 ms. */
