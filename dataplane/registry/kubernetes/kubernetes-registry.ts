@@ -64,6 +64,8 @@ export interface KubernetesRegistryOptions {
   client: KubeClient;
   /** Where the registry's objects live: the data plane's own namespace. */
   namespace: string;
+  /** Called last by stop() and abandon(): closes a client the registry owns (createKubernetesRegistry's). */
+  closeClient?: () => Promise<void>;
   /** cluster.secret: signs this node's records; records not signed with it are ignored. */
   secret: string;
   /** Prefix of object names and value of the piko.dev/cluster label; default 'piko'. */
@@ -113,6 +115,7 @@ export class KubernetesRegistry implements ClusterRegistry {
   private readonly leases: ResilientInformer<LeaseObject>;
   private readonly configMaps: ResilientInformer<ConfigMapObject>;
   private readonly startAbort = new AbortController();
+  private readonly closeClient: (() => Promise<void>) | undefined;
   private state: State = 'new';
   private leaseWritten = false;
   private lastStartError: unknown;
@@ -149,6 +152,7 @@ export class KubernetesRegistry implements ClusterRegistry {
       );
     }
     const { client, namespace } = options;
+    this.closeClient = options.closeClient;
     const metrics = this.metrics;
     const onChange = options.onChange;
     const signer = new RecordSigner(options.secret);
@@ -368,6 +372,7 @@ export class KubernetesRegistry implements ClusterRegistry {
       clearTimeout(timer);
     }
     await Promise.all([this.leases.stop(), this.configMaps.stop()]);
+    await this.closeClient?.();
     this.log.info('registry stopped', { nodeId: this.nodeId });
   }
 
@@ -385,6 +390,7 @@ export class KubernetesRegistry implements ClusterRegistry {
     this.state = 'stopped';
     this.view.close();
     await Promise.all([this.keeper.stop(), this.writer.stop(), this.leases.stop(), this.configMaps.stop()]);
+    await this.closeClient?.();
   }
 
   private async acquireLease(): Promise<void> {
@@ -440,7 +446,7 @@ export class KubernetesRegistry implements ClusterRegistry {
   }
 }
 
-export interface CreateKubernetesRegistryOptions extends Omit<KubernetesRegistryOptions, 'client' | 'namespace'> {
+export interface CreateKubernetesRegistryOptions extends Omit<KubernetesRegistryOptions, 'client' | 'namespace' | 'closeClient'> {
   /** cluster.kubernetes.namespace; empty = the pod's namespace (see resolveNamespace). */
   namespace?: string;
   /** A kubeconfig file; default KubeConfig.loadFromDefault (KUBECONFIG, ~/.kube/config, in-cluster). */
@@ -458,7 +464,8 @@ export function createKubernetesRegistry(options: CreateKubernetesRegistryOption
   const ns = resolveNamespace(namespace, env, kc);
   const pod = options.pod ?? podFromEnv(env);
   const client = new ClientNodeKubeClient(kc, { fieldManager: FIELD_MANAGER, requestTimeoutMs });
-  return new KubernetesRegistry({ ...rest, client, namespace: ns, ...(pod ? { pod } : {}) });
+  // The registry owns this client: its pool of apiserver connections goes when the registry stops.
+  return new KubernetesRegistry({ ...rest, client, namespace: ns, closeClient: () => client.close(), ...(pod ? { pod } : {}) });
 }
 
 /** The pod from the downward API env (POD_NAME, POD_UID), when both are set. */

@@ -194,6 +194,16 @@ describe('KubernetesRegistry (in-memory apiserver)', () => {
     expect(restarts?.values.reduce((s, v) => s + v.value, 0)).toBeGreaterThan(0);
   });
 
+  it('closes the client it owns once stop() has deleted its records, and once only', async () => {
+    const closed: boolean[] = [];
+    const a = node('a', { closeClient: async () => void closed.push(server.objectsOf(RESOURCES.leases).has('piko-node-a')) });
+    await a.start();
+    expect(closed).toEqual([]);
+    await Promise.all([a.stop(), a.stop()]);
+    // Closed after the Lease delete went out, never before.
+    expect(closed).toEqual([false]);
+  });
+
   it('counts its writes by kind and result', async () => {
     const metrics = new Registry();
     const a = node('a', { metricsRegistry: metrics });
