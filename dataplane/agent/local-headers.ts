@@ -8,25 +8,15 @@ import { appendForwardedFor, endToEndHeaders } from '../http/hop-by-hop';
 /**
  * Headers for the request to the local service: hop-by-hop headers (and
  * any named in Connection) removed, `TE: trailers` kept, the client's
- * address appended to X-Forwarded-For, Host kept as the client sent it.
- * For an upgrade, Connection and Upgrade are set again.
+ * address appended to X-Forwarded-For, Host kept as the client sent it
+ * (or, as Go sends it, the service's own when the client sent none).
  */
-export function localRequestHeaders(
-  headers: IncomingHttpHeaders,
-  remoteAddress: string | undefined,
-  upgrade: string | undefined,
-): OutgoingHttpHeaders {
+export function localRequestHeaders(headers: IncomingHttpHeaders, remoteAddress: string | undefined, target: URL): OutgoingHttpHeaders {
   const out = endToEndHeaders(headers);
-  // Go keeps this one hop-by-hop header: it tells the service trailers are welcome.
-  const te = headers.te;
-  if (typeof te === 'string' && te.toLowerCase() === 'trailers') out.te = 'trailers';
   if (remoteAddress !== undefined) {
     out['x-forwarded-for'] = appendForwardedFor(headers, remoteAddress.startsWith('::ffff:') ? remoteAddress.slice(7) : remoteAddress);
   }
-  if (upgrade !== undefined) {
-    out.connection = 'Upgrade';
-    out.upgrade = upgrade;
-  }
+  out.host ??= target.host;
   return out;
 }
 

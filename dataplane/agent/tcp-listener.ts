@@ -1,5 +1,5 @@
 import net from 'node:net';
-import { joinStreams } from '../client/join-streams';
+import { joinStreams } from '../net/join-streams';
 import type { Connection, Listener } from '../client/listener';
 import type { ListenerConfig } from '../config/agent-config';
 import type { Logger, LogLevel } from '../log/logger';

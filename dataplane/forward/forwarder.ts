@@ -2,7 +2,7 @@ import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import type tls from 'node:tls';
 import { dial } from '../client/dial';
-import { joinStreams } from '../client/join-streams';
+import { joinStreams } from '../net/join-streams';
 import type { ForwardConfig, ForwardPortConfig } from '../config/forward-config';
 import type { Logger } from '../log/logger';
 import { listen } from '../net/listen';

@@ -15,11 +15,12 @@ import type { LimitTripped } from '../metrics/limit-metrics';
 import { isMessageTooLarge } from '../tunnel/ws-transport';
 import type { ProxyMetrics } from '../metrics/proxy-metrics';
 import type { UpstreamMetrics } from '../metrics/upstream-metrics';
-import { isProxyError, ProxyError } from './errors';
+import { isProxyError, ProxyError } from '../http/proxy-error';
 import { endpointIdFromHeaders, endpointIdFromTcpPath, validateEndpointId } from '../protocol/endpoint-id';
 import { FORWARDED_HEADER, TCP_PATH } from '../protocol/wire';
-import { forwardHttp, forwardUpgrade, type ForwardResult } from './http-forwarder';
-import type { RoutedConnection, Router } from './router';
+import { proxyHttp, proxyUpgrade, type ConnectionUpstream, type ExchangeResult } from '../http/reverse-proxy';
+import { upstreamRequestHeaders } from './headers';
+import type { Route, Router } from './router';
 
 export interface ProxyServerOptions {
   router: Router;
@@ -116,7 +117,7 @@ export class ProxyServer {
       (err: unknown) => {
         this.options.logger.error('proxy request failed', { error: String(err) });
         writeJsonError(res, 500, 'internal error');
-        this.record(req, { status: 500, responseHeaders: {} }, start);
+        this.record(req, { status: 500, responseHeaders: {}, responseBytes: 0 }, start);
       },
     );
   }
@@ -154,16 +155,18 @@ export class ProxyServer {
     if (answerClientError(err, socket) === 431) this.options.onLimit?.('proxy.http.max_header_bytes');
   }
 
-  private async serveHttp(req: http.IncomingMessage, res: http.ServerResponse, signal: AbortSignal): Promise<ForwardResult> {
+  private async serveHttp(req: http.IncomingMessage, res: http.ServerResponse, signal: AbortSignal): Promise<ExchangeResult> {
     const admitted = await this.admit(req, endpointIdFromHeaders(req.headers));
     if (!admitted.ok) {
       writeJsonError(res, admitted.status, admitted.message);
-      return { status: admitted.status, responseHeaders: res.getHeaders() };
+      return { status: admitted.status, responseHeaders: res.getHeaders(), responseBytes: 0 };
     }
-    const result = await forwardHttp(req, res, {
+    const result = await proxyHttp(req, res, {
       connect: () => this.route(admitted.endpointId, req),
+      ...this.upstreamRequest(req),
+      // A keep-alive connection to another node may drop just as the request goes out on it.
+      retries: 2,
       timeoutMs: this.options.timeoutMs,
-      proto: this.options.proto,
       signal,
     });
     this.logFailure(admitted.endpointId, result.error);
@@ -178,10 +181,10 @@ export class ProxyServer {
     }
     this.upgraded.add(socket);
     socket.once('close', () => this.upgraded.delete(socket));
-    const result = await forwardUpgrade(req, socket, head, {
+    const result = await proxyUpgrade(req, socket, head, {
       connect: () => this.dedicated(admitted.endpointId, req),
+      ...this.upstreamRequest(req),
       timeoutMs: this.options.timeoutMs,
-      proto: this.options.proto,
     });
     this.logFailure(admitted.endpointId, result.error);
   }
@@ -203,7 +206,7 @@ export class ProxyServer {
       writeJsonErrorToSocket(socket, admitted.status, admitted.message);
       return;
     }
-    let routed: RoutedConnection & { conn: Duplex };
+    let routed: Route & ConnectionUpstream;
     try {
       routed = await this.dedicated(admitted.endpointId, req);
     } catch (err) {
@@ -216,10 +219,10 @@ export class ProxyServer {
       // Another node holds the upstream: it answers the handshake itself.
       this.upgraded.add(socket);
       socket.once('close', () => this.upgraded.delete(socket));
-      await forwardUpgrade(req, socket, head, {
+      await proxyUpgrade(req, socket, head, {
         connect: () => Promise.resolve(routed),
+        ...this.upstreamRequest(req),
         timeoutMs: this.options.timeoutMs,
-        proto: this.options.proto,
       });
       return;
     }
@@ -248,14 +251,22 @@ export class ProxyServer {
     });
   }
 
-  /** A route with a connection of its own, for upgrades and raw TCP. */
-  private async dedicated(endpointId: string, req: http.IncomingMessage): Promise<RoutedConnection & { conn: Duplex }> {
-    const routed = await this.route(endpointId, req, true);
-    if (!routed.conn) throw new ProxyError('ERR_UPSTREAM_UNREACHABLE', { detail: 'no dedicated connection' });
-    return routed as RoutedConnection & { conn: Duplex };
+  /** What goes upstream: the request target and its end-to-end headers. */
+  private upstreamRequest(req: http.IncomingMessage): { path: string; headers: http.OutgoingHttpHeaders } {
+    return {
+      path: req.url ?? '/',
+      headers: upstreamRequestHeaders(req.headers, { remoteAddress: req.socket.remoteAddress, proto: this.options.proto }),
+    };
   }
 
-  private async route(endpointId: string, req: http.IncomingMessage, dedicated = false): Promise<RoutedConnection> {
+  /** A route with a connection of its own, for upgrades and raw TCP. */
+  private async dedicated(endpointId: string, req: http.IncomingMessage): Promise<Route & ConnectionUpstream> {
+    const routed = await this.route(endpointId, req, true);
+    if (routed.conn === undefined) throw new ProxyError('ERR_UPSTREAM_UNREACHABLE', { detail: 'no dedicated connection' });
+    return routed;
+  }
+
+  private async route(endpointId: string, req: http.IncomingMessage, dedicated = false): Promise<Route> {
     const routed = await this.options.router.connect(endpointId, this.isForwarded(req), dedicated);
     if (routed.via === 'local') this.options.upstreamMetrics?.upstreamRequestsTotal.inc();
     else this.options.upstreamMetrics?.remoteRequestsTotal.inc({ node_id: routed.via });
@@ -291,7 +302,7 @@ export class ProxyServer {
     this.options.logger.warn('proxy request failed', { endpointId, code: err.code, error: err.message, ...(cause ? { cause } : {}) });
   }
 
-  private record(req: http.IncomingMessage, result: ForwardResult, start: number): void {
+  private record(req: http.IncomingMessage, result: ExchangeResult, start: number): void {
     this.inFlight--;
     if (this.inFlight === 0) this.drainEvents.emit('idle');
     const durationMs = performance.now() - start;

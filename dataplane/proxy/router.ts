@@ -1,23 +1,16 @@
-import type { Duplex } from 'node:stream';
-import type { PeerAgent } from './remote/peer-pool';
+import type { Upstream } from '../http/reverse-proxy';
 import type { LocalUpstreams } from '../registry/local-upstreams';
-import { ProxyError } from './errors';
+import { ProxyError } from '../http/proxy-error';
 import { dialLocalUpstream } from './upstream-dialer';
 import { clampDelay } from '../time/timer';
-
-interface RouteInfo {
-  /** 'local' for a tunnel stream on this node, else the id of the node forwarded to. */
-  via: 'local' | string;
-  /** Headers this hop must add (e.g. the inter-node credential). */
-  extraHeaders?: Record<string, string>;
-}
 
 /**
  * Where one request goes: a connection of its own (a tunnel stream, or a
  * dedicated connection to another node for an upgrade), or the keep-alive
- * pool of another node for an ordinary request.
+ * pool of another node for an ordinary request; `via` is 'local' for a
+ * tunnel stream on this node, else the id of the node forwarded to.
  */
-export type RoutedConnection = RouteInfo & ({ conn: Duplex; peer?: undefined } | { peer: PeerAgent; conn?: undefined });
+export type Route = Upstream & { readonly via: 'local' | string };
 
 /**
  * Decides where a request for an endpoint goes and opens the connection
@@ -31,7 +24,7 @@ export class Router {
       /** How long to hold a request for an endpoint nobody serves yet (e.g. an upstream reconnecting). */
       holdTimeoutMs: number;
       /** Routes to another node; undefined on a single node. */
-      remote?: (endpointId: string, dedicated: boolean) => Promise<RoutedConnection | undefined>;
+      remote?: (endpointId: string, dedicated: boolean) => Promise<Route | undefined>;
       /** Subscribes to changes in other nodes' endpoints; returns the unsubscribe function. */
       onRemoteChange?: (listener: () => void) => () => void;
     },
@@ -45,7 +38,7 @@ export class Router {
    * served: an upstream reconnecting during a rollout, or a stale record of
    * a pod that is gone being replaced by a live one.
    */
-  async connect(endpointId: string, forwarded: boolean, dedicated = false): Promise<RoutedConnection> {
+  async connect(endpointId: string, forwarded: boolean, dedicated = false): Promise<Route> {
     const deadline = performance.now() + this.options.holdTimeoutMs;
     for (;;) {
       const routed = await this.tryOnce(endpointId, forwarded, dedicated);
@@ -57,7 +50,7 @@ export class Router {
     }
   }
 
-  private async tryOnce(endpointId: string, forwarded: boolean, dedicated: boolean): Promise<RoutedConnection | undefined> {
+  private async tryOnce(endpointId: string, forwarded: boolean, dedicated: boolean): Promise<Route | undefined> {
     if (this.local.count(endpointId) > 0) {
       try {
         const { stream } = await dialLocalUpstream(this.local, endpointId);

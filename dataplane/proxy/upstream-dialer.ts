@@ -2,7 +2,7 @@ import type { LocalUpstreams } from '../registry/local-upstreams';
 import type { Upstream } from '../registry/upstream';
 import { isTunnelError } from '../tunnel/errors';
 import type { TunnelStream } from '../tunnel/stream';
-import { ProxyError } from './errors';
+import { ProxyError } from '../http/proxy-error';
 
 export interface DialResult {
   stream: TunnelStream;

@@ -19,7 +19,7 @@ import { createRemoteDialer, type RemoteDialer } from '../proxy/remote/remote-di
 import { answerClientError } from '../http/json-error';
 import { httpServerOptions } from '../http/server-options';
 import { ProxyServer } from '../proxy/proxy-server';
-import { Router, type RoutedConnection } from '../proxy/router';
+import { Router, type Route } from '../proxy/router';
 import type { ClusterRegistry } from '../registry/cluster-registry';
 import { LocalUpstreams } from '../registry/local-upstreams';
 import { MemoryRegistry } from '../registry/memory-registry';
@@ -78,7 +78,7 @@ export class Server {
 
     // Requests cross to other nodes only in a cluster, and only signed.
     const forwardAuth = config.cluster.secret ? new ForwardAuth(config.cluster.secret) : undefined;
-    let remote: ((endpointId: string, dedicated: boolean) => Promise<RoutedConnection | undefined>) | undefined;
+    let remote: ((endpointId: string, dedicated: boolean) => Promise<Route | undefined>) | undefined;
     if (forwardAuth) {
       const tlsClient = config.proxy.tls.cert ? clientTlsOptions(config.proxy.tls.client, 'proxy.tls.client') : undefined;
       this.remoteDialer = createRemoteDialer({

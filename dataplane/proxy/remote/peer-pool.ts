@@ -4,6 +4,7 @@ import { once } from 'node:events';
 import net from 'node:net';
 import tls from 'node:tls';
 import type { Duplex } from 'node:stream';
+import type { HttpPool } from '../../http/reverse-proxy';
 import { splitHostPort } from '../../net/host-port';
 
 // How long a connection opened for a request waits to be used.
@@ -15,7 +16,7 @@ const SPARE_CONNECTION_MS = 5_000;
  * a new connection is opened, and proven, before a request is sent on it,
  * so an unreachable node is found while the request can still go elsewhere.
  */
-export class PeerAgent {
+export class PeerAgent implements HttpPool {
   readonly agent: http.Agent;
   readonly host: string;
   readonly port: number;
@@ -64,7 +65,7 @@ export class PeerAgent {
   /** Opens and checks a connection for the next request; rejects if the node cannot be reached. */
   async prepare(): Promise<void> {
     if (this.hasIdle()) return;
-    const socket = (await this.connect()) as net.Socket;
+    const socket = await this.connect();
     // The request may end up on a connection that came free meanwhile; a
     // spare one must neither keep the process alive nor linger.
     socket.unref();
@@ -79,7 +80,7 @@ export class PeerAgent {
   }
 
   /** A connection of its own, for upgrades that never return to the pool. */
-  connect(): Promise<Duplex> {
+  connect(): Promise<net.Socket> {
     return connectSocket(this.host, this.port, this.tlsOptions, this.connectTimeoutMs);
   }
 
@@ -89,7 +90,7 @@ export class PeerAgent {
   }
 }
 
-async function connectSocket(host: string, port: number, tlsOptions: tls.ConnectionOptions | undefined, timeoutMs: number): Promise<Duplex> {
+async function connectSocket(host: string, port: number, tlsOptions: tls.ConnectionOptions | undefined, timeoutMs: number): Promise<net.Socket> {
   // SNI carries names only; an IP address goes without it.
   const servername = tlsOptions?.servername ?? (net.isIP(host) === 0 ? host : undefined);
   const socket = tlsOptions

@@ -1,6 +1,6 @@
 import type tls from 'node:tls';
 import type { ClusterRegistry, NodeRecord } from '../../registry/cluster-registry';
-import type { RoutedConnection } from '../router';
+import type { Route } from '../router';
 import { FORWARD_AUTH_HEADER, type ForwardAuth } from './forward-auth';
 import { PeerAgent } from './peer-pool';
 
@@ -25,7 +25,7 @@ export interface RemoteDialerOptions {
  * node; upgrades (`dedicated`) get a connection of their own.
  */
 export interface RemoteDialer {
-  dial(endpointId: string, dedicated: boolean): Promise<RoutedConnection | undefined>;
+  dial(endpointId: string, dedicated: boolean): Promise<Route | undefined>;
   /** Closes every pooled connection to other nodes. */
   close(): void;
 }
@@ -45,17 +45,17 @@ export function createRemoteDialer(options: RemoteDialerOptions): RemoteDialer {
     }
     return peer;
   };
-  const dial = async (endpointId: string, dedicated: boolean): Promise<RoutedConnection | undefined> => {
+  const dial = async (endpointId: string, dedicated: boolean): Promise<Route | undefined> => {
     const candidates = options.registry.lookup(endpointId).filter((c) => c.upstreams > 0);
     while (candidates.length > 0) {
       const index = weightedPick(candidates.map((c) => c.upstreams), random());
       const [chosen] = candidates.splice(index, 1) as [{ node: NodeRecord; upstreams: number }];
       const peer = peerFor(chosen.node);
-      const extraHeaders = { [FORWARD_AUTH_HEADER]: options.auth.sign(options.nodeId) };
+      const headers = { [FORWARD_AUTH_HEADER]: options.auth.sign(options.nodeId) };
       try {
-        if (dedicated) return { conn: await peer.connect(), via: chosen.node.id, extraHeaders };
+        if (dedicated) return { conn: await peer.connect(), via: chosen.node.id, headers };
         await peer.prepare();
-        return { peer, via: chosen.node.id, extraHeaders };
+        return { pool: peer, via: chosen.node.id, headers };
       } catch {
         // Unreachable node: the next draw excludes it.
       }

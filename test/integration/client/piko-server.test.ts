@@ -3,7 +3,7 @@ import http from 'node:http';
 import net from 'node:net';
 import { SignJWT } from 'jose';
 import { ClientError, dial, listen, serve, type Listener } from '../../../dataplane/client';
-import { joinStreams } from '../../../dataplane/client/join-streams';
+import { joinStreams } from '../../../dataplane/net/join-streams';
 import { request, waitForUpstreams } from '../../helpers/http-client';
 import { startTestServer, stopAllTestServers, type TestServer } from '../../helpers/piko-server';
 import { readBytes } from '../../helpers/streams';

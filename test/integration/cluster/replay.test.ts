@@ -2,7 +2,7 @@ import { once } from 'node:events';
 import http from 'node:http';
 import net from 'node:net';
 import { PeerAgent } from '../../../dataplane/proxy/remote/peer-pool';
-import { forwardHttp } from '../../../dataplane/proxy/http-forwarder';
+import { proxyHttp } from '../../../dataplane/http/reverse-proxy';
 import { request } from '../../helpers/http-client';
 
 /**
@@ -46,7 +46,7 @@ async function resettingPeer(): Promise<{ port: number; seen: string[]; close():
 /** A proxy port whose every request goes to `peer`, as the router sends requests to the node holding the upstream. */
 async function proxyTo(peer: PeerAgent): Promise<{ url: string; close(): void }> {
   const server = http.createServer((req, res) => {
-    void forwardHttp(req, res, { connect: () => Promise.resolve({ peer }), timeoutMs: 5_000, proto: 'http' });
+    void proxyHttp(req, res, { connect: () => Promise.resolve({ pool: peer }), path: req.url ?? '/', headers: { ...req.headers }, retries: 2, timeoutMs: 5_000 });
   });
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');

@@ -2,7 +2,7 @@ import { once } from 'node:events';
 import net from 'node:net';
 import { SignJWT } from 'jose';
 import { listen, type Listener } from '../../../dataplane/client';
-import { joinStreams } from '../../../dataplane/client/join-streams';
+import { joinStreams } from '../../../dataplane/net/join-streams';
 import { loadForwardConfig, type ForwardConfig } from '../../../dataplane/config/forward-config';
 import { Forwarder } from '../../../dataplane/forward/forwarder';
 import { silentLogger } from '../../../dataplane/log/logger';

@@ -1,9 +1,9 @@
-import { downstreamResponseHeaders, upstreamRequestHeaders } from '../../../dataplane/proxy/headers';
+import { upstreamRequestHeaders } from '../../../dataplane/proxy/headers';
 
 describe('upstreamRequestHeaders', () => {
-  const base = { remoteAddress: '10.1.2.3', proto: 'http' as const, upgrade: false };
+  const base = { remoteAddress: '10.1.2.3', proto: 'http' as const };
 
-  it('drops hop-by-hop headers and those named in Connection', () => {
+  it('drops hop-by-hop headers and those named in Connection, keeping TE: trailers as Go does', () => {
     const out = upstreamRequestHeaders(
       { host: 'foo.example.com', connection: 'keep-alive, x-secret', 'keep-alive': '5', 'x-secret': '1', te: 'trailers', accept: '*/*' },
       base,
@@ -15,7 +15,7 @@ describe('upstreamRequestHeaders', () => {
       'x-forwarded-proto': 'http',
       'x-forwarded-host': 'foo.example.com',
       'x-piko-forward': 'true',
-      connection: 'close',
+      te: 'trailers',
     });
   });
 
@@ -27,23 +27,5 @@ describe('upstreamRequestHeaders', () => {
     expect(out['x-forwarded-for']).toBe('1.1.1.1, 10.1.2.3');
     expect(out['x-forwarded-proto']).toBe('https');
     expect(out['x-forwarded-host']).toBe('a.b.example');
-  });
-
-  it('keeps Upgrade for upgrade requests', () => {
-    const out = upstreamRequestHeaders({ host: 'a.b', connection: 'Upgrade', upgrade: 'websocket' }, { ...base, upgrade: true });
-    expect(out.connection).toBe('Upgrade');
-    expect(out.upgrade).toBe('websocket');
-  });
-});
-
-describe('downstreamResponseHeaders', () => {
-  it('keeps repeated headers and drops hop-by-hop ones', () => {
-    const raw = ['Set-Cookie', 'a=1', 'Set-Cookie', 'b=2', 'Connection', 'close', 'Transfer-Encoding', 'chunked', 'Content-Type', 'text/plain'];
-    expect(downstreamResponseHeaders(raw, false)).toEqual(['Set-Cookie', 'a=1', 'Set-Cookie', 'b=2', 'Content-Type', 'text/plain']);
-  });
-
-  it('keeps Connection and Upgrade on a 101', () => {
-    const raw = ['Upgrade', 'websocket', 'Connection', 'Upgrade', 'Sec-WebSocket-Accept', 'x'];
-    expect(downstreamResponseHeaders(raw, true)).toEqual(raw);
   });
 });

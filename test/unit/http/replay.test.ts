@@ -1,5 +1,5 @@
 import type http from 'node:http';
-import { shouldReplay } from '../../../dataplane/proxy/replay';
+import { shouldReplay } from '../../../dataplane/http/replay';
 
 const req = (method: string, headers: http.IncomingHttpHeaders = {}): http.IncomingMessage =>
   ({ method, headers }) as http.IncomingMessage;
