@@ -8,7 +8,7 @@ NPM_STAMP := node_modules/.package-lock.json
 # this flag.
 JEST := NODE_OPTIONS="--experimental-vm-modules --disable-warning=ExperimentalWarning" jest
 
-.PHONY: install build run test test-unit test-integration typecheck bench go-piko control-plane node image toxiproxy clean
+.PHONY: install build run test test-unit test-integration typecheck lint format bench go-piko control-plane node image toxiproxy clean
 
 $(NPM_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund
@@ -22,6 +22,16 @@ build: install
 typecheck: install
 	tsc -p tsconfig.json --noEmit
 
+## typescript-eslint's recommended rules and prettier's formatting, over every TypeScript tree.
+LINT_TREES := dataplane operator test bench
+lint: install
+	eslint $(LINT_TREES)
+	prettier --check $(foreach t,$(LINT_TREES),'$(t)/**/*.ts')
+
+## Rewrites the trees in prettier's format.
+format: install
+	prettier --write --log-level warn $(foreach t,$(LINT_TREES),'$(t)/**/*.ts')
+
 ## A single-node server with the in-memory registry on :8000 (proxy), :8001 (upstream), :8002 (admin).
 run: build
 	bin/piko server
@@ -29,7 +39,7 @@ run: build
 ## Everything CI runs: type check, build, the original Go Piko for interop, toxiproxy for the
 ## fault-injection tests, a real Kubernetes control plane (built from the Go module proxy on first
 ## use, about 12 minutes), every test.
-test: build typecheck go-piko toxiproxy control-plane node
+test: build typecheck lint go-piko toxiproxy control-plane node
 	$(JEST) --ci
 
 test-unit: install

@@ -15,6 +15,7 @@ export function main(argv: readonly string[] = process.argv.slice(2)): Promise<n
     runForward,
     // Loaded on demand: the Kubernetes client costs 0.4 s and 80 MB at start-up, which agents and servers do without.
     runOperator: (config) =>
+      // eslint-disable-next-line @typescript-eslint/no-require-imports -- the lazy load above
       (require('../../operator/run-operator') as typeof import('../../operator/run-operator')).runOperator(config),
     version: packageVersion(),
   });

@@ -41,13 +41,13 @@ export async function dial(endpointId: string, options: DialOptions = {}): Promi
       signal: options.signal,
     },
     (ws) => {
-      let duplex: Duplex | undefined;
       // Registered before the stream's own listener so a text message never
       // reaches the reader: Piko's peers treat one as a broken connection.
+      // Messages come from the event loop, after `duplex` below exists.
       ws.on('message', (_data, isBinary) => {
-        if (!isBinary) duplex?.destroy(new ClientError('ERR_CLIENT_PROTOCOL', 'text message on a binary tcp connection'));
+        if (!isBinary) duplex.destroy(new ClientError('ERR_CLIENT_PROTOCOL', 'text message on a binary tcp connection'));
       });
-      duplex = createWebSocketStream(ws, { allowHalfOpen: false });
+      const duplex: Duplex = createWebSocketStream(ws, { allowHalfOpen: false });
       return duplex;
     },
   );

@@ -1,3 +1,4 @@
+/* eslint-disable @typescript-eslint/no-empty-object-type -- `{}` is the type of "no options given" in the builders' generic defaults, which the conditional types below read key by key */
 /**
  * A small typed builder for CRD structural schemas. Each builder returns the
  * OpenAPI v3 fragment the API server validates with and, as a phantom type,

@@ -39,7 +39,11 @@ export function createRemoteDialer(options: RemoteDialerOptions): RemoteDialer {
     let peer = peers.get(key);
     if (!peer) {
       // A node that moved (new address) leaves its old pool behind.
-      for (const [k, p] of peers) if (k.startsWith(`${node.id}@`)) (p.destroy(), peers.delete(k));
+      for (const [k, p] of peers) {
+        if (!k.startsWith(`${node.id}@`)) continue;
+        p.destroy();
+        peers.delete(k);
+      }
       peer = new PeerAgent(node.proxyAddr, options.tls, timeoutMs);
       peers.set(key, peer);
     }

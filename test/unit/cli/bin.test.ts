@@ -37,6 +37,7 @@ describe('bin/piko', () => {
 
   it('prints the package version', async () => {
     const r = await piko(['--version']);
+    // eslint-disable-next-line @typescript-eslint/no-require-imports -- a JSON file, read as the CLI reads it
     expect(r).toMatchObject({ code: 0, stdout: `${(require(join(root, 'package.json')) as { version: string }).version}\n` });
   });
 
