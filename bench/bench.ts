@@ -63,7 +63,8 @@ type Suite = (typeof SUITES)[number];
 // BENCH_SUITES=idle,bodies runs only those (for working on one measurement); the default is all.
 const selected = new Set<string>((process.env.BENCH_SUITES ?? SUITES.join(',')).split(',').map((s) => s.trim()));
 for (const s of selected) {
-  if (!(SUITES as readonly string[]).includes(s)) throw new BenchError('ERR_BENCH_CONFIG', `BENCH_SUITES: unknown suite ${s} (known: ${SUITES.join(', ')})`);
+  if (!(SUITES as readonly string[]).includes(s))
+    throw new BenchError('ERR_BENCH_CONFIG', `BENCH_SUITES: unknown suite ${s} (known: ${SUITES.join(', ')})`);
 }
 const want = (s: Suite): boolean => selected.has(s);
 
@@ -111,7 +112,8 @@ async function measureHttp(
   for (let rep = 0; rep < CFG.reps; rep++) {
     for (const [i, t] of targets.entries()) {
       for (const pid of t.pids ?? []) {
-        if (!fs.existsSync(`/proc/${pid}`)) throw new BenchError('ERR_BENCH_EXITED', `${t.name}: process ${pid} is gone (see its output above)`);
+        if (!fs.existsSync(`/proc/${pid}`))
+          throw new BenchError('ERR_BENCH_EXITED', `${t.name}: process ${pid} is gone (see its output above)`);
       }
       const connsBefore = await upstreamConnections();
       const before = t.pids?.map((pid) => ({ cpu: cpuSeconds(pid), io: syscallCounts(pid) }));
@@ -134,7 +136,7 @@ async function measureHttp(
       log(
         `${suite} ${t.name} #${rep + 1}: ${wrk.rps.toFixed(0)} req/s, p50 ${(wrk.latencyUs.p50 / 1000).toFixed(2)} ms, ` +
           `p99 ${(wrk.latencyUs.p99 / 1000).toFixed(2)} ms, ${wrk.mbps.toFixed(1)} MB/s` +
-          (sample.cpuS ? `, cpu ${((sample.cpuS.server + sample.cpuS.agent) / wrk.requests * 1e6).toFixed(0)} µs/req` : '') +
+          (sample.cpuS ? `, cpu ${(((sample.cpuS.server + sample.cpuS.agent) / wrk.requests) * 1e6).toFixed(0)} µs/req` : '') +
           (errs > 0 ? `, ERRORS ${JSON.stringify(wrk.errors)}` : ''),
       );
     }
@@ -162,7 +164,10 @@ function fetchBody(t: Target, reqPath: string, timeoutMs: number): Promise<{ byt
 async function checkTarget(t: Target, reqPath: string, expectBytes: number): Promise<void> {
   const res = await fetchBody(t, reqPath, 10_000);
   if (res.status !== 200 || res.bytes !== expectBytes) {
-    throw new BenchError('ERR_BENCH_CHECK', `${t.name}: GET ${reqPath} gave ${res.status} with ${res.bytes} bytes, expected 200 with ${expectBytes}`);
+    throw new BenchError(
+      'ERR_BENCH_CHECK',
+      `${t.name}: GET ${reqPath} gave ${res.status} with ${res.bytes} bytes, expected 200 with ${expectBytes}`,
+    );
   }
 }
 
@@ -320,18 +325,31 @@ async function measurePikoBench(servers: Record<Impl, Server>): Promise<PikoBenc
   for (let rep = 0; rep < CFG.reps; rep++) {
     for (const impl of ['ours', 'go'] as const) {
       const s = servers[impl];
-      const child = startChild(`piko bench http → ${impl}`, goBinary(), [
-        'bench', 'http',
-        '--requests', String(CFG.pikoBenchRequests),
-        '--connect.proxy-url', s.proxyUrl,
-        '--connect.upstream-url', s.upstreamUrl,
-        '--log.level', 'warn',
-      ], { longRunning: false });
+      const child = startChild(
+        `piko bench http → ${impl}`,
+        goBinary(),
+        [
+          'bench',
+          'http',
+          '--requests',
+          String(CFG.pikoBenchRequests),
+          '--connect.proxy-url',
+          s.proxyUrl,
+          '--connect.upstream-url',
+          s.upstreamUrl,
+          '--log.level',
+          'warn',
+        ],
+        { longRunning: false },
+      );
       const guard = setTimeout(() => void child.kill(), 180_000);
       await child.exited;
       clearTimeout(guard);
       const m = /Throughput: ([\d.]+) requests\/sec/.exec(child.logs());
-      const problems = child.logs().split('\n').filter((l) => /warn|error/i.test(l)).length;
+      const problems = child
+        .logs()
+        .split('\n')
+        .filter((l) => /warn|error/i.test(l)).length;
       if (!m) throw new BenchError('ERR_BENCH_PIKO_BENCH', `piko bench http gave no result:\n${child.logs().slice(-2000)}`);
       out.push({ impl, rep, rps: Number(m[1]), problems });
       log(`piko bench http ${impl} #${rep + 1}: ${Number(m[1]).toFixed(0)} req/s${problems > 0 ? `, ${problems} warnings/errors` : ''}`);
@@ -389,15 +407,28 @@ async function main(): Promise<void> {
   fs.mkdirSync(RESULTS_DIR, { recursive: true });
   const startedAt = new Date();
   const loadStart = os.loadavg();
-  log(`${QUICK ? 'QUICK ' : ''}run: ${CFG.reps} rep(s) of ${CFG.durationS} s; load average at start ${loadStart.map((l) => l.toFixed(2)).join(' ')}`);
+  log(
+    `${QUICK ? 'QUICK ' : ''}run: ${CFG.reps} rep(s) of ${CFG.durationS} s; load average at start ${loadStart.map((l) => l.toFixed(2)).join(' ')}`,
+  );
 
-  const upstream = startChild('upstream', process.execPath, ['-r', 'ts-node/register/transpile-only', path.join(__dirname, 'lib', 'upstream-server.ts')], { cwd: ROOT });
+  const upstream = startChild(
+    'upstream',
+    process.execPath,
+    ['-r', 'ts-node/register/transpile-only', path.join(__dirname, 'lib', 'upstream-server.ts')],
+    { cwd: ROOT },
+  );
   let upstreamPort = 0;
-  await pollUntil('upstream listening', async () => {
-    const m = /listening (\d+)/.exec(upstream.logs());
-    if (m) upstreamPort = Number(m[1]);
-    return m !== null;
-  }, 30_000, 50, upstream);
+  await pollUntil(
+    'upstream listening',
+    async () => {
+      const m = /listening (\d+)/.exec(upstream.logs());
+      if (m) upstreamPort = Number(m[1]);
+      return m !== null;
+    },
+    30_000,
+    50,
+    upstream,
+  );
   const upstreamAddr = `127.0.0.1:${upstreamPort}`;
   upstreamStatsUrl = `http://${upstreamAddr}/_stats`;
 
@@ -411,8 +442,18 @@ async function main(): Promise<void> {
   const direct: Target = { name: 'direct', url: `http://${upstreamAddr}`, headers: {} };
   const oursT: Target = { name: 'ours', url: ours.proxyUrl, headers: hdr, pids: [ours.child.pid, ourAgent.pid] };
   const goT: Target = { name: 'go', url: go.proxyUrl, headers: hdr, pids: [go.child.pid, goAgent.pid] };
-  const mixedA: Target = { name: 'go agent → our server', url: ours.proxyUrl, headers: { 'x-piko-endpoint': MIXED_ENDPOINT }, pids: [ours.child.pid, goAgentOnOurs.pid] };
-  const mixedB: Target = { name: 'our agent → go server', url: go.proxyUrl, headers: { 'x-piko-endpoint': MIXED_ENDPOINT }, pids: [go.child.pid, ourAgentOnGo.pid] };
+  const mixedA: Target = {
+    name: 'go agent → our server',
+    url: ours.proxyUrl,
+    headers: { 'x-piko-endpoint': MIXED_ENDPOINT },
+    pids: [ours.child.pid, goAgentOnOurs.pid],
+  };
+  const mixedB: Target = {
+    name: 'our agent → go server',
+    url: go.proxyUrl,
+    headers: { 'x-piko-endpoint': MIXED_ENDPOINT },
+    pids: [go.child.pid, ourAgentOnGo.pid],
+  };
   for (const t of [direct, oursT, goT, mixedA, mixedB]) await checkTarget(t, '/1k', 1024);
   for (const t of [direct, oursT, goT]) await checkTarget(t, '/1m', 1024 * 1024);
 

@@ -58,7 +58,15 @@ async function main(): Promise<void> {
   const namespace = `bench-${randomBytes(3).toString('hex')}`;
   await core.createNamespace({ body: { metadata: { name: namespace } } });
   const env = { KUBECONFIG: cp.kubeconfigPath, POD_NAMESPACE: namespace };
-  const common = ['--cluster.registry', 'kubernetes', '--cluster.secret', SECRET, '--proxy.access-log.disable', '--proxy.upstream-wait', '5s'];
+  const common = [
+    '--cluster.registry',
+    'kubernetes',
+    '--cluster.secret',
+    SECRET,
+    '--proxy.access-log.disable',
+    '--proxy.upstream-wait',
+    '5s',
+  ];
   const podA = await startServerProcess([...common, '--cluster.node-id', 'pod-a'], { host: '127.0.0.1', env });
   const podB = await startServerProcess([...common, '--cluster.node-id', 'pod-b'], { host: '127.0.0.2', env });
   const app = http.createServer((_req, res) => res.end('ok'));
@@ -83,7 +91,12 @@ async function main(): Promise<void> {
     }
     await Promise.all(held.map((l) => l.close({ timeoutMs: 1000 })));
     samples.sort((a, b) => a - b);
-    results.propagationMs = { samples: samples.length, p50: percentile(samples, 50), p99: percentile(samples, 99), max: samples[samples.length - 1] };
+    results.propagationMs = {
+      samples: samples.length,
+      p50: percentile(samples, 50),
+      p99: percentile(samples, 99),
+      max: samples[samples.length - 1],
+    };
 
     // 2. apiserver writes while upstreams connect and leave at 200/s.
     const before = await registryWrites(podA);
@@ -119,7 +132,17 @@ async function main(): Promise<void> {
       res.end(Buffer.alloc(100, 'x'));
     });
     const root = path.resolve(__dirname, '..');
-    const agent = startChild('agent', path.join(root, 'bin/piko'), ['agent', 'http', 'xpod', String(service.port), '--connect.url', podA.upstreamUrl, '--log.level', 'warn', '--access-log.disable']);
+    const agent = startChild('agent', path.join(root, 'bin/piko'), [
+      'agent',
+      'http',
+      'xpod',
+      String(service.port),
+      '--connect.url',
+      podA.upstreamUrl,
+      '--log.level',
+      'warn',
+      '--access-log.disable',
+    ]);
     await podA.waitForLog((r) => r.message === 'upstream connected' && r.endpointId === 'xpod', 15_000).catch(() => undefined);
     await request(`${podB.proxyUrl}/`, { headers: { 'x-piko-endpoint': 'xpod' } });
     const dir = mkdtempSync(path.join(tmpdir(), 'piko-cluster-bench-'));
@@ -128,8 +151,22 @@ async function main(): Promise<void> {
     const sameP99: number[] = [];
     const crossP99: number[] = [];
     for (let round = 0; round < 2; round++) {
-      const a = await runWrk({ url: `${podA.proxyUrl}/`, connections: 50, threads: 1, durationS: WRK_SECONDS, headers: { 'x-piko-endpoint': 'xpod' }, dir });
-      const b = await runWrk({ url: `${podB.proxyUrl}/`, connections: 50, threads: 1, durationS: WRK_SECONDS, headers: { 'x-piko-endpoint': 'xpod' }, dir });
+      const a = await runWrk({
+        url: `${podA.proxyUrl}/`,
+        connections: 50,
+        threads: 1,
+        durationS: WRK_SECONDS,
+        headers: { 'x-piko-endpoint': 'xpod' },
+        dir,
+      });
+      const b = await runWrk({
+        url: `${podB.proxyUrl}/`,
+        connections: 50,
+        threads: 1,
+        durationS: WRK_SECONDS,
+        headers: { 'x-piko-endpoint': 'xpod' },
+        dir,
+      });
       same.push(a.rps);
       cross.push(b.rps);
       sameP99.push(a.latencyUs.p99);

@@ -72,7 +72,10 @@ export function summariseProfile(profile: CpuProfile, top: number): ProfileSumma
     const dt = profile.timeDeltas[i + 1] ?? 0;
     selfUs.set(id, (selfUs.get(id) ?? 0) + Math.max(0, dt));
   }
-  const fnTotals = new Map<string, { name: string; location: string; us: number; callers: Map<string, number>; ours: Map<string, number> }>();
+  const fnTotals = new Map<
+    string,
+    { name: string; location: string; us: number; callers: Map<string, number>; ours: Map<string, number> }
+  >();
   const isOurs = (f: CallFrame): boolean => /^(dist|dataplane)\//.test(shortUrl(f.url));
   const nearestOurs = (id: number): string | undefined => {
     for (let cur = parentOf.get(id); cur !== undefined; cur = parentOf.get(cur)) {
@@ -142,7 +145,9 @@ export function formatSummary(title: string, s: ProfileSummary): string {
     '  #   self ms   share  function  (location)',
   ];
   s.functions.forEach((f, i) => {
-    lines.push(`${String(i + 1).padStart(3)} ${f.selfMs.toFixed(0).padStart(9)} ${(f.share * 100).toFixed(1).padStart(6)}%  ${f.name}${f.location ? `  (${f.location})` : ''}`);
+    lines.push(
+      `${String(i + 1).padStart(3)} ${f.selfMs.toFixed(0).padStart(9)} ${(f.share * 100).toFixed(1).padStart(6)}%  ${f.name}${f.location ? `  (${f.location})` : ''}`,
+    );
     if (f.topCaller) lines.push(`${' '.repeat(22)}← ${f.topCaller}`);
     if (f.ourCaller) lines.push(`${' '.repeat(22)}⇐ ${f.ourCaller} (nearest frame of ours)`);
   });

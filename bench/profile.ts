@@ -32,13 +32,24 @@ async function main(): Promise<void> {
   for (const f of ['server.cpuprofile', 'agent.cpuprofile']) fs.rmSync(path.join(profDir, f), { force: true });
   const scratch = fs.mkdtempSync(path.join(process.env.BENCH_TMPDIR ?? os.tmpdir(), 'piko-profile-'));
 
-  const upstream: Child = startChild('upstream', process.execPath, ['-r', 'ts-node/register/transpile-only', path.join(__dirname, 'lib', 'upstream-server.ts')], { cwd: ROOT });
+  const upstream: Child = startChild(
+    'upstream',
+    process.execPath,
+    ['-r', 'ts-node/register/transpile-only', path.join(__dirname, 'lib', 'upstream-server.ts')],
+    { cwd: ROOT },
+  );
   let port = 0;
-  await pollUntil('upstream listening', async () => {
-    const m = /listening (\d+)/.exec(upstream.logs());
-    if (m) port = Number(m[1]);
-    return m !== null;
-  }, 30_000, 50, upstream);
+  await pollUntil(
+    'upstream listening',
+    async () => {
+      const m = /listening (\d+)/.exec(upstream.logs());
+      if (m) port = Number(m[1]);
+      return m !== null;
+    },
+    30_000,
+    50,
+    upstream,
+  );
   const prof = (name: string): string => `--cpu-prof --cpu-prof-dir=${profDir} --cpu-prof-name=${name}.cpuprofile`;
   const server = await startServer('ours', { nodeOptions: prof('server') });
   const agent = await startHttpAgent('ours', server, 'bench', `127.0.0.1:${port}`, { nodeOptions: prof('agent') });
@@ -52,7 +63,9 @@ async function main(): Promise<void> {
   await upstream.stop(2_000);
   fs.rmSync(scratch, { recursive: true, force: true });
 
-  const parts: string[] = [`Load: wrk -t2 -c50 -d${DURATION_S}s, 1 KiB responses, ${wrk.rps.toFixed(0)} requests/s under the profiler. Self time per function (V8 sampling profiler, main thread).`];
+  const parts: string[] = [
+    `Load: wrk -t2 -c50 -d${DURATION_S}s, 1 KiB responses, ${wrk.rps.toFixed(0)} requests/s under the profiler. Self time per function (V8 sampling profiler, main thread).`,
+  ];
   for (const name of ['server', 'agent']) {
     const file = path.join(profDir, `${name}.cpuprofile`);
     if (!fs.existsSync(file)) throw new Error(`${file} was not written (did the ${name} exit cleanly?)`);

@@ -14,5 +14,8 @@ const summaryFile = process.argv[3] ?? path.join(root, 'bench', 'results', 'prof
 const results = JSON.parse(fs.readFileSync(file, 'utf8')) as BenchResults;
 const profileSummary = fs.existsSync(summaryFile) ? fs.readFileSync(summaryFile, 'utf8') : undefined;
 process.stdout.write(
-  writeReports(results, path.join(root, 'docs', 'benchmarks'), { writeDocs: true, ...(profileSummary === undefined ? {} : { profileSummary }) }),
+  writeReports(results, path.join(root, 'docs', 'benchmarks'), {
+    writeDocs: true,
+    ...(profileSummary === undefined ? {} : { profileSummary }),
+  }),
 );

@@ -43,7 +43,10 @@ export async function runOperator(config: OperatorConfig, deps: RunOperatorDeps 
     identity,
   });
   const metrics = config.metricsBindAddr === '0' ? undefined : new HttpEndpoints(metricsRoutes(registry), logger);
-  const probes = new HttpEndpoints(probeRoutes(() => operator.notReady()), logger);
+  const probes = new HttpEndpoints(
+    probeRoutes(() => operator.notReady()),
+    logger,
+  );
   try {
     const metricsAddr = await metrics?.start(config.metricsBindAddr, '--metrics-bind-addr');
     const healthAddr = await probes.start(config.healthBindAddr, '--health-bind-addr');

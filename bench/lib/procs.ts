@@ -47,7 +47,9 @@ export class Child {
         this.done = true;
         children.delete(this);
         if (this.longRunning && !this.stopping) {
-          process.stderr.write(`[bench] ${this.name} (pid ${this.pid}) exited unexpectedly: code ${code}, signal ${signal}\n--- last output ---\n${this.tail.slice(-4000)}\n---\n`);
+          process.stderr.write(
+            `[bench] ${this.name} (pid ${this.pid}) exited unexpectedly: code ${code}, signal ${signal}\n--- last output ---\n${this.tail.slice(-4000)}\n---\n`,
+          );
         }
         resolve({ code, signal });
       });
@@ -168,7 +170,11 @@ export function rssKiB(pid: number): number {
  * Waits until RSS stops moving: three samples in a row within 0.5% (or 256 KiB)
  * of each other, or maxMs. Returns the last sample and whether it settled.
  */
-export async function settledRss(pid: number, maxMs: number, intervalMs = 500): Promise<{ kib: number; mem: MemoryKiB; settled: boolean; waitedMs: number }> {
+export async function settledRss(
+  pid: number,
+  maxMs: number,
+  intervalMs = 500,
+): Promise<{ kib: number; mem: MemoryKiB; settled: boolean; waitedMs: number }> {
   const started = Date.now();
   const samples: MemoryKiB[] = [memoryKiB(pid)];
   for (;;) {

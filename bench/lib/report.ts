@@ -120,20 +120,29 @@ function httpRows(res: BenchResults): { rows: Row[]; mixed: Row[] } {
     return median(c.samples.map(f).filter((v): v is number => v !== undefined));
   };
   const rps = (s: HttpCase['samples'][number]): number => s.wrk.rps;
-  const ms = (k: keyof WrkResult['latencyUs']) => (s: HttpCase['samples'][number]): number => s.wrk.latencyUs[k] / 1000;
+  const ms =
+    (k: keyof WrkResult['latencyUs']) =>
+    (s: HttpCase['samples'][number]): number =>
+      s.wrk.latencyUs[k] / 1000;
   const mbps = (s: HttpCase['samples'][number]): number => s.wrk.mbps;
-  const cpuPerReqUs = (which: 'server' | 'agent' | 'total') => (s: HttpCase['samples'][number]): number | undefined => {
-    if (!s.cpuS || s.wrk.requests === 0) return undefined;
-    const cpu = which === 'total' ? s.cpuS.server + s.cpuS.agent : s.cpuS[which];
-    return (cpu / s.wrk.requests) * 1e6;
-  };
-  const cpuPer100k = (which: 'server' | 'agent' | 'total') => (s: HttpCase['samples'][number]): number | undefined => {
-    const us = cpuPerReqUs(which)(s);
-    return us === undefined ? undefined : us / 10;
-  };
+  const cpuPerReqUs =
+    (which: 'server' | 'agent' | 'total') =>
+    (s: HttpCase['samples'][number]): number | undefined => {
+      if (!s.cpuS || s.wrk.requests === 0) return undefined;
+      const cpu = which === 'total' ? s.cpuS.server + s.cpuS.agent : s.cpuS[which];
+      return (cpu / s.wrk.requests) * 1e6;
+    };
+  const cpuPer100k =
+    (which: 'server' | 'agent' | 'total') =>
+    (s: HttpCase['samples'][number]): number | undefined => {
+      const us = cpuPerReqUs(which)(s);
+      return us === undefined ? undefined : us / 10;
+    };
   const rows: Row[] = [];
-  const perReq = (proc: 'server' | 'agent', kind: 'reads' | 'writes') => (s: HttpCase['samples'][number]): number | undefined =>
-    s.syscalls && s.wrk.requests > 0 ? s.syscalls[proc][kind] / s.wrk.requests : undefined;
+  const perReq =
+    (proc: 'server' | 'agent', kind: 'reads' | 'writes') =>
+    (s: HttpCase['samples'][number]): number | undefined =>
+      s.syscalls && s.wrk.requests > 0 ? s.syscalls[proc][kind] / s.wrk.requests : undefined;
   const connsPer1k = (s: HttpCase['samples'][number]): number | undefined =>
     s.upstreamConns === undefined || s.wrk.requests === 0 ? undefined : (s.upstreamConns / s.wrk.requests) * 1000;
   const syscallRows = (suite: string, workload: string): void => {
@@ -164,21 +173,47 @@ function httpRows(res: BenchResults): { rows: Row[]; mixed: Row[] } {
     ours: m(suite, 'ours', f),
     go: m(suite, 'go', f),
   });
-  const atLeastOriginal: Row['goal'] = { text: '≥ 1× original', met: (r) => (r.ours !== undefined && r.go !== undefined ? r.ours >= r.go : undefined) };
-  const noWorseLatency: Row['goal'] = { text: '≤ 1× original', met: (r) => (r.ours !== undefined && r.go !== undefined ? r.ours <= r.go : undefined) };
+  const atLeastOriginal: Row['goal'] = {
+    text: '≥ 1× original',
+    met: (r) => (r.ours !== undefined && r.go !== undefined ? r.ours >= r.go : undefined),
+  };
+  const noWorseLatency: Row['goal'] = {
+    text: '≤ 1× original',
+    met: (r) => (r.ours !== undefined && r.go !== undefined ? r.ours <= r.go : undefined),
+  };
 
   const w100 = '100 B responses, 50 conns';
   rows.push({
-    workload: w100, metric: 'requests/s', better: 'higher', digits: 0, ...trio('100B-c50', rps),
+    workload: w100,
+    metric: 'requests/s',
+    better: 'higher',
+    digits: 0,
+    ...trio('100B-c50', rps),
     goal: { text: '≥ 0.25× direct', met: (r) => (r.ours !== undefined && r.direct !== undefined ? r.ours >= 0.25 * r.direct : undefined) },
   });
   rows.push({ workload: w100, metric: 'p50 latency (ms)', better: 'lower', digits: 2, ...trio('100B-c50', ms('p50')) });
   rows.push({ workload: w100, metric: 'p99 latency (ms)', better: 'lower', digits: 2, ...trio('100B-c50', ms('p99')) });
   rows.push({ workload: w100, metric: 'MB/s', better: 'higher', digits: 1, ...trio('100B-c50', mbps) });
-  rows.push({ workload: w100, metric: 'CPU µs/request, server', better: 'lower', digits: 0, ours: m('100B-c50', 'ours', cpuPerReqUs('server')) });
-  rows.push({ workload: w100, metric: 'CPU µs/request, agent', better: 'lower', digits: 0, ours: m('100B-c50', 'ours', cpuPerReqUs('agent')) });
   rows.push({
-    workload: w100, metric: 'CPU µs/request, server + agent', better: 'lower', digits: 0, ours: m('100B-c50', 'ours', cpuPerReqUs('total')),
+    workload: w100,
+    metric: 'CPU µs/request, server',
+    better: 'lower',
+    digits: 0,
+    ours: m('100B-c50', 'ours', cpuPerReqUs('server')),
+  });
+  rows.push({
+    workload: w100,
+    metric: 'CPU µs/request, agent',
+    better: 'lower',
+    digits: 0,
+    ours: m('100B-c50', 'ours', cpuPerReqUs('agent')),
+  });
+  rows.push({
+    workload: w100,
+    metric: 'CPU µs/request, server + agent',
+    better: 'lower',
+    digits: 0,
+    ours: m('100B-c50', 'ours', cpuPerReqUs('total')),
     goal: { text: '< 120 µs', met: (r) => (r.ours === undefined ? undefined : r.ours < 120) },
   });
   syscallRows('100B-c50', w100);
@@ -206,43 +241,122 @@ function httpRows(res: BenchResults): { rows: Row[]; mixed: Row[] } {
   }
   const wm = '1 MiB responses, 10 conns';
   rows.push({
-    workload: wm, metric: 'MB/s', better: 'higher', digits: 0, ...trio('1MiB-c10', mbps),
+    workload: wm,
+    metric: 'MB/s',
+    better: 'higher',
+    digits: 0,
+    ...trio('1MiB-c10', mbps),
     goal: { text: '≥ 400 MB/s', met: (r) => (r.ours === undefined ? undefined : r.ours >= 400) },
   });
   rows.push({ workload: wm, metric: 'requests/s', better: 'higher', digits: 0, ...trio('1MiB-c10', rps) });
   const body = (t: string): number | undefined => median(res.bodies.filter((b) => b.target === t).map((b) => b.mbps));
-  rows.push({ workload: '100 MiB body, one Node client', metric: 'MB/s', better: 'higher', digits: 0, direct: body('direct'), ours: body('ours'), go: body('go') });
+  rows.push({
+    workload: '100 MiB body, one Node client',
+    metric: 'MB/s',
+    better: 'higher',
+    digits: 0,
+    direct: body('direct'),
+    ours: body('ours'),
+    go: body('go'),
+  });
 
   const wx = '100 endpoints × 100 upstreams, 1 KiB, 50 conns (wrk + Lua)';
-  rows.push({ workload: wx, metric: 'requests/s', better: 'higher', digits: 0, ours: m('100x100-c50', 'ours', rps), go: m('100x100-c50', 'go', rps), goal: atLeastOriginal });
-  rows.push({ workload: wx, metric: 'p99 latency (ms)', better: 'lower', digits: 2, ours: m('100x100-c50', 'ours', ms('p99')), go: m('100x100-c50', 'go', ms('p99')) });
   rows.push({
-    workload: wx, metric: 'CPU s per 100,000 requests, server + agent', better: 'lower', digits: 2,
-    ours: m('100x100-c50', 'ours', cpuPer100k('total')), go: m('100x100-c50', 'go', cpuPer100k('total')),
+    workload: wx,
+    metric: 'requests/s',
+    better: 'higher',
+    digits: 0,
+    ours: m('100x100-c50', 'ours', rps),
+    go: m('100x100-c50', 'go', rps),
+    goal: atLeastOriginal,
+  });
+  rows.push({
+    workload: wx,
+    metric: 'p99 latency (ms)',
+    better: 'lower',
+    digits: 2,
+    ours: m('100x100-c50', 'ours', ms('p99')),
+    go: m('100x100-c50', 'go', ms('p99')),
+  });
+  rows.push({
+    workload: wx,
+    metric: 'CPU s per 100,000 requests, server + agent',
+    better: 'lower',
+    digits: 2,
+    ours: m('100x100-c50', 'ours', cpuPer100k('total')),
+    go: m('100x100-c50', 'go', cpuPer100k('total')),
   });
   syscallRows('100x100-c50', wx);
   const pb = (impl: 'ours' | 'go'): number | undefined => median(res.pikoBench.filter((s) => s.impl === impl).map((s) => s.rps));
   rows.push({
     workload: `\`piko bench http\` (Go tool: 100 upstreams, 100 endpoints, 100 clients, ${res.config.pikoBenchRequests.toLocaleString('en')} requests)`,
-    metric: 'requests/s', better: 'higher', digits: 0, ours: pb('ours'), go: pb('go'),
+    metric: 'requests/s',
+    better: 'higher',
+    digits: 0,
+    ours: pb('ours'),
+    go: pb('go'),
   });
 
   for (const n of [res.config.idleSmall, res.config.idleLarge]) {
     const w = `${n.toLocaleString('en')} idle upstream tunnels`;
     const im = (impl: 'ours' | 'go', f: (s: IdleSample) => number | undefined): number | undefined =>
-      median(res.idle.filter((s) => s.impl === impl && s.count === n).map(f).filter((v): v is number => v !== undefined));
-    rows.push({ workload: w, metric: 'server RSS before the tunnels (MiB)', better: 'lower', digits: 1, ours: im('ours', (s) => s.rssBeforeKiB / 1024), go: im('go', (s) => s.rssBeforeKiB / 1024) });
-    rows.push({ workload: w, metric: 'server RSS delta (MiB)', better: 'lower', digits: 1, ours: im('ours', (s) => (s.rssAfterKiB - s.rssBeforeKiB) / 1024), go: im('go', (s) => (s.rssAfterKiB - s.rssBeforeKiB) / 1024) });
+      median(
+        res.idle
+          .filter((s) => s.impl === impl && s.count === n)
+          .map(f)
+          .filter((v): v is number => v !== undefined),
+      );
     rows.push({
-      workload: w, metric: 'KiB per tunnel (settled RSS)', better: 'lower', digits: 1, ours: im('ours', (s) => s.kibPerTunnel), go: im('go', (s) => s.kibPerTunnel),
-      goal: { text: '< 20 KiB, ≤ original', met: (r) => (r.ours === undefined ? undefined : r.ours < 20 && (r.go === undefined || r.ours <= r.go)) },
+      workload: w,
+      metric: 'server RSS before the tunnels (MiB)',
+      better: 'lower',
+      digits: 1,
+      ours: im('ours', (s) => s.rssBeforeKiB / 1024),
+      go: im('go', (s) => s.rssBeforeKiB / 1024),
     });
     rows.push({
-      workload: w, metric: 'KiB per tunnel, anonymous memory only (RssAnon)', better: 'lower', digits: 1,
-      ours: im('ours', (s) => (s.memAfterKiB.anon - s.memBeforeKiB.anon) / n), go: im('go', (s) => (s.memAfterKiB.anon - s.memBeforeKiB.anon) / n),
+      workload: w,
+      metric: 'server RSS delta (MiB)',
+      better: 'lower',
+      digits: 1,
+      ours: im('ours', (s) => (s.rssAfterKiB - s.rssBeforeKiB) / 1024),
+      go: im('go', (s) => (s.rssAfterKiB - s.rssBeforeKiB) / 1024),
     });
-    rows.push({ workload: w, metric: 'KiB per tunnel after a forced GC (ours only)', better: 'lower', digits: 1, ours: im('ours', (s) => s.kibPerTunnelGc) });
-    rows.push({ workload: w, metric: 'time to connect all, first dial → all registered (s)', better: 'lower', digits: 2, ours: im('ours', (s) => s.connectMs / 1000), go: im('go', (s) => s.connectMs / 1000) });
+    rows.push({
+      workload: w,
+      metric: 'KiB per tunnel (settled RSS)',
+      better: 'lower',
+      digits: 1,
+      ours: im('ours', (s) => s.kibPerTunnel),
+      go: im('go', (s) => s.kibPerTunnel),
+      goal: {
+        text: '< 20 KiB, ≤ original',
+        met: (r) => (r.ours === undefined ? undefined : r.ours < 20 && (r.go === undefined || r.ours <= r.go)),
+      },
+    });
+    rows.push({
+      workload: w,
+      metric: 'KiB per tunnel, anonymous memory only (RssAnon)',
+      better: 'lower',
+      digits: 1,
+      ours: im('ours', (s) => (s.memAfterKiB.anon - s.memBeforeKiB.anon) / n),
+      go: im('go', (s) => (s.memAfterKiB.anon - s.memBeforeKiB.anon) / n),
+    });
+    rows.push({
+      workload: w,
+      metric: 'KiB per tunnel after a forced GC (ours only)',
+      better: 'lower',
+      digits: 1,
+      ours: im('ours', (s) => s.kibPerTunnelGc),
+    });
+    rows.push({
+      workload: w,
+      metric: 'time to connect all, first dial → all registered (s)',
+      better: 'lower',
+      digits: 2,
+      ours: im('ours', (s) => s.connectMs / 1000),
+      go: im('go', (s) => s.connectMs / 1000),
+    });
   }
 
   const mixed: Row[] = [];
@@ -253,8 +367,24 @@ function httpRows(res: BenchResults): { rows: Row[]; mixed: Row[] } {
   ] as const) {
     void name;
     // "ours" column: the mixed pair; "go" column: the all-Go pair it replaces one half of.
-    mixed.push({ workload: 'Go agent → our server', metric, better, digits, ours: m('1KiB-c50', 'go agent → our server', f), go: m('1KiB-c50', 'go', f), direct: m('1KiB-c50', 'ours', f) });
-    mixed.push({ workload: 'our agent → Go server', metric, better, digits, ours: m('1KiB-c50', 'our agent → go server', f), go: m('1KiB-c50', 'go', f), direct: m('1KiB-c50', 'ours', f) });
+    mixed.push({
+      workload: 'Go agent → our server',
+      metric,
+      better,
+      digits,
+      ours: m('1KiB-c50', 'go agent → our server', f),
+      go: m('1KiB-c50', 'go', f),
+      direct: m('1KiB-c50', 'ours', f),
+    });
+    mixed.push({
+      workload: 'our agent → Go server',
+      metric,
+      better,
+      digits,
+      ours: m('1KiB-c50', 'our agent → go server', f),
+      go: m('1KiB-c50', 'go', f),
+      direct: m('1KiB-c50', 'ours', f),
+    });
   }
   return { rows, mixed };
 }
@@ -279,7 +409,9 @@ function markdownTable(rows: Row[]): string {
     const arrow = r.better === 'higher' ? '↑' : '↓';
     const cell = (v: number | undefined, second: number | undefined): string =>
       r.pair ? `${fmt(v, r.digits)} / ${fmt(second, r.digits)}` : fmt(v, r.digits);
-    const ratioCell = r.pair ? `${fmtRatio(ratio(r.ours, r.go))} / ${fmtRatio(ratio(r.pair.ours, r.pair.go))}` : fmtRatio(ratio(r.ours, r.go));
+    const ratioCell = r.pair
+      ? `${fmtRatio(ratio(r.ours, r.go))} / ${fmtRatio(ratio(r.pair.ours, r.pair.go))}`
+      : fmtRatio(ratio(r.ours, r.go));
     out.push(
       `| ${r.workload} | ${r.metric} ${arrow} | ${fmt(r.direct, r.digits)} | ${cell(r.ours, r.pair?.ours)} | ${cell(r.go, r.pair?.go)} | ${ratioCell} | ${fmtRatio(ratio(r.ours, r.direct))} | ${goal} |`,
     );
@@ -312,7 +444,12 @@ function escapeXml(s: string): string {
 export function chartSvg(rows: Row[], title: string): string {
   const items = rows
     .filter((r) => r.pair === undefined && r.chart !== false)
-    .map((r) => ({ label: `${r.workload}: ${r.metric} ${r.better === 'higher' ? '↑' : '↓'}`, better: r.better, vsGo: ratio(r.ours, r.go), vsDirect: ratio(r.ours, r.direct) }))
+    .map((r) => ({
+      label: `${r.workload}: ${r.metric} ${r.better === 'higher' ? '↑' : '↓'}`,
+      better: r.better,
+      vsGo: ratio(r.ours, r.go),
+      vsDirect: ratio(r.ours, r.direct),
+    }))
     .filter((i) => i.vsGo !== undefined || i.vsDirect !== undefined);
   const all = items.flatMap((i) => [i.vsGo, i.vsDirect]).filter((v): v is number => v !== undefined && v > 0);
   const lo = Math.min(-1, Math.floor(Math.log2(Math.min(...all, 1))));
@@ -326,7 +463,9 @@ export function chartSvg(rows: Row[], title: string): string {
   const height = top + items.length * rowH + 40;
   const x = (r: number): number => labelW + ((Math.log2(r) - lo) / (hi - lo)) * plotW;
   const parts: string[] = [];
-  parts.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="Helvetica, Arial, sans-serif" font-size="11">`);
+  parts.push(
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="Helvetica, Arial, sans-serif" font-size="11">`,
+  );
   parts.push(`<rect width="100%" height="100%" fill="#ffffff"/>`);
   parts.push(`<text x="10" y="20" font-size="14" font-weight="bold">${escapeXml(title)}</text>`);
   parts.push(
@@ -338,21 +477,29 @@ export function chartSvg(rows: Row[], title: string): string {
   });
   for (let e = lo; e <= hi; e++) {
     const gx = x(2 ** e);
-    parts.push(`<line x1="${gx.toFixed(1)}" y1="${top - 8}" x2="${gx.toFixed(1)}" y2="${height - 30}" stroke="${e === 0 ? '#222' : '#ddd'}" stroke-width="${e === 0 ? 1.5 : 1}"/>`);
+    parts.push(
+      `<line x1="${gx.toFixed(1)}" y1="${top - 8}" x2="${gx.toFixed(1)}" y2="${height - 30}" stroke="${e === 0 ? '#222' : '#ddd'}" stroke-width="${e === 0 ? 1.5 : 1}"/>`,
+    );
     const label = e >= 0 ? `${2 ** e}×` : `1/${2 ** -e}×`;
     parts.push(`<text x="${gx.toFixed(1)}" y="${height - 15}" text-anchor="middle" fill="#555">${label}</text>`);
   }
   items.forEach((it, i) => {
     const y = top + i * rowH;
-    parts.push(`<text x="${labelW - 8}" y="${y + 12}" text-anchor="end">${escapeXml(it.label.length > 92 ? `${it.label.slice(0, 90)}…` : it.label)}</text>`);
+    parts.push(
+      `<text x="${labelW - 8}" y="${y + 12}" text-anchor="end">${escapeXml(it.label.length > 92 ? `${it.label.slice(0, 90)}…` : it.label)}</text>`,
+    );
     const drawBar = (v: number | undefined, dy: number, colour: string, bold: boolean): void => {
       if (v === undefined || v <= 0) return;
       const x0 = x(1);
       const x1 = x(Math.min(Math.max(v, 2 ** lo), 2 ** hi));
       const left = Math.min(x0, x1);
-      parts.push(`<rect x="${left.toFixed(1)}" y="${y + dy}" width="${Math.max(1, Math.abs(x1 - x0)).toFixed(1)}" height="${bar}" fill="${colour}"/>`);
+      parts.push(
+        `<rect x="${left.toFixed(1)}" y="${y + dy}" width="${Math.max(1, Math.abs(x1 - x0)).toFixed(1)}" height="${bar}" fill="${colour}"/>`,
+      );
       const tx = x1 >= x0 ? x1 + 4 : x1 - 4;
-      parts.push(`<text x="${tx.toFixed(1)}" y="${y + dy + 8}" text-anchor="${x1 >= x0 ? 'start' : 'end'}" font-size="10"${bold ? ' font-weight="bold"' : ''}>${v.toFixed(2)}×</text>`);
+      parts.push(
+        `<text x="${tx.toFixed(1)}" y="${y + dy + 8}" text-anchor="${x1 >= x0 ? 'start' : 'end'}" font-size="10"${bold ? ' font-weight="bold"' : ''}>${v.toFixed(2)}×</text>`,
+      );
     };
     const oursBetter = it.vsGo !== undefined && (it.better === 'higher' ? it.vsGo >= 1 : it.vsGo <= 1);
     drawBar(it.vsGo, 0, '#2b6cb0', oursBetter);
@@ -430,9 +577,13 @@ function describeProblems(res: BenchResults): string {
     }
   }
   for (const s of res.idle) {
-    if (s.failed > 0 || (s.lost ?? 0) > 0) lines.push(`- ${s.count} idle tunnels, ${s.impl}, run ${s.rep + 1}: ${s.failed} dials failed (${s.firstError ?? ''}), ${s.lost ?? 0} sessions lost while idle`);
+    if (s.failed > 0 || (s.lost ?? 0) > 0)
+      lines.push(
+        `- ${s.count} idle tunnels, ${s.impl}, run ${s.rep + 1}: ${s.failed} dials failed (${s.firstError ?? ''}), ${s.lost ?? 0} sessions lost while idle`,
+      );
     if (!s.settled) lines.push(`- ${s.count} idle tunnels, ${s.impl}, run ${s.rep + 1}: RSS had not settled at the time limit`);
   }
-  for (const s of res.pikoBench) if (s.problems > 0) lines.push(`- piko bench http → ${s.impl}, run ${s.rep + 1}: ${s.problems} warning/error lines`);
+  for (const s of res.pikoBench)
+    if (s.problems > 0) lines.push(`- piko bench http → ${s.impl}, run ${s.rep + 1}: ${s.problems} warning/error lines`);
   return lines.join('\n');
 }

@@ -49,27 +49,38 @@ export async function startServer(impl: Impl, flags: NodeFlags = {}): Promise<Se
       OURS_BIN,
       [
         'server',
-        '--proxy.bind-addr', bind(proxy),
-        '--upstream.bind-addr', bind(upstream),
-        '--admin.bind-addr', bind(admin),
+        '--proxy.bind-addr',
+        bind(proxy),
+        '--upstream.bind-addr',
+        bind(upstream),
+        '--admin.bind-addr',
+        bind(admin),
         '--proxy.access-log.disable',
-        '--log.level', 'warn',
-        '--grace-period', '3s',
+        '--log.level',
+        'warn',
+        '--grace-period',
+        '3s',
       ],
       { env: env(flags.nodeOptions) },
     );
   } else {
     child = startChild('go server', goBinary(), [
       'server',
-      '--proxy.bind-addr', bind(proxy),
-      '--upstream.bind-addr', bind(upstream),
-      '--admin.bind-addr', bind(admin),
-      '--cluster.gossip.bind-addr', bind(gossip),
+      '--proxy.bind-addr',
+      bind(proxy),
+      '--upstream.bind-addr',
+      bind(upstream),
+      '--admin.bind-addr',
+      bind(admin),
+      '--cluster.gossip.bind-addr',
+      bind(gossip),
       '--proxy.access-log=false',
       // v0.7.0 reports anonymous usage over the internet unless told not to.
       '--usage.disable',
-      '--log.level', 'warn',
-      '--grace-period', '3s',
+      '--log.level',
+      'warn',
+      '--grace-period',
+      '3s',
     ]);
   }
   const server: Server = {
@@ -79,7 +90,13 @@ export async function startServer(impl: Impl, flags: NodeFlags = {}): Promise<Se
     upstreamUrl: `http://${bind(upstream)}`,
     adminUrl: `http://${bind(admin)}`,
   };
-  await pollUntil(`${child.name} ready`, async () => (await httpGet(`${server.adminUrl}/ready`, 2_000)).status === 200, READY_TIMEOUT_MS, 50, child);
+  await pollUntil(
+    `${child.name} ready`,
+    async () => (await httpGet(`${server.adminUrl}/ready`, 2_000)).status === 200,
+    READY_TIMEOUT_MS,
+    50,
+    child,
+  );
   return server;
 }
 
@@ -91,7 +108,18 @@ export async function startHttpAgent(
   upstreamAddr: string,
   flags: NodeFlags = {},
 ): Promise<Child> {
-  const common = ['agent', 'http', endpointId, upstreamAddr, '--connect.url', server.upstreamUrl, '--log.level', 'warn', '--grace-period', '3s'];
+  const common = [
+    'agent',
+    'http',
+    endpointId,
+    upstreamAddr,
+    '--connect.url',
+    server.upstreamUrl,
+    '--log.level',
+    'warn',
+    '--grace-period',
+    '3s',
+  ];
   const child =
     impl === 'ours'
       ? startChild(`our agent → ${server.impl} server`, OURS_BIN, [...common, '--access-log.disable'], { env: env(flags.nodeOptions) })
@@ -104,7 +132,13 @@ export async function startHttpAgent(
  * `piko agent start` with one HTTP listener per endpoint, all toward `upstreamAddr`:
  * one process holding one session per listener, as `piko bench http` does in-process.
  */
-export async function startMultiAgent(impl: Impl, server: Server, endpointIds: string[], upstreamAddr: string, dir: string): Promise<Child> {
+export async function startMultiAgent(
+  impl: Impl,
+  server: Server,
+  endpointIds: string[],
+  upstreamAddr: string,
+  dir: string,
+): Promise<Child> {
   // The YAML differs: v0.7.0's access_log is a boolean, ours (as v0.9) an object.
   const accessLog = impl === 'ours' ? '    access_log:\n      disable: true\n' : '    access_log: false\n';
   const listeners = endpointIds
@@ -115,7 +149,9 @@ export async function startMultiAgent(impl: Impl, server: Server, endpointIds: s
   fs.writeFileSync(file, yaml);
   const child =
     impl === 'ours'
-      ? startChild(`our agent (${endpointIds.length} listeners)`, OURS_BIN, ['agent', 'start', '--config.path', file], { env: env(undefined) })
+      ? startChild(`our agent (${endpointIds.length} listeners)`, OURS_BIN, ['agent', 'start', '--config.path', file], {
+          env: env(undefined),
+        })
       : startChild(`go agent (${endpointIds.length} listeners)`, goBinary(), ['agent', 'start', '--config.path', file]);
   await waitForEndpoints(server.adminUrl, endpointIds, REGISTER_TIMEOUT_MS, child);
   return child;

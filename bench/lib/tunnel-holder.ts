@@ -10,14 +10,10 @@ import { WebSocketTransport } from '../../dataplane/tunnel/ws-transport';
  * re-opened: an idle tunnel the server drops must show in the result.
  */
 
-export type HolderRequest =
-  | { type: 'open'; url: string; prefix: string; count: number; window: number }
-  | { type: 'close' };
+export type HolderRequest = { type: 'open'; url: string; prefix: string; count: number; window: number } | { type: 'close' };
 
 export type HolderReply =
-  | { type: 'ready' }
-  | { type: 'opened'; ok: number; failed: number; ms: number; firstError?: string }
-  | { type: 'closed'; lost: number };
+  { type: 'ready' } | { type: 'opened'; ok: number; failed: number; ms: number; firstError?: string } | { type: 'closed'; lost: number };
 
 const HANDSHAKE_TIMEOUT_MS = 60_000;
 
@@ -43,7 +39,11 @@ function openOne(url: string, endpointId: string): Promise<void> {
     });
     // The session attaches inside 'open': frames may arrive in the same read as the 101.
     ws.once('open', () => {
-      const entry: Held = { ws, session: new Session(new WebSocketTransport(ws), { role: 'client', keepaliveIntervalMs: 0 }), closing: false };
+      const entry: Held = {
+        ws,
+        session: new Session(new WebSocketTransport(ws), { role: 'client', keepaliveIntervalMs: 0 }),
+        closing: false,
+      };
       entry.session.on('stream', (s) => s.destroy());
       entry.session.on('close', () => {
         if (!entry.closing) lost++;

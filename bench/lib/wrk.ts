@@ -75,13 +75,7 @@ export async function runWrk(opts: WrkOptions): Promise<WrkResult> {
   const lua = (opts.endpoints ? endpointsLua(opts.endpoints.prefix, opts.endpoints.count) : '') + DONE_LUA;
   const script = path.join(opts.dir, `wrk-${process.pid}-${scriptSeq++}.lua`);
   fs.writeFileSync(script, lua);
-  const args = [
-    '-t', String(opts.threads),
-    '-c', String(opts.connections),
-    '-d', `${opts.durationS}s`,
-    '--timeout', '10s',
-    '-s', script,
-  ];
+  const args = ['-t', String(opts.threads), '-c', String(opts.connections), '-d', `${opts.durationS}s`, '--timeout', '10s', '-s', script];
   for (const [k, v] of Object.entries(opts.headers ?? {})) args.push('-H', `${k}: ${v}`);
   args.push(opts.url);
   const child = startChild('wrk', 'wrk', args, { longRunning: false });
@@ -95,7 +89,10 @@ export async function runWrk(opts: WrkOptions): Promise<WrkResult> {
     .split('\n')
     .find((l) => l.startsWith('BENCHJSON '));
   if (!line) {
-    throw new BenchError('ERR_BENCH_WRK', `wrk ${args.join(' ')} exited (${exit.code}, ${exit.signal}) without a result:\n${child.logs().slice(-2000)}`);
+    throw new BenchError(
+      'ERR_BENCH_WRK',
+      `wrk ${args.join(' ')} exited (${exit.code}, ${exit.signal}) without a result:\n${child.logs().slice(-2000)}`,
+    );
   }
   const raw = JSON.parse(line.slice('BENCHJSON '.length)) as {
     requests: number;

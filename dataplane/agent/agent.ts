@@ -158,12 +158,9 @@ export class Agent extends EventEmitter<AgentEvents> {
       signal?.removeEventListener('abort', onAbort);
     }
     listener.on('error', (err: ClientError) => {
-      const failure = new AgentError(
-        'ERR_AGENT_LISTENER_FAILED',
-        config.endpointId,
-        `listener ${config.endpointId}: ${err.message}`,
-        { cause: err },
-      );
+      const failure = new AgentError('ERR_AGENT_LISTENER_FAILED', config.endpointId, `listener ${config.endpointId}: ${err.message}`, {
+        cause: err,
+      });
       this.log.error('listener failed', { endpointId: config.endpointId, error: err.message });
       if (this.listenerCount('error') > 0) this.emit('error', failure);
     });

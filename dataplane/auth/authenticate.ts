@@ -36,10 +36,7 @@ export function extractTenantId(headers: IncomingHttpHeaders): string | undefine
  * Undefined verifier = auth off: resolves undefined whatever the headers.
  * Rejects with AuthError only.
  */
-export async function authenticate(
-  verifier: TokenVerifier | undefined,
-  headers: IncomingHttpHeaders,
-): Promise<Token | undefined> {
+export async function authenticate(verifier: TokenVerifier | undefined, headers: IncomingHttpHeaders): Promise<Token | undefined> {
   if (!verifier) return undefined;
   return verifyOrInternal(verifier, extractToken(headers));
 }
@@ -48,10 +45,7 @@ export async function authenticate(
  * Authenticates a request on the upstream port. The token is read before the
  * tenant, as in Piko, so a request with neither gets `missing authorization`.
  */
-export async function authenticateTenant(
-  verifiers: TenantVerifiers | undefined,
-  headers: IncomingHttpHeaders,
-): Promise<Token | undefined> {
+export async function authenticateTenant(verifiers: TenantVerifiers | undefined, headers: IncomingHttpHeaders): Promise<Token | undefined> {
   if (!verifiers) return undefined;
   const token = extractToken(headers);
   return verifyOrInternal(verifiers.forTenant(extractTenantId(headers)), token);

@@ -6,14 +6,7 @@
  */
 import { Option, type Command } from 'commander';
 import { ConfigError } from '../config/errors';
-import {
-  argName,
-  formatDefault,
-  parseBoolWord,
-  parseFlagValue,
-  type FlagLeaf,
-  type LeafValue,
-} from '../config/schema';
+import { argName, formatDefault, parseBoolWord, parseFlagValue, type FlagLeaf, type LeafValue } from '../config/schema';
 
 export class FlagSet {
   private readonly attributes = new Map<string, FlagLeaf>();
@@ -32,8 +25,8 @@ export class FlagSet {
         cmd.addOption(new Option(`--no-${f.flag}`).hideHelp());
         this.attributes.set(option.attributeName(), f);
       } else {
-        const option = new Option(`${label} ${argName(f.leaf)}`, description).argParser(
-          (value: string, previous: LeafValue | undefined) => parseFlagValue(f.leaf, value, label, previous),
+        const option = new Option(`${label} ${argName(f.leaf)}`, description).argParser((value: string, previous: LeafValue | undefined) =>
+          parseFlagValue(f.leaf, value, label, previous),
         );
         cmd.addOption(option);
         this.attributes.set(option.attributeName(), f);

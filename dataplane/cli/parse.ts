@@ -33,12 +33,7 @@ export function parseForwardCommand(argv: readonly string[], options: ParseOptio
 
 type Captured = { server: ServerConfig; agent: AgentConfig; forward: ForwardConfig };
 
-function capture<K extends keyof Captured>(
-  command: string,
-  argv: readonly string[],
-  options: ParseOptions,
-  kind: K,
-): Captured[K] {
+function capture<K extends keyof Captured>(command: string, argv: readonly string[], options: ParseOptions, kind: K): Captured[K] {
   const got: Partial<Captured> = {};
   let stderr = '';
   const deps: CliDeps = {

@@ -19,13 +19,7 @@ import { loadOperatorConfig, OPERATOR_SPEC, type OperatorConfig } from '../confi
 import { flagLeaves } from '../config/schema';
 import { loadServerConfig, SERVER_SPEC, type ServerConfig } from '../config/server-config';
 import { addConfigOptions, booleanFlags, configSource, FlagSet, normaliseBooleanArgs } from './options';
-import {
-  clusterNodesYaml,
-  clusterNodeYaml,
-  NODE_STATUSES,
-  upstreamEndpointsYaml,
-  type StatusClientOptions,
-} from './status';
+import { clusterNodesYaml, clusterNodeYaml, NODE_STATUSES, upstreamEndpointsYaml, type StatusClientOptions } from './status';
 
 export interface CliDeps {
   runServer(config: ServerConfig): Promise<void>;
@@ -94,12 +88,7 @@ Examples:
   return program;
 }
 
-function addServerCommand(
-  program: Command,
-  deps: CliDeps,
-  env: NodeJS.ProcessEnv,
-  writeOut: (text: string) => void,
-): void {
+function addServerCommand(program: Command, deps: CliDeps, env: NodeJS.ProcessEnv, writeOut: (text: string) => void): void {
   const server = program
     .command('server')
     .summary('start a server node')
@@ -144,9 +133,7 @@ function addStatusCommand(server: Command, deps: CliDeps, writeOut: (text: strin
       `Queries a node's admin API and prints the answer as YAML: the upstream
 endpoints connected to it and the cluster as it sees it.`,
     )
-    .addOption(
-      new Option('--server.url <url>', 'URL of the server admin port. (default "http://localhost:8002")'),
-    )
+    .addOption(new Option('--server.url <url>', 'URL of the server admin port. (default "http://localhost:8002")'))
     .addOption(new Option('--server.token <token>', 'Bearer token for an admin port with auth enabled.'))
     .addOption(new Option('--forward <node-id>', 'Ask the node to forward the request to this node ID.'))
     // Inherited from `server`; status flags may follow the subcommands.

@@ -21,11 +21,7 @@ export class ClientError extends Error {
   /** The `error` field of the server's JSON body (Piko's message, e.g. `invalid token`). */
   readonly serverError: string | undefined;
 
-  constructor(
-    code: ClientErrorCode,
-    message: string,
-    options: { cause?: unknown; status?: number; serverError?: string } = {},
-  ) {
+  constructor(code: ClientErrorCode, message: string, options: { cause?: unknown; status?: number; serverError?: string } = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.code = code;
     this.status = options.status;

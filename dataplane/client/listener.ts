@@ -282,16 +282,15 @@ export class Listener extends EventEmitter<ListenerEvents> implements AsyncItera
       try {
         if (delay > 0) await sleep(delay, signal);
         this.log.debug('connecting', { url: redactUrl(this.options.wsUrl) });
-        await openWebSocket(
-          this.options.wsUrl,
-          { ...this.options, signal },
-          (ws, peer) => this.attach(ws, peer),
-        );
+        await openWebSocket(this.options.wsUrl, { ...this.options, signal }, (ws, peer) => this.attach(ws, peer));
         return;
       } catch (err) {
         if (signal.aborted) {
           const reason: unknown = signal.reason;
-          throw onAbort(lastError) ?? (reason instanceof ClientError ? reason : new ClientError('ERR_CLIENT_ABORTED', 'aborted', { cause: reason }));
+          throw (
+            onAbort(lastError) ??
+            (reason instanceof ClientError ? reason : new ClientError('ERR_CLIENT_ABORTED', 'aborted', { cause: reason }))
+          );
         }
         if (!isClientError(err) || !err.retryable) throw err;
         lastError = err;

@@ -4,7 +4,6 @@ import { ClientError } from './errors';
 export const DEFAULT_UPSTREAM_URL = 'http://localhost:8001';
 export const DEFAULT_PROXY_URL = 'http://localhost:8000';
 
-
 /** The WebSocket URL a listener connects to: `<base>/piko/v1/upstream/<id>` on the upstream port. */
 export function upstreamUrl(base: string, endpointId: string): string {
   return endpointUrl(base, UPSTREAM_PATH, endpointId);
@@ -40,10 +39,7 @@ function endpointUrl(base: string, route: string, endpointId: string): string {
     case 'wss:':
       break;
     default:
-      throw new ClientError(
-        'ERR_CLIENT_INVALID_ARGUMENT',
-        `server url ${JSON.stringify(base)} must use http, https, ws or wss`,
-      );
+      throw new ClientError('ERR_CLIENT_INVALID_ARGUMENT', `server url ${JSON.stringify(base)} must use http, https, ws or wss`);
   }
   // The ID is one path segment on the server; escaping keeps a `/` or `?` in it from changing the route.
   url.pathname = url.pathname.replace(/\/+$/, '') + route + encodeURIComponent(endpointId);

@@ -40,11 +40,7 @@ export interface PeerAddress {
  * the same packet as the 101, so the caller must attach its reader before
  * this function returns control to the event loop.
  */
-export function openWebSocket<T>(
-  url: string,
-  options: HandshakeOptions,
-  onOpen: (ws: WebSocket, peer: PeerAddress) => T,
-): Promise<T> {
+export function openWebSocket<T>(url: string, options: HandshakeOptions, onOpen: (ws: WebSocket, peer: PeerAddress) => T): Promise<T> {
   return new Promise<T>((resolve, reject) => {
     const { signal } = options;
     if (signal?.aborted) {

@@ -100,19 +100,9 @@ export const LISTENER_SPEC: GroupSpec = group({
   }),
   access_log: accessLogSpec('requests forwarded to the local service'),
   http_client: group({
-    keep_alive_timeout: duration(
-      DEFAULT_KEEP_ALIVE_MS,
-      'TCP keep-alive period of connections to the local service (0 = 30s).',
-    ),
-    idle_conn_timeout: duration(
-      DEFAULT_IDLE_CONN_MS,
-      'How long an idle connection to the local service is kept (0 = 90s).',
-    ),
-    max_idle_conns: int(
-      DEFAULT_MAX_IDLE_CONNS,
-      'Maximum idle connections to the local service (0 = 100, -1 = unlimited).',
-      { min: -1 },
-    ),
+    keep_alive_timeout: duration(DEFAULT_KEEP_ALIVE_MS, 'TCP keep-alive period of connections to the local service (0 = 30s).'),
+    idle_conn_timeout: duration(DEFAULT_IDLE_CONN_MS, 'How long an idle connection to the local service is kept (0 = 90s).'),
+    max_idle_conns: int(DEFAULT_MAX_IDLE_CONNS, 'Maximum idle connections to the local service (0 = 100, -1 = unlimited).', { min: -1 }),
     disable_compression: bool(false, 'Do not ask the local service for compressed responses.'),
   }),
   tls: clientTlsSpec('the local service', false, true),

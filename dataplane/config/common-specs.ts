@@ -16,9 +16,7 @@ export interface LogConfig {
 
 export const LOG_SPEC: GroupSpec = group({
   level: str('info', 'Minimum log level: debug, info, warn or error.', { choices: LOG_LEVELS, arg: '<level>' }),
-  subsystems: strList(
-    "Subsystems to log at every level, such as 'proxy' or 'upstream' (comma-separated, repeatable).",
-  ),
+  subsystems: strList("Subsystems to log at every level, such as 'proxy' or 'upstream' (comma-separated, repeatable)."),
 });
 
 /** `what` names the logged traffic in help text. */
@@ -67,11 +65,10 @@ export function authSpec(port: string): GroupSpec {
       `Keep ${port} connections open when their token expires (expiry is still checked on connect).`,
     ),
     jwks: group({
-      endpoint: str(
-        '',
-        `JWKS to verify ${port} JWTs: an http, https or file URL. Cannot be combined with the static keys.`,
-        { optional: true, arg: '<url>' },
-      ),
+      endpoint: str('', `JWKS to verify ${port} JWTs: an http, https or file URL. Cannot be combined with the static keys.`, {
+        optional: true,
+        arg: '<url>',
+      }),
       // Piko's defaults are 0, meaning "the library default"; the verifier
       // resolves 0 to its own defaults (1h and 10s).
       cache_ttl: duration(0, 'How long a fetched JWKS is used before it is fetched again (0 = 1h).'),

@@ -109,6 +109,8 @@ export function formatDuration(ms: number): string {
 function decimal(value: number, digits: number): string {
   const scale = 10 ** digits;
   const whole = Math.floor(value / scale);
-  const frac = String(value % scale).padStart(digits, '0').replace(/0+$/, '');
+  const frac = String(value % scale)
+    .padStart(digits, '0')
+    .replace(/0+$/, '');
   return frac === '' ? String(whole) : `${whole}.${frac}`;
 }

@@ -25,11 +25,7 @@ export class ConfigError extends Error {
 
   constructor(message: string, options: ConfigErrorOptions = {}) {
     const where =
-      options.file === undefined
-        ? ''
-        : options.line === undefined
-          ? ` (${options.file})`
-          : ` (${options.file} line ${options.line})`;
+      options.file === undefined ? '' : options.line === undefined ? ` (${options.file})` : ` (${options.file} line ${options.line})`;
     super(message + where, options.cause === undefined ? undefined : { cause: options.cause });
     this.path = options.path ?? '';
     this.file = options.file;

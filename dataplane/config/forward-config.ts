@@ -53,8 +53,7 @@ export interface ForwardLoadOptions extends LoadOptions {
 
 export function loadForwardConfig(options: ForwardLoadOptions = {}): ForwardConfig {
   const { port, ...load } = options;
-  const replace =
-    port === undefined ? load.replace : { ...load.replace, ports: [{ addr: port.addr, endpoint_id: port.endpointId }] };
+  const replace = port === undefined ? load.replace : { ...load.replace, ports: [{ addr: port.addr, endpoint_id: port.endpointId }] };
   const raw = loadRaw(FORWARD_SPEC, { ...load, ...(replace === undefined ? {} : { replace }) });
   const config = toTyped(FORWARD_SPEC, raw) as unknown as ForwardConfig;
   finish(config);

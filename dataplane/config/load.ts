@@ -5,17 +5,7 @@
  * `--config.expand-env` substitution in the file text.
  */
 import { readFileSync } from 'node:fs';
-import {
-  isAlias,
-  isMap,
-  isScalar,
-  isSeq,
-  LineCounter,
-  parseDocument,
-  type Document,
-  type Node,
-  type Scalar,
-} from 'yaml';
+import { isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node, type Scalar } from 'yaml';
 import { parseDuration } from './duration';
 import { ConfigError } from './errors';
 import {
@@ -178,8 +168,22 @@ type Entry = { key: string; value: Node | null; keyNode: Node };
 
 // YAML 1.1 booleans, which Go's yaml.v3 still accepts for bool fields.
 const YAML11_BOOLEANS: Readonly<Record<string, boolean>> = {
-  y: true, Y: true, yes: true, Yes: true, YES: true, on: true, On: true, ON: true,
-  n: false, N: false, no: false, No: false, NO: false, off: false, Off: false, OFF: false,
+  y: true,
+  Y: true,
+  yes: true,
+  Yes: true,
+  YES: true,
+  on: true,
+  On: true,
+  ON: true,
+  n: false,
+  N: false,
+  no: false,
+  No: false,
+  NO: false,
+  off: false,
+  Off: false,
+  OFF: false,
 };
 
 class Decoder {

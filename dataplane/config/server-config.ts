@@ -209,7 +209,7 @@ export const SERVER_SPEC: GroupSpec = group({
       optional: true,
       arg: '<prefix>',
     }),
-    name: str('piko', "Name of the cluster; labels its registry objects so clusters can share a namespace.", {
+    name: str('piko', 'Name of the cluster; labels its registry objects so clusters can share a namespace.', {
       arg: '<name>',
     }),
     registry: str('memory', "Where nodes learn of each other's endpoints: 'memory' (single node) or 'kubernetes'.", {
@@ -233,11 +233,9 @@ export const SERVER_SPEC: GroupSpec = group({
     }),
   }),
   log: LOG_SPEC,
-  grace_period: duration(
-    60_000,
-    'Time allowed after SIGTERM or SIGINT to drain requests and close upstream connections before exiting.',
-    { positive: true },
-  ),
+  grace_period: duration(60_000, 'Time allowed after SIGTERM or SIGINT to drain requests and close upstream connections before exiting.', {
+    positive: true,
+  }),
 });
 
 const NODE_ID_ALPHABET = 'abcdefghijklmnopqrstuvwxyz0123456789';
@@ -290,10 +288,9 @@ function finish(c: ServerConfig): void {
     c.cluster.nodeId = (c.cluster.nodeIdPrefix ?? '') + generateNodeId();
   }
   if (!NODE_ID_PATTERN.test(c.cluster.nodeId)) {
-    throw new ConfigError(
-      `cluster.node_id ${JSON.stringify(c.cluster.nodeId)} must be 1-128 letters, digits or . _ ~ -`,
-      { path: 'cluster.node_id' },
-    );
+    throw new ConfigError(`cluster.node_id ${JSON.stringify(c.cluster.nodeId)} must be 1-128 letters, digits or . _ ~ -`, {
+      path: 'cluster.node_id',
+    });
   }
   if (!/^[a-z0-9]([-a-z0-9]{0,40}[a-z0-9])?$/.test(c.cluster.name)) {
     throw new ConfigError('cluster.name must be 1-42 lower-case letters, digits or -, starting and ending alphanumeric', {

@@ -35,15 +35,11 @@ export function serverTlsSpec(port: string): GroupSpec {
       arg: '<path>',
     }),
     key: str('', `Path to the PEM private key for the ${port} port.`, { optional: true, arg: '<path>' }),
-    client_cas: str(
-      '',
-      `Path to PEM client certificate authorities; when set, ${port} clients must present a certificate they signed.`,
-      { optional: true, arg: '<path>' },
-    ),
-    client: clientTlsSpec(
-      port === 'proxy' ? 'other Piko nodes when forwarding requests' : `other Piko nodes (${port} port)`,
-      true,
-    ),
+    client_cas: str('', `Path to PEM client certificate authorities; when set, ${port} clients must present a certificate they signed.`, {
+      optional: true,
+      arg: '<path>',
+    }),
+    client: clientTlsSpec(port === 'proxy' ? 'other Piko nodes when forwarding requests' : `other Piko nodes (${port} port)`, true),
   });
 }
 

@@ -70,9 +70,7 @@ export class Forwarder {
   /** Stops listening and closes every forwarded connection. */
   async close(): Promise<void> {
     this.closed = true;
-    const closing = this.bound.splice(0).map(
-      (b) => new Promise<void>((resolve) => b.server.close(() => resolve())),
-    );
+    const closing = this.bound.splice(0).map((b) => new Promise<void>((resolve) => b.server.close(() => resolve())));
     for (const conn of this.open) conn.destroy();
     await Promise.all(closing);
   }

@@ -134,7 +134,12 @@ function closedEarly(): ProxyError {
 }
 
 /** A request on a connection of its own. Until the HTTP client has it, the connection is the caller's to destroy. */
-function requestOn(conn: Connection, options: CommonOptions, method: string | undefined, headers: http.OutgoingHttpHeaders): http.ClientRequest {
+function requestOn(
+  conn: Connection,
+  options: CommonOptions,
+  method: string | undefined,
+  headers: http.OutgoingHttpHeaders,
+): http.ClientRequest {
   return http.request({ method, path: options.path, headers, setHost: false, createConnection: () => conn as net.Socket });
 }
 

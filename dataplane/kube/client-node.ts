@@ -5,13 +5,7 @@
  * no request goes anywhere the ClusterRole does not name.
  */
 import * as fs from 'node:fs';
-import {
-  HttpMethod,
-  IsomorphicFetchHttpLibrary,
-  KubeConfig,
-  RequestContext,
-  type ResponseContext,
-} from '@kubernetes/client-node';
+import { HttpMethod, IsomorphicFetchHttpLibrary, KubeConfig, RequestContext, type ResponseContext } from '@kubernetes/client-node';
 import { codeForStatus, KubeApiError } from './errors';
 import {
   type ApplyOptions,

@@ -101,21 +101,14 @@ export function createAccessLogger(logger: Logger, cfg: AccessLogConfig): Access
   };
 }
 
-type HeaderFilter = (
-  headers: IncomingHttpHeaders | OutgoingHttpHeaders,
-) => Record<string, string[]>;
+type HeaderFilter = (headers: IncomingHttpHeaders | OutgoingHttpHeaders) => Record<string, string[]>;
 
 function headerFilter(lists: HeaderListConfig): HeaderFilter {
   const allow = new Set(lists.allowList.map((h) => h.toLowerCase()));
   const block = new Set(lists.blockList.map((h) => h.toLowerCase()));
   // Allow and block are mutually exclusive by validation; if both arrive
   // anyway, the allow list wins as in Piko, which is also the safer reading.
-  const keep =
-    allow.size > 0
-      ? (name: string) => allow.has(name)
-      : block.size > 0
-        ? (name: string) => !block.has(name)
-        : () => true;
+  const keep = allow.size > 0 ? (name: string) => allow.has(name) : block.size > 0 ? (name: string) => !block.has(name) : () => true;
 
   return (headers) => {
     const out: Record<string, string[]> = {};

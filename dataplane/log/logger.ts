@@ -52,9 +52,7 @@ export function createLogger(options: LoggerOptions): Logger {
   return winston.createLogger({
     level: 'debug',
     format,
-    transports: [
-      new winston.transports.Stream({ stream: options.stream ?? process.stderr }),
-    ],
+    transports: [new winston.transports.Stream({ stream: options.stream ?? process.stderr })],
   });
 }
 

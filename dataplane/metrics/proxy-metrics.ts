@@ -30,22 +30,10 @@ const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10
 // prometheus.ExponentialBuckets(256, 4, 8): 256 B up to 4 MiB.
 const SIZE_BUCKETS = exponentialBuckets(256, 4, 8);
 
-export function createProxyMetrics(
-  registry: Registry,
-  opts: ProxyMetricsOptions & { endpointLabel: true },
-): ProxyMetrics<EndpointLabel>;
-export function createProxyMetrics(
-  registry: Registry,
-  opts: ProxyMetricsOptions & { endpointLabel: false },
-): ProxyMetrics;
-export function createProxyMetrics(
-  registry: Registry,
-  opts: ProxyMetricsOptions,
-): ProxyMetrics<EndpointLabel> | ProxyMetrics;
-export function createProxyMetrics(
-  registry: Registry,
-  opts: ProxyMetricsOptions,
-): ProxyMetrics<EndpointLabel> | ProxyMetrics {
+export function createProxyMetrics(registry: Registry, opts: ProxyMetricsOptions & { endpointLabel: true }): ProxyMetrics<EndpointLabel>;
+export function createProxyMetrics(registry: Registry, opts: ProxyMetricsOptions & { endpointLabel: false }): ProxyMetrics;
+export function createProxyMetrics(registry: Registry, opts: ProxyMetricsOptions): ProxyMetrics<EndpointLabel> | ProxyMetrics;
+export function createProxyMetrics(registry: Registry, opts: ProxyMetricsOptions): ProxyMetrics<EndpointLabel> | ProxyMetrics {
   const extra: EndpointLabel[] = opts.endpointLabel ? ['endpoint'] : [];
   const registers = [registry];
   const p = opts.prefix;

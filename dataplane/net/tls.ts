@@ -6,11 +6,7 @@ import tls from 'node:tls';
 import type { ClientTlsConfig, TlsConfig } from '../config/tls-config';
 
 export type TlsConfigErrorCode =
-  | 'ERR_TLS_FILE_UNREADABLE'
-  | 'ERR_TLS_MISSING_CERT'
-  | 'ERR_TLS_MISSING_KEY'
-  | 'ERR_TLS_INVALID_PEM'
-  | 'ERR_TLS_INVALID_KEY_PAIR';
+  'ERR_TLS_FILE_UNREADABLE' | 'ERR_TLS_MISSING_CERT' | 'ERR_TLS_MISSING_KEY' | 'ERR_TLS_INVALID_PEM' | 'ERR_TLS_INVALID_KEY_PAIR';
 
 /**
  * A TLS block that cannot be turned into a secure context. `field` is the
@@ -144,11 +140,8 @@ function checkKeyPair(options: tls.SecureContextOptions, certField: string, keyF
     tls.createSecureContext({ cert: options.cert, key: options.key });
   } catch (err) {
     const reason = err instanceof Error ? err.message : String(err);
-    throw new TlsConfigError(
-      'ERR_TLS_INVALID_KEY_PAIR',
-      certField,
-      `${certField}, ${keyField}: cannot load key pair: ${reason}`,
-      { cause: err },
-    );
+    throw new TlsConfigError('ERR_TLS_INVALID_KEY_PAIR', certField, `${certField}, ${keyField}: cannot load key pair: ${reason}`, {
+      cause: err,
+    });
   }
 }

@@ -125,9 +125,7 @@ export class ProxyServer {
   handleUpgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer): void {
     socket.on('error', () => socket.destroy());
     const tcpEndpoint = req.url?.startsWith(TCP_PATH) ? endpointIdFromTcpPath(req.url) : undefined;
-    const work = req.url?.startsWith(TCP_PATH)
-      ? this.serveTcp(req, socket, head, tcpEndpoint)
-      : this.serveUpgrade(req, socket, head);
+    const work = req.url?.startsWith(TCP_PATH) ? this.serveTcp(req, socket, head, tcpEndpoint) : this.serveUpgrade(req, socket, head);
     void work.catch((err: unknown) => {
       this.options.logger.error('proxy upgrade failed', { error: String(err) });
       writeJsonErrorToSocket(socket, 500, 'internal error');
@@ -298,7 +296,8 @@ export class ProxyServer {
 
   private logFailure(endpointId: string, err: ProxyError | undefined): void {
     if (!err) return;
-    const cause = err.cause instanceof Error ? `${(err.cause as NodeJS.ErrnoException).code ?? err.cause.name}: ${err.cause.message}` : undefined;
+    const cause =
+      err.cause instanceof Error ? `${(err.cause as NodeJS.ErrnoException).code ?? err.cause.name}: ${err.cause.message}` : undefined;
     this.options.logger.warn('proxy request failed', { endpointId, code: err.code, error: err.message, ...(cause ? { cause } : {}) });
   }
 

@@ -16,7 +16,9 @@ export async function runServer(config: ServerConfig): Promise<void> {
             // Loaded only here: the Kubernetes client costs a single node
             // tens of MiB of memory and start-up time it would never use.
             // eslint-disable-next-line @typescript-eslint/no-require-imports
-            (require('../registry/kubernetes/kubernetes-registry') as typeof import('../registry/kubernetes/kubernetes-registry')).createKubernetesRegistry({
+            (
+              require('../registry/kubernetes/kubernetes-registry') as typeof import('../registry/kubernetes/kubernetes-registry')
+            ).createKubernetesRegistry({
               ...addrs,
               clusterName: cluster.name,
               // loadServerConfig refuses the kubernetes registry without a secret.

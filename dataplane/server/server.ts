@@ -176,11 +176,7 @@ export class Server {
     const { config, deps } = this;
     const admin = await listen(this.adminHttp, parseListenAddr(config.admin.bindAddr, 'admin.bind-addr'), 'admin.bind-addr');
     const proxy = await listen(this.proxyHttp, parseListenAddr(config.proxy.bindAddr, 'proxy.bind-addr'), 'proxy.bind-addr');
-    const upstream = await listen(
-      this.upstreamHttp,
-      parseListenAddr(config.upstream.bindAddr, 'upstream.bind-addr'),
-      'upstream.bind-addr',
-    );
+    const upstream = await listen(this.upstreamHttp, parseListenAddr(config.upstream.bindAddr, 'upstream.bind-addr'), 'upstream.bind-addr');
     this.bound = { proxy, upstream, admin };
     const addrs = {
       nodeId: config.cluster.nodeId,

@@ -55,10 +55,7 @@ export class FrameReader {
       }
       if (header.type === TYPE_DATA) {
         if (header.length > this.maxDataLength) {
-          throw new TunnelError(
-            'ERR_YAMUX_PROTOCOL',
-            `data frame of ${header.length} bytes exceeds the ${this.maxDataLength} byte limit`,
-          );
+          throw new TunnelError('ERR_YAMUX_PROTOCOL', `data frame of ${header.length} bytes exceeds the ${this.maxDataLength} byte limit`);
         }
         this.current = header;
         this.payloadLeft = header.length;

@@ -39,14 +39,7 @@ export function encodeHeader(type: FrameType, flags: number, streamId: number, l
 }
 
 /** Writes a header into `buf` at `offset`, for callers that pack frames into one buffer. */
-export function writeHeader(
-  buf: Buffer,
-  offset: number,
-  type: FrameType,
-  flags: number,
-  streamId: number,
-  length: number,
-): void {
+export function writeHeader(buf: Buffer, offset: number, type: FrameType, flags: number, streamId: number, length: number): void {
   buf[offset] = YAMUX_VERSION;
   buf[offset + 1] = type;
   buf.writeUInt16BE(flags, offset + 2);

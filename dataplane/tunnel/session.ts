@@ -187,9 +187,7 @@ export class Session extends EventEmitter<SessionEvents> {
     }
     if (this.streams.size >= this.options.maxStreams) {
       this.emit('limit', 'max_streams');
-      return Promise.reject(
-        new TunnelError('ERR_YAMUX_TOO_MANY_STREAMS', `session has ${this.streams.size} open streams`),
-      );
+      return Promise.reject(new TunnelError('ERR_YAMUX_TOO_MANY_STREAMS', `session has ${this.streams.size} open streams`));
     }
     const id = this.nextStreamId;
     if (id > MAX_STREAM_ID) {
@@ -312,9 +310,7 @@ export class Session extends EventEmitter<SessionEvents> {
       this.reader.push(data);
     } catch (err) {
       const tunnelErr =
-        err instanceof TunnelError
-          ? err
-          : new TunnelError('ERR_YAMUX_PROTOCOL', `frame handling failed: ${String(err)}`, { cause: err });
+        err instanceof TunnelError ? err : new TunnelError('ERR_YAMUX_PROTOCOL', `frame handling failed: ${String(err)}`, { cause: err });
       // Tell a well-behaved peer why before hanging up, as Go yamux does.
       this.writeFrame(
         TYPE_GO_AWAY,
@@ -422,16 +418,15 @@ export class Session extends EventEmitter<SessionEvents> {
       this.emit('goaway');
       return;
     }
-    const reason = h.length === GO_AWAY_PROTOCOL_ERROR ? 'protocol error' : h.length === GO_AWAY_INTERNAL_ERROR ? 'internal error' : `code ${h.length}`;
+    const reason =
+      h.length === GO_AWAY_PROTOCOL_ERROR ? 'protocol error' : h.length === GO_AWAY_INTERNAL_ERROR ? 'internal error' : `code ${h.length}`;
     this.close(new TunnelError('ERR_YAMUX_REMOTE_ERROR', `peer ended the session: ${reason} (${describeHeader(h)})`));
   }
 
   private keepalive(): void {
     this.ping().catch((err: unknown) => {
       if (this.closedWith) return;
-      this.close(
-        err instanceof TunnelError ? err : new TunnelError('ERR_YAMUX_KEEPALIVE_TIMEOUT', 'keepalive failed', { cause: err }),
-      );
+      this.close(err instanceof TunnelError ? err : new TunnelError('ERR_YAMUX_KEEPALIVE_TIMEOUT', 'keepalive failed', { cause: err }));
     });
   }
 
@@ -482,9 +477,7 @@ export class Session extends EventEmitter<SessionEvents> {
     if (!this.congested) this.pendingControlFrames = 0;
     if (!this.closedWith && this.transport.bufferedAmount > this.options.maxBufferedBytes) {
       this.emit('limit', 'max_buffered_bytes');
-      this.close(
-        new TunnelError('ERR_YAMUX_CONGESTED', `peer left ${this.transport.bufferedAmount} bytes unread`),
-      );
+      this.close(new TunnelError('ERR_YAMUX_CONGESTED', `peer left ${this.transport.bufferedAmount} bytes unread`));
     }
   }
 

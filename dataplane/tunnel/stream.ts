@@ -248,9 +248,7 @@ export class TunnelStream extends Duplex {
       }
       const n = Math.min(this.sendWindow, pending.chunk.length - pending.offset);
       const payload =
-        pending.offset === 0 && n === pending.chunk.length
-          ? pending.chunk
-          : pending.chunk.subarray(pending.offset, pending.offset + n);
+        pending.offset === 0 && n === pending.chunk.length ? pending.chunk : pending.chunk.subarray(pending.offset, pending.offset + n);
       this.session.writeFrame(TYPE_DATA, 0, this.id, n, payload);
       this.sendWindow -= n;
       pending.offset += n;

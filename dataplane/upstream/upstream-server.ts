@@ -19,7 +19,6 @@ import type { TunnelStream } from '../tunnel/stream';
 import { isMessageTooLarge, WebSocketTransport } from '../tunnel/ws-transport';
 import { startTimer } from '../time/timer';
 
-
 export interface UpstreamServerOptions {
   upstreams: LocalUpstreams;
   /** Undefined means auth is off; tenants are chosen by `x-piko-tenant-id`. */

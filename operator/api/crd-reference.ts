@@ -94,7 +94,8 @@ function defaultText(s: JSONSchemaProps): string {
 }
 
 function typeName(s: JSONSchemaProps): string {
-  if (s['x-kubernetes-int-or-string'] === true) return s.pattern !== undefined && s.pattern.startsWith('^(\\+|-)?') ? 'quantity' : 'integer or string';
+  if (s['x-kubernetes-int-or-string'] === true)
+    return s.pattern !== undefined && s.pattern.startsWith('^(\\+|-)?') ? 'quantity' : 'integer or string';
   if (s.type === 'string' && s.pattern === DURATION_PATTERN) return 'duration';
   if (s.type === 'array') return `[]${s.items === undefined ? '' : typeName(s.items)}`;
   if (s.type === 'object' && s.additionalProperties !== undefined) return `map[string]${typeName(s.additionalProperties)}`;

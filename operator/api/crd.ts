@@ -1,16 +1,5 @@
 /** The PikoCluster CustomResourceDefinition, built from the schema in this folder. */
-import {
-  CATEGORIES,
-  CRD_NAME,
-  GROUP,
-  KIND,
-  LIST_KIND,
-  PLURAL,
-  SHORT_NAMES,
-  SINGULAR,
-  VERSION,
-  pikoClusterSchema,
-} from './pikocluster';
+import { CATEGORIES, CRD_NAME, GROUP, KIND, LIST_KIND, PLURAL, SHORT_NAMES, SINGULAR, VERSION, pikoClusterSchema } from './pikocluster';
 import type { JSONSchemaProps } from './schema-builder';
 
 export interface PrinterColumn {

@@ -44,7 +44,14 @@ const imageSchema = obj(
     digest: str({ description: 'Image digest (sha256:...); pins the image, overriding the tag.', pattern: IMAGE_DIGEST }),
     pullPolicy: str({ description: 'Image pull policy.', enum: PULL_POLICIES, default: 'IfNotPresent' }),
     pullSecrets: arr(
-      obj({ name: str({ description: 'Name of a docker-registry Secret.', required: true, pattern: DNS_SUBDOMAIN, maxLength: DNS_SUBDOMAIN_MAX }) }),
+      obj({
+        name: str({
+          description: 'Name of a docker-registry Secret.',
+          required: true,
+          pattern: DNS_SUBDOMAIN,
+          maxLength: DNS_SUBDOMAIN_MAX,
+        }),
+      }),
       { description: 'Secrets used to pull the image.', listType: 'map', listMapKeys: ['name'] },
     ),
   },
@@ -110,13 +117,10 @@ const schedulingSchema = obj(
       description: 'Tolerations of the pods (Kubernetes Toleration objects).',
     }),
     affinity: preserveUnknown<V1Affinity>({ description: 'Affinity of the pods (a Kubernetes Affinity object).' }),
-    topologySpreadConstraints: arr(
-      preserveUnknown<V1TopologySpreadConstraint>({ description: 'A Kubernetes TopologySpreadConstraint.' }),
-      {
-        description:
-          "How the pods spread across zones or nodes (Kubernetes TopologySpreadConstraint objects); a constraint without labelSelector selects this cluster's pods.",
-      },
-    ),
+    topologySpreadConstraints: arr(preserveUnknown<V1TopologySpreadConstraint>({ description: 'A Kubernetes TopologySpreadConstraint.' }), {
+      description:
+        "How the pods spread across zones or nodes (Kubernetes TopologySpreadConstraint objects); a constraint without labelSelector selects this cluster's pods.",
+    }),
     priorityClassName: str({ description: 'PriorityClass of the pods.', pattern: DNS_SUBDOMAIN, maxLength: DNS_SUBDOMAIN_MAX }),
   },
   { description: 'Where the pods are scheduled.' },

@@ -38,7 +38,8 @@ export const statusSchema = obj(
   {
     observedGeneration: int({ description: 'metadata.generation the status was derived from.', minimum: 0, format: 'int64' }),
     conditions: arr(conditionSchema, {
-      description: 'Ready: every replica runs the current spec and is ready. Progressing: a rollout or scale is under way. Degraded: the spec is invalid or pods fail.',
+      description:
+        'Ready: every replica runs the current spec and is ready. Progressing: a rollout or scale is under way. Degraded: the spec is invalid or pods fail.',
       listType: 'map',
       listMapKeys: ['type'],
     }),
@@ -47,7 +48,7 @@ export const statusSchema = obj(
     endpoints: int({ description: 'Distinct endpoints with at least one upstream, across the cluster.', minimum: 0 }),
     upstreams: int({ description: 'Upstream connections across the cluster.', minimum: 0 }),
     nodes: arr(nodeSchema, { description: 'One entry per pod.', listType: 'map', listMapKeys: ['name'] }),
-    selector: str({ description: "Label selector of the pods, for the scale subresource (HorizontalPodAutoscaler)." }),
+    selector: str({ description: 'Label selector of the pods, for the scale subresource (HorizontalPodAutoscaler).' }),
   },
   { description: 'Observed state, written by the operator.' },
 );

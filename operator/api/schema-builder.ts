@@ -75,9 +75,7 @@ type Simplify<T> = { [K in keyof T]: T[K] } & {};
 
 type KeysWith<F, P extends Presence> = { [K in keyof F]: F[K] extends Schema<unknown, unknown, P> ? K : never }[keyof F];
 
-type ObjOut<F> = Simplify<
-  { [K in KeysWith<F, 'required' | 'defaulted'>]: Infer<F[K]> } & { [K in KeysWith<F, 'optional'>]?: Infer<F[K]> }
->;
+type ObjOut<F> = Simplify<{ [K in KeysWith<F, 'required' | 'defaulted'>]: Infer<F[K]> } & { [K in KeysWith<F, 'optional'>]?: Infer<F[K]> }>;
 type ObjIn<F> = Simplify<
   { [K in KeysWith<F, 'required'>]: InferInput<F[K]> } & {
     [K in KeysWith<F, 'optional' | 'defaulted'>]?: InferInput<F[K]>;
@@ -107,7 +105,10 @@ function common(o: CommonOptions & { default?: unknown }): { props: JSONSchemaPr
   return { props, presence: o.required === true ? 'required' : o.default !== undefined ? 'defaulted' : 'optional' };
 }
 
-function make<Out, In, P extends Presence>(base: { props: JSONSchemaProps; presence: Presence }, extra: JSONSchemaProps): Schema<Out, In, P> {
+function make<Out, In, P extends Presence>(
+  base: { props: JSONSchemaProps; presence: Presence },
+  extra: JSONSchemaProps,
+): Schema<Out, In, P> {
   // Description, then type and shape, then default and rules: the order the generated YAML reads best in.
   const { description, ...rest } = base.props;
   const props: JSONSchemaProps = { ...(description === undefined ? {} : { description }), ...extra, ...rest };
@@ -252,9 +253,7 @@ export interface QuantityOptions extends CommonOptions {
 }
 
 /** A resource quantity (`500m`, `128Mi`, `2`). */
-export function quantity<const O extends QuantityOptions = {}>(
-  o: O = {} as O,
-): Schema<number | string, number | string, PresenceOf<O>> {
+export function quantity<const O extends QuantityOptions = {}>(o: O = {} as O): Schema<number | string, number | string, PresenceOf<O>> {
   return make(common(o), {
     anyOf: [{ type: 'integer' }, { type: 'string' }],
     pattern: QUANTITY_PATTERN,

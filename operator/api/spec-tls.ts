@@ -59,7 +59,8 @@ export const tlsSchema = obj(
       },
       {
         rule: '!has(self.proxy) || !has(self.proxy.clientCASecretRef) || (has(self.forwarding) && has(self.forwarding.clientCertSecretName))',
-        message: 'tls.forwarding.clientCertSecretName is required with tls.proxy.clientCASecretRef: pods must present a certificate to each other',
+        message:
+          'tls.forwarding.clientCertSecretName is required with tls.proxy.clientCASecretRef: pods must present a certificate to each other',
       },
     ],
   },

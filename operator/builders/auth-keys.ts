@@ -41,7 +41,12 @@ export function authKeys(spec: PikoClusterSpec): AuthKey[] {
     ];
     for (const [kind, ref] of refs) {
       if (ref === undefined) continue;
-      out.push({ port, kind, env: `PIKO_${port.toUpperCase()}_${FLAG_KEY[kind].toUpperCase().replace(/-/g, '_')}`, secret: { name: ref.name, key: ref.key } });
+      out.push({
+        port,
+        kind,
+        env: `PIKO_${port.toUpperCase()}_${FLAG_KEY[kind].toUpperCase().replace(/-/g, '_')}`,
+        secret: { name: ref.name, key: ref.key },
+      });
     }
   }
   return out;

@@ -71,7 +71,11 @@ export function renderServerConfig(cluster: PikoCluster): string {
       out['upstream_wait'] = spec.upstreamWait;
     }
     const auth = spec.auth?.[name];
-    if (auth !== undefined) out['auth'] = authYaml(auth, keys.find((k) => k.port === name && k.kind === 'hmac'));
+    if (auth !== undefined)
+      out['auth'] = authYaml(
+        auth,
+        keys.find((k) => k.port === name && k.kind === 'hmac'),
+      );
     const files = tls.ports[name];
     // Piko's proxy.tls.client is what a pod dials other pods' proxy ports with.
     if (files !== undefined) out['tls'] = tlsYaml(files, name === 'proxy' ? tls.forwarding : undefined);

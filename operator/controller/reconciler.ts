@@ -26,7 +26,16 @@ import { validateSpec } from '../builders/validate-spec';
 import { deriveStatus, type StatusProblem } from '../status/derive-status';
 import { statusEqual } from '../status/status-equal';
 import { isApiError, KubeApiError } from '../../dataplane/kube/errors';
-import { RESOURCES, resourceFor, splitKey, type KubeClient, type KubeObject, type OwnerReference, type ResourceType, type WriteObject } from '../../dataplane/kube/client';
+import {
+  RESOURCES,
+  resourceFor,
+  splitKey,
+  type KubeClient,
+  type KubeObject,
+  type OwnerReference,
+  type ResourceType,
+  type WriteObject,
+} from '../../dataplane/kube/client';
 import type { EventRecorder } from './event-recorder';
 import { missingSecretProblems, SECRET_NOT_FOUND } from './referenced-secrets';
 import { analyseRegistry } from './registry-nodes';
@@ -162,11 +171,7 @@ export class Reconciler {
    * objects no longer wanted. Returns a problem when the apiserver refused a
    * child as invalid.
    */
-  private async applyChildren(
-    key: string,
-    cluster: PikoCluster,
-    request: { signal?: AbortSignal },
-  ): Promise<StatusProblem | undefined> {
+  private async applyChildren(key: string, cluster: PikoCluster, request: { signal?: AbortSignal }): Promise<StatusProblem | undefined> {
     const namespace = cluster.metadata.namespace;
     let applied = this.applied.get(key);
     if (applied === undefined) {

@@ -47,8 +47,7 @@ export function setCondition(
     type: input.type,
     status: input.status,
     observedGeneration,
-    lastTransitionTime:
-      previous !== undefined && previous.status === input.status ? previous.lastTransitionTime : formatTime(now),
+    lastTransitionTime: previous !== undefined && previous.status === input.status ? previous.lastTransitionTime : formatTime(now),
     reason: input.reason,
     message: truncate(input.message),
   };

@@ -123,17 +123,21 @@ describe('the user path on a real node', () => {
     (manifest!.spec as Record<string, unknown>)['image'] = image();
     await cluster!.kubectl(['apply', '-f', '-'], JSON.stringify(manifest));
     await cluster!.kubectl(['-n', 'piko-system', 'wait', '--for=condition=Ready', 'pikocluster/piko', '--timeout=180s']);
-    const live = await json<{ metadata: { uid: string }; status: { readyReplicas?: number; conditions: { type: string; status: string }[] } }>([
-      '-n',
-      'piko-system',
-      'get',
-      'pikocluster',
-      'piko',
-    ]);
+    const live = await json<{
+      metadata: { uid: string };
+      status: { readyReplicas?: number; conditions: { type: string; status: string }[] };
+    }>(['-n', 'piko-system', 'get', 'pikocluster', 'piko']);
     expect(live.status).toMatchObject({ readyReplicas: 3 });
     expect(live.status.conditions.find((c) => c.type === 'Degraded')?.status).toBe('False');
     // What the operator made is owned by the PikoCluster, so the garbage collector removes it with it.
-    const owner = { apiVersion: 'piko.dev/v1alpha1', kind: 'PikoCluster', name: 'piko', uid: live.metadata.uid, controller: true, blockOwnerDeletion: true };
+    const owner = {
+      apiVersion: 'piko.dev/v1alpha1',
+      kind: 'PikoCluster',
+      name: 'piko',
+      uid: live.metadata.uid,
+      controller: true,
+      blockOwnerDeletion: true,
+    };
     for (const child of [
       'serviceaccount/piko',
       'role/piko-registry',
@@ -195,15 +199,27 @@ describe('the user path on a real node', () => {
   it('rolls every pod under 200+ requests/s with zero failed requests (kubectl rollout restart, then a spec change)', async () => {
     for (const [what, roll] of [
       ['rollout restart', () => cluster!.kubectl(['-n', 'piko-system', 'rollout', 'restart', 'statefulset/piko'])],
-      ['spec change', () => cluster!.kubectl(['-n', 'piko-system', 'patch', 'pikocluster/piko', '--type=merge', '-p', '{"spec":{"upstreamWait":"6s"}}'])],
+      [
+        'spec change',
+        () => cluster!.kubectl(['-n', 'piko-system', 'patch', 'pikocluster/piko', '--type=merge', '-p', '{"spec":{"upstreamWait":"6s"}}']),
+      ],
     ] as const) {
-      const generation = Number(await cluster!.kubectl(['-n', 'piko-system', 'get', 'statefulset', 'piko', '-o', 'jsonpath={.metadata.generation}']));
+      const generation = Number(
+        await cluster!.kubectl(['-n', 'piko-system', 'get', 'statefulset', 'piko', '-o', 'jsonpath={.metadata.generation}']),
+      );
       const traffic = client!.load(PROXY_URL, ENDPOINT, 8);
       const started = performance.now();
       await roll();
       // The new template reached the StatefulSet (for a spec change, once the operator applied
       // it); rollout status then waits as the controller replaces one pod at a time.
-      await cluster!.kubectl(['-n', 'piko-system', 'wait', `--for=jsonpath={.metadata.generation}=${generation + 1}`, 'statefulset/piko', '--timeout=60s']);
+      await cluster!.kubectl([
+        '-n',
+        'piko-system',
+        'wait',
+        `--for=jsonpath={.metadata.generation}=${generation + 1}`,
+        'statefulset/piko',
+        '--timeout=60s',
+      ]);
       await cluster!.kubectl(['-n', 'piko-system', 'rollout', 'status', 'statefulset/piko', '--timeout=300s']);
       const rolledMs = performance.now() - started;
       const result = await traffic.stop();
@@ -245,7 +261,13 @@ describe('the user path on a real node', () => {
   }
 
   async function holder(): Promise<string> {
-    const status = await json<{ status: { nodes: { name: string; upstreams: number }[] } }>(['-n', 'piko-system', 'get', 'pikocluster', 'piko']);
+    const status = await json<{ status: { nodes: { name: string; upstreams: number }[] } }>([
+      '-n',
+      'piko-system',
+      'get',
+      'pikocluster',
+      'piko',
+    ]);
     const name = status.status.nodes.find((n) => n.upstreams > 0)?.name;
     expect(name).toBeDefined();
     return name as string;
@@ -264,51 +286,80 @@ describe('the user path on a real node', () => {
 
   // A crash as the kernel delivers it needs the node's processes: SIGKILL to PID 1 of a container
   // from inside its PID namespace is ignored, so there is no way to do it through the API.
-  (ON_EXISTING_CLUSTER ? it.skip : it)('recovers when the server process of the pod holding a tunnel is killed, and kubelet restarts it', async () => {
-    const name = await holder();
-    const pod = await json<{ metadata: { uid: string }; status: { containerStatuses: { restartCount: number }[] } }>(['-n', 'piko-system', 'get', 'pod', name]);
-    // The container's processes, found by the pod's cgroup, as kubelet placed them.
-    const uid = pod.metadata.uid.replace(/-/g, '_');
-    const pids = fs
-      .readdirSync('/proc')
-      .filter((p) => /^\d+$/.test(p))
-      .filter((p) => {
-        try {
-          const cgroup = fs.readFileSync(`/proc/${p}/cgroup`, 'utf8');
-          return (cgroup.includes(pod.metadata.uid) || cgroup.includes(uid)) && fs.readFileSync(`/proc/${p}/cmdline`, 'utf8').includes('main.js');
-        } catch {
-          return false;
-        }
-      });
-    expect(pids.length).toBeGreaterThan(0);
-    let restartedMs = 0;
-    const killedAt = performance.now();
-    const result = await underLoad(
-      async () => {
-        for (const p of pids) process.kill(Number(p), 'SIGKILL');
-      },
-      async () => {
-        const restarts = String((pod.status.containerStatuses[0]?.restartCount ?? 0) + 1);
-        await cluster!.kubectl(['-n', 'piko-system', 'wait', `pod/${name}`, `--for=jsonpath={.status.containerStatuses[0].restartCount}=${restarts}`, '--timeout=60s']);
-        await cluster!.kubectl(['-n', 'piko-system', 'wait', `pod/${name}`, '--for=condition=Ready', '--timeout=60s']);
-        restartedMs = performance.now() - killedAt;
-      },
-      // Until the agent reconnects and the restarted server's registry records replace those its
-      // previous process left (same pod, same name), some requests still fail.
-      15_000,
-    );
-    failover(`killed the server process of ${name} (restarted and Ready after ${(restartedMs / 1000).toFixed(1)} s)`, result);
-  }, 300_000);
+  (ON_EXISTING_CLUSTER ? it.skip : it)(
+    'recovers when the server process of the pod holding a tunnel is killed, and kubelet restarts it',
+    async () => {
+      const name = await holder();
+      const pod = await json<{ metadata: { uid: string }; status: { containerStatuses: { restartCount: number }[] } }>([
+        '-n',
+        'piko-system',
+        'get',
+        'pod',
+        name,
+      ]);
+      // The container's processes, found by the pod's cgroup, as kubelet placed them.
+      const uid = pod.metadata.uid.replace(/-/g, '_');
+      const pids = fs
+        .readdirSync('/proc')
+        .filter((p) => /^\d+$/.test(p))
+        .filter((p) => {
+          try {
+            const cgroup = fs.readFileSync(`/proc/${p}/cgroup`, 'utf8');
+            return (
+              (cgroup.includes(pod.metadata.uid) || cgroup.includes(uid)) &&
+              fs.readFileSync(`/proc/${p}/cmdline`, 'utf8').includes('main.js')
+            );
+          } catch {
+            return false;
+          }
+        });
+      expect(pids.length).toBeGreaterThan(0);
+      let restartedMs = 0;
+      const killedAt = performance.now();
+      const result = await underLoad(
+        async () => {
+          for (const p of pids) process.kill(Number(p), 'SIGKILL');
+        },
+        async () => {
+          const restarts = String((pod.status.containerStatuses[0]?.restartCount ?? 0) + 1);
+          await cluster!.kubectl([
+            '-n',
+            'piko-system',
+            'wait',
+            `pod/${name}`,
+            `--for=jsonpath={.status.containerStatuses[0].restartCount}=${restarts}`,
+            '--timeout=60s',
+          ]);
+          await cluster!.kubectl(['-n', 'piko-system', 'wait', `pod/${name}`, '--for=condition=Ready', '--timeout=60s']);
+          restartedMs = performance.now() - killedAt;
+        },
+        // Until the agent reconnects and the restarted server's registry records replace those its
+        // previous process left (same pod, same name), some requests still fail.
+        15_000,
+      );
+      failover(`killed the server process of ${name} (restarted and Ready after ${(restartedMs / 1000).toFixed(1)} s)`, result);
+    },
+    300_000,
+  );
 
   it("scales 3 → 5 → 2 through the scale subresource without failing requests, and drops removed pods' records", async () => {
     for (const replicas of [5, 2]) {
       const traffic = client!.load(PROXY_URL, ENDPOINT, 4);
       await cluster!.kubectl(['-n', 'piko-system', 'scale', 'pikocluster/piko', `--replicas=${replicas}`]);
-      await cluster!.kubectl(['-n', 'piko-system', 'wait', `--for=jsonpath={.status.readyReplicas}=${replicas}`, 'pikocluster/piko', '--timeout=180s']);
+      await cluster!.kubectl([
+        '-n',
+        'piko-system',
+        'wait',
+        `--for=jsonpath={.status.readyReplicas}=${replicas}`,
+        'pikocluster/piko',
+        '--timeout=180s',
+      ]);
       await cluster!.kubectl(['-n', 'piko-system', 'rollout', 'status', 'statefulset/piko', '--timeout=180s']);
       const result = await traffic.stop();
       const failures = result.failed.map((f) => f.detail);
-      report(`scale to ${replicas}: ${result.ok.length + failures.length} requests, ${failures.length} failed ${JSON.stringify(failures.slice(0, 3))}`);
+      report(
+        `scale to ${replicas}: ${result.ok.length + failures.length} requests, ${failures.length} failed ${JSON.stringify(failures.slice(0, 3))}`,
+      );
       expect(failures).toEqual([]);
     }
     // The registry objects of piko-2, piko-3 and piko-4 go with their pods.
@@ -331,7 +382,16 @@ describe('the user path on a real node', () => {
     await cluster!.helm(['uninstall', 'piko', '--namespace', 'piko-system', '--wait', '--timeout', '2m']);
     const deadline = Date.now() + 120_000;
     for (;;) {
-      const left = (await cluster!.kubectl(['-n', 'piko-system', 'get', 'leases,configmaps,secrets,roles,rolebindings,pods,statefulsets,services', '-o', 'name']))
+      const left = (
+        await cluster!.kubectl([
+          '-n',
+          'piko-system',
+          'get',
+          'leases,configmaps,secrets,roles,rolebindings,pods,statefulsets,services',
+          '-o',
+          'name',
+        ])
+      )
         .split('\n')
         .filter((l) => l !== '' && !l.includes('kube-root-ca.crt'));
       if (left.length === 0) break;

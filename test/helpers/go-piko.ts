@@ -110,11 +110,7 @@ export function goPikoBinary(): string {
     });
   } catch (err) {
     const stderr = errorOutput(err);
-    throw new GoPikoError(
-      'GO_PIKO_BUILD_FAILED',
-      `${BUILD_SCRIPT} failed${stderr === '' ? '' : `:\n${stderr}`}`,
-      { cause: err },
-    );
+    throw new GoPikoError('GO_PIKO_BUILD_FAILED', `${BUILD_SCRIPT} failed${stderr === '' ? '' : `:\n${stderr}`}`, { cause: err });
   }
   const lines = stdout.split('\n').filter((line) => line.trim() !== '');
   const last = lines[lines.length - 1];
@@ -273,8 +269,7 @@ class ProcessHandle implements GoPikoProcess {
 
   /** An error naming the command with the tail of its output, so a failed test explains itself. */
   failure(code: GoPikoErrorCode, what: string, cause?: unknown): GoPikoError {
-    const exit =
-      this.exit === undefined ? '' : ` (exit code ${this.exit.code}, signal ${this.exit.signal})`;
+    const exit = this.exit === undefined ? '' : ` (exit code ${this.exit.code}, signal ${this.exit.signal})`;
     const tail = this.logs().slice(-4000);
     return new GoPikoError(
       code,
@@ -305,14 +300,10 @@ export async function startGoPikoServer(opts: GoPikoServerOptions = {}): Promise
   ];
   const proc = await ProcessHandle.spawn(binary, args);
   const adminUrl = `http://127.0.0.1:${adminPort}`;
-  const headers: http.OutgoingHttpHeaders =
-    opts.adminToken === undefined ? {} : { authorization: `Bearer ${opts.adminToken}` };
+  const headers: http.OutgoingHttpHeaders = opts.adminToken === undefined ? {} : { authorization: `Bearer ${opts.adminToken}` };
   try {
     await Promise.race([
-      pollUntil(
-        async () => (await httpGet(`${adminUrl}/ready`, headers)).status === 200,
-        READY_TIMEOUT_MS,
-      ),
+      pollUntil(async () => (await httpGet(`${adminUrl}/ready`, headers)).status === 200, READY_TIMEOUT_MS),
       proc.exitedEarly(),
     ]);
   } catch (err) {
@@ -356,8 +347,7 @@ export async function waitForGoPikoEndpoint(
 ): Promise<void> {
   const count = opts.count ?? 1;
   const timeoutMs = opts.timeoutMs ?? READY_TIMEOUT_MS;
-  const headers: http.OutgoingHttpHeaders =
-    opts.adminToken === undefined ? {} : { authorization: `Bearer ${opts.adminToken}` };
+  const headers: http.OutgoingHttpHeaders = opts.adminToken === undefined ? {} : { authorization: `Bearer ${opts.adminToken}` };
   try {
     await pollUntil(async () => {
       const res = await httpGet(`${adminUrl}/status/upstream/endpoints`, headers);
@@ -368,11 +358,9 @@ export async function waitForGoPikoEndpoint(
       return typeof found === 'number' && found >= count;
     }, timeoutMs);
   } catch (err) {
-    throw new GoPikoError(
-      'GO_PIKO_ENDPOINT_TIMEOUT',
-      `endpoint ${endpointId} did not reach ${count} upstream(s) within ${timeoutMs} ms`,
-      { cause: err },
-    );
+    throw new GoPikoError('GO_PIKO_ENDPOINT_TIMEOUT', `endpoint ${endpointId} did not reach ${count} upstream(s) within ${timeoutMs} ms`, {
+      cause: err,
+    });
   }
 }
 
@@ -381,11 +369,7 @@ export async function waitForTcpPort(port: number, timeoutMs: number): Promise<v
   try {
     await pollUntil(() => canConnect(port), timeoutMs);
   } catch (err) {
-    throw new GoPikoError(
-      'GO_PIKO_PORT_TIMEOUT',
-      `nothing listened on 127.0.0.1:${port} within ${timeoutMs} ms`,
-      { cause: err },
-    );
+    throw new GoPikoError('GO_PIKO_PORT_TIMEOUT', `nothing listened on 127.0.0.1:${port} within ${timeoutMs} ms`, { cause: err });
   }
 }
 
@@ -457,9 +441,7 @@ function httpGet(url: string, headers: http.OutgoingHttpHeaders): Promise<HttpRe
     const req = http.get(url, { headers, agent: false, timeout: HTTP_PROBE_TIMEOUT_MS }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (chunk: Buffer) => chunks.push(chunk));
-      res.on('end', () =>
-        resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }),
-      );
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
       res.on('error', reject);
     });
     req.on('timeout', () => req.destroy(new Error(`GET ${url} timed out`)));

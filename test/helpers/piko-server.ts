@@ -25,10 +25,7 @@ export function testLogger(): Logger {
  * Starts a real server on 127.0.0.1 with ephemeral ports. `flags` are
  * YAML-path keyed values as `piko server` flags would give them.
  */
-export async function startTestServer(
-  flags: Record<string, LeafValue> = {},
-  deps: Partial<ServerDeps> = {},
-): Promise<TestServer> {
+export async function startTestServer(flags: Record<string, LeafValue> = {}, deps: Partial<ServerDeps> = {}): Promise<TestServer> {
   const config = loadServerConfig({
     flags: {
       'proxy.bind_addr': '127.0.0.1:0',

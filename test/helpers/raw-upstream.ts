@@ -66,7 +66,9 @@ export async function connectRawStreamUpstream(
 }
 
 /** A plain HTTP server on 127.0.0.1:0, for the service behind an agent. */
-export async function startHttpService(handler: http.RequestListener): Promise<{ server: http.Server; port: number; url: string; close(): Promise<void> }> {
+export async function startHttpService(
+  handler: http.RequestListener,
+): Promise<{ server: http.Server; port: number; url: string; close(): Promise<void> }> {
   const server = http.createServer(handler);
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');

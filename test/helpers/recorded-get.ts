@@ -28,7 +28,14 @@ export function recordedGet(url: string, headers: Record<string, string>, onFirs
     const done = (complete: boolean, error?: string): void => {
       if (settled) return;
       settled = true;
-      resolve({ status, sha: complete ? hash.digest('hex') : '', bytes, complete, ms: performance.now() - started, ...(error ? { error } : {}) });
+      resolve({
+        status,
+        sha: complete ? hash.digest('hex') : '',
+        bytes,
+        complete,
+        ms: performance.now() - started,
+        ...(error ? { error } : {}),
+      });
     };
     const req = http.get(url, { agent: false, headers }, (res) => {
       status = res.statusCode ?? 0;

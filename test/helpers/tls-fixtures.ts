@@ -49,8 +49,7 @@ export function makeTlsFixtures(dir: string): TlsFixtures {
   const openssl = (...args: string[]): void => {
     execFileSync('openssl', args, { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'], timeout: 30_000 });
   };
-  const genKey = (path: string): void =>
-    openssl('genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256', '-out', path);
+  const genKey = (path: string): void => openssl('genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256', '-out', path);
 
   const f: TlsFixtures = {
     caCert: join(dir, 'ca.crt'),
@@ -63,8 +62,21 @@ export function makeTlsFixtures(dir: string): TlsFixtures {
 
   genKey(f.caKey);
   openssl(
-    'req', '-new', '-x509', '-config', config, '-extensions', 'ca',
-    '-key', f.caKey, '-subj', '/CN=piko test CA', '-days', '2', '-out', f.caCert,
+    'req',
+    '-new',
+    '-x509',
+    '-config',
+    config,
+    '-extensions',
+    'ca',
+    '-key',
+    f.caKey,
+    '-subj',
+    '/CN=piko test CA',
+    '-days',
+    '2',
+    '-out',
+    f.caCert,
   );
 
   const issue = (cert: string, key: string, subject: string, extensions: string): void => {
@@ -72,9 +84,24 @@ export function makeTlsFixtures(dir: string): TlsFixtures {
     const csr = `${cert}.csr`;
     openssl('req', '-new', '-config', config, '-key', key, '-subj', subject, '-out', csr);
     openssl(
-      'x509', '-req', '-in', csr, '-CA', f.caCert, '-CAkey', f.caKey,
-      '-set_serial', `0x${randomBytes(8).toString('hex')}`, '-days', '2',
-      '-extfile', config, '-extensions', extensions, '-out', cert,
+      'x509',
+      '-req',
+      '-in',
+      csr,
+      '-CA',
+      f.caCert,
+      '-CAkey',
+      f.caKey,
+      '-set_serial',
+      `0x${randomBytes(8).toString('hex')}`,
+      '-days',
+      '2',
+      '-extfile',
+      config,
+      '-extensions',
+      extensions,
+      '-out',
+      cert,
     );
   };
   issue(f.serverCert, f.serverKey, '/CN=localhost', 'server');

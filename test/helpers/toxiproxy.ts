@@ -98,7 +98,13 @@ export async function startToxiproxy(): Promise<ToxiproxyServer> {
         listen: created.listen,
         url: (scheme = 'http') => `${scheme}://${created.listen}`,
         addToxic: async (toxicName, toxic, stream = 'downstream', toxicity = 1) => {
-          await call('POST', `/proxies/${name}/toxics`, { name: toxicName, type: toxic.type, stream, toxicity, attributes: toxic.attributes });
+          await call('POST', `/proxies/${name}/toxics`, {
+            name: toxicName,
+            type: toxic.type,
+            stream,
+            toxicity,
+            attributes: toxic.attributes,
+          });
         },
         removeToxic: async (toxicName) => {
           await call('DELETE', `/proxies/${name}/toxics/${toxicName}`);

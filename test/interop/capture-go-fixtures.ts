@@ -94,7 +94,9 @@ class Tap {
   }
 
   get recorded(): Recording {
-    const busy = this.recordings.find((r) => r.fromClient.length > 1 || (r.fromClient.length === 1 && splitHttpHead(r.fromClient[0] as Buffer).rest.length > 0));
+    const busy = this.recordings.find(
+      (r) => r.fromClient.length > 1 || (r.fromClient.length === 1 && splitHttpHead(r.fromClient[0] as Buffer).rest.length > 0),
+    );
     const first = this.recordings[0];
     if (!first) throw new Error('capture: nothing connected through the tap');
     return busy ?? first;
@@ -181,7 +183,10 @@ function fixture(
     ...base,
     capturedAt: new Date().toISOString().slice(0, 10),
     ...(gzip ? { gzip: true } : {}),
-    notes: { ...base.notes, yamuxFromGo: framesFromGo?.map((f) => `${f.type} ${f.flags.join('|') || '-'} stream=${f.streamId} length=${f.length}`) },
+    notes: {
+      ...base.notes,
+      yamuxFromGo: framesFromGo?.map((f) => `${f.type} ${f.flags.join('|') || '-'} stream=${f.streamId} length=${f.length}`),
+    },
     fromGo: encodeChunks(fromGo, gzip),
     ...(toGo ? { toGo: encodeChunks(toGo, gzip) } : {}),
   };
@@ -212,12 +217,21 @@ async function captureGoAgent(): Promise<void> {
       const reply = await request(`${srv.proxyUrl}/hello`, { headers: { 'x-piko-endpoint': 'cap-get' } });
       if (reply.status !== 200) throw new Error(`GET /hello: ${reply.status}`);
     });
-    write(TUNNEL_FIXTURES, 'go-agent-get.json', fixture({
-      description: 'A Go agent (`piko agent http`) connecting to our upstream port and answering one GET on stream 2, which our server opened. fromGo: the gorilla upgrade request, then masked binary frames: the yamux ACK, the HTTP response as the agent\'s Go reverse proxy writes it, its FIN.',
-      source: `${source}; ${args.replace(/127\.0\.0\.1:\d+/g, '127.0.0.1:PORT')}; request: GET /hello with x-piko-endpoint: cap-get through our proxy`,
-      endpointId: 'cap-get',
-      notes: { response: '200, body "hello from the service"' },
-    }, result.fromGo, result.toGo));
+    write(
+      TUNNEL_FIXTURES,
+      'go-agent-get.json',
+      fixture(
+        {
+          description:
+            "A Go agent (`piko agent http`) connecting to our upstream port and answering one GET on stream 2, which our server opened. fromGo: the gorilla upgrade request, then masked binary frames: the yamux ACK, the HTTP response as the agent's Go reverse proxy writes it, its FIN.",
+          source: `${source}; ${args.replace(/127\.0\.0\.1:\d+/g, '127.0.0.1:PORT')}; request: GET /hello with x-piko-endpoint: cap-get through our proxy`,
+          endpointId: 'cap-get',
+          notes: { response: '200, body "hello from the service"' },
+        },
+        result.fromGo,
+        result.toGo,
+      ),
+    );
   }
 
   {
@@ -231,12 +245,21 @@ async function captureGoAgent(): Promise<void> {
       if (reply.status !== 200) throw new Error(`POST /digest: ${reply.status}`);
     });
     // Our side carried the 1 MiB body; only its request head is kept.
-    write(TUNNEL_FIXTURES, 'go-agent-upload.json', fixture({
-      description: 'A Go agent reading a 1 MiB request body on stream 2 from our server: the window updates Go grants as its reader consumes (it never lets more than 256 KiB be in flight), then the response and FIN. toGo is left out (1 MiB).',
-      source: `${source}; ${args.replace(/127\.0\.0\.1:\d+/g, '127.0.0.1:PORT')}; request: POST /digest?reply=0, Content-Length 1048576, through our proxy`,
-      endpointId: 'cap-upload',
-      notes: { requestBodyBytes: size, response: '200 with x-request-bytes: 1048576 and an empty body' },
-    }, result.fromGo, undefined));
+    write(
+      TUNNEL_FIXTURES,
+      'go-agent-upload.json',
+      fixture(
+        {
+          description:
+            'A Go agent reading a 1 MiB request body on stream 2 from our server: the window updates Go grants as its reader consumes (it never lets more than 256 KiB be in flight), then the response and FIN. toGo is left out (1 MiB).',
+          source: `${source}; ${args.replace(/127\.0\.0\.1:\d+/g, '127.0.0.1:PORT')}; request: POST /digest?reply=0, Content-Length 1048576, through our proxy`,
+          endpointId: 'cap-upload',
+          notes: { requestBodyBytes: size, response: '200 with x-request-bytes: 1048576 and an empty body' },
+        },
+        result.fromGo,
+        undefined,
+      ),
+    );
   }
 
   {
@@ -245,12 +268,22 @@ async function captureGoAgent(): Promise<void> {
       const reply = await hashedRequest(`${srv.proxyUrl}/fill?size=${size}&byte=97`, { headers: { 'x-piko-endpoint': 'cap-download' } });
       if (reply.status !== 200 || reply.body.bytes !== size) throw new Error(`GET /fill: ${reply.status} ${reply.body.bytes}`);
     });
-    write(TUNNEL_FIXTURES, 'go-agent-download.json', fixture({
-      description: 'A Go agent sending a 320 KiB response body on stream 2: it sends 256 KiB, waits for our window update, then the rest. Chunks are gzip+base64 (the body is 320 KiB of "a").',
-      source: `${source}; ${args.replace(/127\.0\.0\.1:\d+/g, '127.0.0.1:PORT')}; request: GET /fill?size=327680&byte=97 through our proxy`,
-      endpointId: 'cap-download',
-      notes: { responseBodyBytes: size, responseByte: 'a' },
-    }, result.fromGo, result.toGo, true));
+    write(
+      TUNNEL_FIXTURES,
+      'go-agent-download.json',
+      fixture(
+        {
+          description:
+            'A Go agent sending a 320 KiB response body on stream 2: it sends 256 KiB, waits for our window update, then the rest. Chunks are gzip+base64 (the body is 320 KiB of "a").',
+          source: `${source}; ${args.replace(/127\.0\.0\.1:\d+/g, '127.0.0.1:PORT')}; request: GET /fill?size=327680&byte=97 through our proxy`,
+          endpointId: 'cap-download',
+          notes: { responseBodyBytes: size, responseByte: 'a' },
+        },
+        result.fromGo,
+        result.toGo,
+        true,
+      ),
+    );
   }
 
   {
@@ -270,7 +303,8 @@ async function captureGoAgent(): Promise<void> {
     socket.end();
     await tap.until('the forward closing its WebSocket', () => tap.clientEnded);
     write(PROXY_FIXTURES, 'go-forward-tcp.json', {
-      description: 'Go `piko forward tcp` dialling our proxy port for one local TCP connection: the gorilla upgrade request to /_piko/v1/tcp/cap-forward, masked binary frames carrying "hello from go forward", and how it hangs up when the local client ends. toGo: our 101 and the echoed bytes.',
+      description:
+        'Go `piko forward tcp` dialling our proxy port for one local TCP connection: the gorilla upgrade request to /_piko/v1/tcp/cap-forward, masked binary frames carrying "hello from go forward", and how it hangs up when the local client ends. toGo: our 101 and the echoed bytes.',
       source: `${source}; piko forward tcp 127.0.0.1:PORT cap-forward --connect.url http://127.0.0.1:PORT; local client wrote "hello from go forward", read the echo, ended`,
       capturedAt: new Date().toISOString().slice(0, 10),
       endpointId: 'cap-forward',
@@ -290,11 +324,7 @@ async function captureGoAgent(): Promise<void> {
 async function captureGoServer(): Promise<void> {
   const go = await startGoPikoServer();
   const source = goVersion();
-  const recordListener = async (
-    endpointId: string,
-    handler: http.RequestListener,
-    exchange: () => Promise<void>,
-  ) => {
+  const recordListener = async (endpointId: string, handler: http.RequestListener, exchange: () => Promise<void>) => {
     const tap = await new Tap(Number(new URL(go.upstreamUrl).port)).start();
     const app = http.createServer(handler);
     const listener: Listener = await listen(endpointId, { url: tap.url });
@@ -324,12 +354,21 @@ async function captureGoServer(): Promise<void> {
         if (reply.status !== 200) throw new Error(`GET via Go: ${reply.status}`);
       },
     );
-    write(TUNNEL_FIXTURES, 'go-server-get.json', fixture({
-      description: 'The Go server opening stream 2 on our SDK listener\'s session and writing one GET as Go\'s http.Transport does. fromGo: the 101 answer to our upgrade, then unmasked binary frames: SYN (a window update with delta 0), the request head, and after our response its FIN. toGo: our upgrade request and masked frames.',
-      source: `${source}; piko server; request: GET /from-go?x=1 with x-piko-endpoint: cap-server-get, x-custom: yes, user-agent: capture on its proxy port`,
-      endpointId: 'cap-server-get',
-      notes: { ourResponse: '200 "hello from ts /from-go?x=1"' },
-    }, result.fromGo, result.toGo));
+    write(
+      TUNNEL_FIXTURES,
+      'go-server-get.json',
+      fixture(
+        {
+          description:
+            "The Go server opening stream 2 on our SDK listener's session and writing one GET as Go's http.Transport does. fromGo: the 101 answer to our upgrade, then unmasked binary frames: SYN (a window update with delta 0), the request head, and after our response its FIN. toGo: our upgrade request and masked frames.",
+          source: `${source}; piko server; request: GET /from-go?x=1 with x-piko-endpoint: cap-server-get, x-custom: yes, user-agent: capture on its proxy port`,
+          endpointId: 'cap-server-get',
+          notes: { ourResponse: '200 "hello from ts /from-go?x=1"' },
+        },
+        result.fromGo,
+        result.toGo,
+      ),
+    );
   }
 
   {
@@ -350,12 +389,22 @@ async function captureGoServer(): Promise<void> {
         if (reply.body !== `got ${size}`) throw new Error(`POST via Go: ${reply.status} ${reply.body}`);
       },
     );
-    write(TUNNEL_FIXTURES, 'go-server-post.json', fixture({
-      description: 'The Go server writing a POST with a 320 KiB body on stream 2 to our SDK listener: 256 KiB, then the rest only after our window update. Chunks are gzip+base64 (the body is 320 KiB of "b").',
-      source: `${source}; piko server; request: POST /upload, Content-Length 327680, with x-piko-endpoint: cap-server-post on its proxy port`,
-      endpointId: 'cap-server-post',
-      notes: { requestBodyBytes: size, requestByte: 'b', ourResponse: '200 "got 327680"' },
-    }, result.fromGo, result.toGo, true));
+    write(
+      TUNNEL_FIXTURES,
+      'go-server-post.json',
+      fixture(
+        {
+          description:
+            'The Go server writing a POST with a 320 KiB body on stream 2 to our SDK listener: 256 KiB, then the rest only after our window update. Chunks are gzip+base64 (the body is 320 KiB of "b").',
+          source: `${source}; piko server; request: POST /upload, Content-Length 327680, with x-piko-endpoint: cap-server-post on its proxy port`,
+          endpointId: 'cap-server-post',
+          notes: { requestBodyBytes: size, requestByte: 'b', ourResponse: '200 "got 327680"' },
+        },
+        result.fromGo,
+        result.toGo,
+        true,
+      ),
+    );
   }
   await go.stop();
 }
@@ -381,22 +430,41 @@ async function captureKeepalive(): Promise<void> {
     waitForGoPikoEndpoint(go.adminUrl, 'cap-idle', { timeoutMs: WAIT_MS }),
   ]);
   const bothPinged = (tap: Tap): boolean =>
-    pings(yamuxSoFar(tap.fromClient), 'SYN') && pings(yamuxSoFar(tap.fromClient), 'ACK') &&
-    pings(yamuxSoFar(tap.fromServer), 'SYN') && pings(yamuxSoFar(tap.fromServer), 'ACK');
+    pings(yamuxSoFar(tap.fromClient), 'SYN') &&
+    pings(yamuxSoFar(tap.fromClient), 'ACK') &&
+    pings(yamuxSoFar(tap.fromServer), 'SYN') &&
+    pings(yamuxSoFar(tap.fromServer), 'ACK');
   await Promise.all([
     agentTap.until('pings both ways with the Go agent', () => bothPinged(agentTap), keepaliveMs),
     serverTap.until('pings both ways with the Go server', () => bothPinged(serverTap), keepaliveMs),
   ]);
-  write(TUNNEL_FIXTURES, 'go-agent-keepalive.json', fixture({
-    description: 'An idle Go agent session with our server until both have pinged: Go sends Ping(SYN, id) on stream 0 every 30 s and answers our Ping(SYN) with Ping(ACK) carrying the same id.',
-    source: `${source}; piko agent http cap-idle 1 --connect.url http://127.0.0.1:PORT; left idle`,
-    endpointId: 'cap-idle',
-  }, [...agentTap.fromClient], [...agentTap.fromServer]));
-  write(TUNNEL_FIXTURES, 'go-server-keepalive.json', fixture({
-    description: 'An idle session between the Go server and our SDK listener until both have pinged (fromGo starts with the 101).',
-    source: `${source}; piko server; our SDK listen('cap-idle') left idle`,
-    endpointId: 'cap-idle',
-  }, [...serverTap.fromServer], [...serverTap.fromClient]));
+  write(
+    TUNNEL_FIXTURES,
+    'go-agent-keepalive.json',
+    fixture(
+      {
+        description:
+          'An idle Go agent session with our server until both have pinged: Go sends Ping(SYN, id) on stream 0 every 30 s and answers our Ping(SYN) with Ping(ACK) carrying the same id.',
+        source: `${source}; piko agent http cap-idle 1 --connect.url http://127.0.0.1:PORT; left idle`,
+        endpointId: 'cap-idle',
+      },
+      [...agentTap.fromClient],
+      [...agentTap.fromServer],
+    ),
+  );
+  write(
+    TUNNEL_FIXTURES,
+    'go-server-keepalive.json',
+    fixture(
+      {
+        description: 'An idle session between the Go server and our SDK listener until both have pinged (fromGo starts with the 101).',
+        source: `${source}; piko server; our SDK listen('cap-idle') left idle`,
+        endpointId: 'cap-idle',
+      },
+      [...serverTap.fromServer],
+      [...serverTap.fromClient],
+    ),
+  );
   listener.destroy();
   await agent.stop();
   await go.stop();

@@ -1,15 +1,7 @@
 import { goPikoBinary, startGoPikoAgent, stopAllGoPiko, type GoPikoProcess } from '../helpers/go-piko';
 import { waitForUpstreams } from '../helpers/http-client';
 import { startTestServer, stopAllTestServers, type TestServer } from '../helpers/piko-server';
-import {
-  GO_BUILD_TIMEOUT_MS,
-  hashedRequest,
-  MIB,
-  patternSha256,
-  patternStream,
-  startInteropService,
-  type InteropService,
-} from './support';
+import { GO_BUILD_TIMEOUT_MS, hashedRequest, MIB, patternSha256, patternStream, startInteropService, type InteropService } from './support';
 
 /**
  * Flow control against the Go yamux client: a body far larger than one
@@ -26,8 +18,20 @@ describe('flow control with one Go agent session on our server', () => {
   beforeAll(async () => {
     goPikoBinary();
     // The agent's own per-request timeout (10 s by default) would cut a slow 100 MiB transfer on a busy machine.
-    [srv, service] = await Promise.all([startTestServer({ 'proxy.timeout': 60_000, 'proxy.http.read_timeout': 60_000 }), startInteropService()]);
-    agent = await startGoPikoAgent(['http', 'bulk', String(service.port), '--connect.url', srv.upstreamUrl, '--timeout', '60s', '--access-log=false']);
+    [srv, service] = await Promise.all([
+      startTestServer({ 'proxy.timeout': 60_000, 'proxy.http.read_timeout': 60_000 }),
+      startInteropService(),
+    ]);
+    agent = await startGoPikoAgent([
+      'http',
+      'bulk',
+      String(service.port),
+      '--connect.url',
+      srv.upstreamUrl,
+      '--timeout',
+      '60s',
+      '--access-log=false',
+    ]);
     await waitForUpstreams(srv.server.upstreams, 'bulk', 1);
   }, GO_BUILD_TIMEOUT_MS);
 

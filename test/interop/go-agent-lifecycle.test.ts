@@ -40,7 +40,10 @@ describe('Go agent and our server coming and going', () => {
     const replies = Array.from({ length: n }, (_, i) =>
       request(`${srv.proxyUrl}/hold/${prefix}-${i}`, { headers: { 'x-piko-endpoint': endpointId } }),
     );
-    await Promise.race([arrived, ...replies.map((r) => r.then((reply) => Promise.reject(new Error(`answered early: ${reply.status} ${reply.body}`))))]);
+    await Promise.race([
+      arrived,
+      ...replies.map((r) => r.then((reply) => Promise.reject(new Error(`answered early: ${reply.status} ${reply.body}`)))),
+    ]);
     return replies;
   }
 

@@ -2,7 +2,15 @@ import { once } from 'node:events';
 import net from 'node:net';
 import { createWebSocketStream } from 'ws';
 import { dial, listen, type Listener } from '../../dataplane/client';
-import { freeLoopbackPorts, goPikoBinary, startGoPikoAgent, startGoPikoForward, stopAllGoPiko, waitForTcpPort, type GoPikoProcess } from '../helpers/go-piko';
+import {
+  freeLoopbackPorts,
+  goPikoBinary,
+  startGoPikoAgent,
+  startGoPikoForward,
+  stopAllGoPiko,
+  waitForTcpPort,
+  type GoPikoProcess,
+} from '../helpers/go-piko';
 import { request, waitForUpstreams } from '../helpers/http-client';
 import { startTestServer, stopAllTestServers, type TestServer } from '../helpers/piko-server';
 import {

@@ -4,14 +4,7 @@ import { SignJWT } from 'jose';
 import { freeLoopbackPorts, goPikoBinary, startGoPikoAgent, startGoPikoForward, stopAllGoPiko, waitForTcpPort } from '../helpers/go-piko';
 import { request, waitForUpstreams } from '../helpers/http-client';
 import { startTestServer, stopAllTestServers, type TestServer } from '../helpers/piko-server';
-import {
-  echoRoundTrip,
-  GO_BUILD_TIMEOUT_MS,
-  startInteropService,
-  startTcpEcho,
-  type InteropService,
-  type TcpEcho,
-} from './support';
+import { echoRoundTrip, GO_BUILD_TIMEOUT_MS, startInteropService, startTcpEcho, type InteropService, type TcpEcho } from './support';
 
 const UPSTREAM_SECRET = 'interop-upstream-secret-0123456789';
 const PROXY_SECRET = 'interop-proxy-secret-0123456789';
@@ -51,11 +44,23 @@ describe('Go agent and Go forward authenticating with our server', () => {
 
   it('registers a Go agent whose token permits its endpoint', async () => {
     const token = await sign(UPSTREAM_SECRET, ['authed']);
-    await startGoPikoAgent(['http', 'authed', String(service.port), '--connect.url', srv.upstreamUrl, '--connect.token', token, '--log.level', 'warn']);
+    await startGoPikoAgent([
+      'http',
+      'authed',
+      String(service.port),
+      '--connect.url',
+      srv.upstreamUrl,
+      '--connect.token',
+      token,
+      '--log.level',
+      'warn',
+    ]);
     await waitForUpstreams(srv.server.upstreams, 'authed', 1);
 
     const proxyToken = await sign(PROXY_SECRET, ['authed']);
-    const reply = await request(`${srv.proxyUrl}/hello`, { headers: { 'x-piko-endpoint': 'authed', authorization: `Bearer ${proxyToken}` } });
+    const reply = await request(`${srv.proxyUrl}/hello`, {
+      headers: { 'x-piko-endpoint': 'authed', authorization: `Bearer ${proxyToken}` },
+    });
     expect(reply.status).toBe(200);
     expect(reply.body).toBe('hello from the service');
   });
@@ -64,7 +69,15 @@ describe('Go agent and Go forward authenticating with our server', () => {
     ['a token signed with another key', async () => sign('not-the-secret-0123456789abcdef', ['denied']), 'invalid token'],
     ['a token for another endpoint', async () => sign(UPSTREAM_SECRET, ['other']), 'endpoint not permitted'],
   ])('makes a Go agent with %s give up at once with our 401 message', async (_name, token, message) => {
-    const agent = await startGoPikoAgent(['http', 'denied', String(service.port), '--connect.url', srv.upstreamUrl, '--connect.token', await token()]);
+    const agent = await startGoPikoAgent([
+      'http',
+      'denied',
+      String(service.port),
+      '--connect.url',
+      srv.upstreamUrl,
+      '--connect.token',
+      await token(),
+    ]);
 
     // Go's client reads `error` from our JSON body and does not retry a 401.
     await agent.waitForLog(new RegExp(`"error":"401: ${message}"`), 10_000);
@@ -75,11 +88,31 @@ describe('Go agent and Go forward authenticating with our server', () => {
 
   it('lets Go piko forward through with a proxy token, and reports our 401 without one', async () => {
     const token = await sign(UPSTREAM_SECRET, ['authed-tcp']);
-    await startGoPikoAgent(['tcp', 'authed-tcp', `127.0.0.1:${echo.port}`, '--connect.url', srv.upstreamUrl, '--connect.token', token, '--log.level', 'warn']);
+    await startGoPikoAgent([
+      'tcp',
+      'authed-tcp',
+      `127.0.0.1:${echo.port}`,
+      '--connect.url',
+      srv.upstreamUrl,
+      '--connect.token',
+      token,
+      '--log.level',
+      'warn',
+    ]);
     await waitForUpstreams(srv.server.upstreams, 'authed-tcp', 1);
     const [good, bad] = (await freeLoopbackPorts(2)) as [number, number];
     const proxyToken = await sign(PROXY_SECRET, ['authed-tcp']);
-    await startGoPikoForward(['tcp', `127.0.0.1:${good}`, 'authed-tcp', '--connect.url', srv.proxyUrl, '--connect.token', proxyToken, '--log.level', 'warn']);
+    await startGoPikoForward([
+      'tcp',
+      `127.0.0.1:${good}`,
+      'authed-tcp',
+      '--connect.url',
+      srv.proxyUrl,
+      '--connect.token',
+      proxyToken,
+      '--log.level',
+      'warn',
+    ]);
     const unauthed = await startGoPikoForward(['tcp', `127.0.0.1:${bad}`, 'authed-tcp', '--connect.url', srv.proxyUrl]);
     await Promise.all([waitForTcpPort(good, 10_000), waitForTcpPort(bad, 10_000)]);
 

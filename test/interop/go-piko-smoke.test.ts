@@ -67,13 +67,7 @@ describe('Go Piko harness', () => {
 
   it('routes a request through a Go server and a Go agent to a local HTTP service', async () => {
     const server = await startGoPikoServer();
-    const agent = await startGoPikoAgent([
-      'http',
-      'smoke',
-      `127.0.0.1:${appPort}`,
-      '--connect.url',
-      server.upstreamUrl,
-    ]);
+    const agent = await startGoPikoAgent(['http', 'smoke', `127.0.0.1:${appPort}`, '--connect.url', server.upstreamUrl]);
     await agent.waitForLog(/"msg":"starting reverse proxy"/, 10_000);
     await waitForGoPikoEndpoint(server.adminUrl, 'smoke', { timeoutMs: 10_000 });
 

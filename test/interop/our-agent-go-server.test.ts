@@ -61,7 +61,11 @@ describe('our agent CLI against the Go server', () => {
 
   it('answers GET and POST the Go server routes to it', async () => {
     const get = await request(`${go.proxyUrl}/hello?q=1`, { headers });
-    const post = await request(`${go.proxyUrl}/echo`, { method: 'POST', headers: { ...headers, 'content-type': 'text/plain' }, body: 'ping through go' });
+    const post = await request(`${go.proxyUrl}/echo`, {
+      method: 'POST',
+      headers: { ...headers, 'content-type': 'text/plain' },
+      body: 'ping through go',
+    });
 
     expect(get.status).toBe(200);
     expect(get.body).toBe('hello from the service');
@@ -104,7 +108,12 @@ describe('our agent CLI against the Go server', () => {
     expect(down.body).toEqual({ bytes: 16 * MIB, sha256: patternSha256(16 * MIB, 72) });
     const bad = many
       .map((r, i) => ({ r, i }))
-      .filter(({ r, i }) => r.status !== 200 || r.headers['x-request-sha256'] !== patternSha256(300 * 1024, 800 + i) || r.body.sha256 !== patternSha256(300 * 1024, 700 + i))
+      .filter(
+        ({ r, i }) =>
+          r.status !== 200 ||
+          r.headers['x-request-sha256'] !== patternSha256(300 * 1024, 800 + i) ||
+          r.body.sha256 !== patternSha256(300 * 1024, 700 + i),
+      )
       .map(({ r, i }) => `#${i}: ${r.status}`);
     expect(bad).toEqual([]);
   }, 60_000);

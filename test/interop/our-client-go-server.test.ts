@@ -58,7 +58,11 @@ describe('our SDK against the Go server', () => {
   });
 
   /** An http.Server (not listening on any port) fed by an SDK listener. */
-  async function listenHttp(endpointId: string, handler: http.RequestListener, server: GoPikoServer = go): Promise<{ listener: Listener; app: http.Server }> {
+  async function listenHttp(
+    endpointId: string,
+    handler: http.RequestListener,
+    server: GoPikoServer = go,
+  ): Promise<{ listener: Listener; app: http.Server }> {
     const app = http.createServer(handler);
     apps.push(app);
     const listener = await listen(endpointId, { url: server.upstreamUrl, ...FAST });
@@ -122,7 +126,10 @@ describe('our SDK against the Go server', () => {
     expect(up.headers['x-request-sha256']).toBe(patternSha256(16 * MIB, 41));
     expect(down.body).toEqual({ bytes: 16 * MIB, sha256: patternSha256(16 * MIB, 42) });
     const bad = many.filter(
-      (r, i) => r.status !== 200 || r.headers['x-request-sha256'] !== patternSha256(300 * 1024, 600 + i) || r.body.sha256 !== patternSha256(300 * 1024, 500 + i),
+      (r, i) =>
+        r.status !== 200 ||
+        r.headers['x-request-sha256'] !== patternSha256(300 * 1024, 600 + i) ||
+        r.body.sha256 !== patternSha256(300 * 1024, 500 + i),
     );
     expect(bad).toEqual([]);
   }, 60_000);
@@ -131,7 +138,9 @@ describe('our SDK against the Go server', () => {
     const wss = new WebSocketServer({ noServer: true, perMessageDeflate: false });
     const { app } = await listenHttp('sdk-ws', (_req, res) => res.end('not a websocket'));
     app.on('upgrade', (req: http.IncomingMessage, socket: net.Socket, head: Buffer) =>
-      wss.handleUpgrade(req, socket, head, (ws) => ws.on('message', (data: Buffer, isBinary: boolean) => ws.send(data, { binary: isBinary }))),
+      wss.handleUpgrade(req, socket, head, (ws) =>
+        ws.on('message', (data: Buffer, isBinary: boolean) => ws.send(data, { binary: isBinary })),
+      ),
     );
 
     const ws = await openWebSocket(`${go.proxyUrl.replace('http', 'ws')}/socket`, { 'x-piko-endpoint': 'sdk-ws' });
@@ -191,31 +200,35 @@ describe('our SDK listener across Go server restarts on the same ports', () => {
     return startGoPikoServer({ ports: goPikoServerPorts(old) });
   }
 
-  it.each(['stop', 'kill'] as const)('reconnects by itself after the Go server is stopped (%s) and started again', async (how) => {
-    goPikoBinary();
-    let go = await startGoPikoServer();
-    const endpointId = `restart-${how}`;
-    const app = http.createServer((req, res) => res.end(`served ${req.url}`));
-    const listener = await listen(endpointId, { url: go.upstreamUrl, ...FAST });
-    try {
-      serve(listener, app);
-      await waitForGoPikoEndpoint(go.adminUrl, endpointId);
-      expect((await request(`${go.proxyUrl}/before`, { headers: { 'x-piko-endpoint': endpointId } })).body).toBe('served /before');
+  it.each(['stop', 'kill'] as const)(
+    'reconnects by itself after the Go server is stopped (%s) and started again',
+    async (how) => {
+      goPikoBinary();
+      let go = await startGoPikoServer();
+      const endpointId = `restart-${how}`;
+      const app = http.createServer((req, res) => res.end(`served ${req.url}`));
+      const listener = await listen(endpointId, { url: go.upstreamUrl, ...FAST });
+      try {
+        serve(listener, app);
+        await waitForGoPikoEndpoint(go.adminUrl, endpointId);
+        expect((await request(`${go.proxyUrl}/before`, { headers: { 'x-piko-endpoint': endpointId } })).body).toBe('served /before');
 
-      const reconnecting = once(listener, 'reconnecting');
-      go = await restartOnSamePorts(go, how);
-      await reconnecting;
-      // Go's registry says so only once the session is up on the new process.
-      await waitForGoPikoEndpoint(go.adminUrl, endpointId, { timeoutMs: 15_000 });
-      const after = await request(`${go.proxyUrl}/after`, { headers: { 'x-piko-endpoint': endpointId } });
+        const reconnecting = once(listener, 'reconnecting');
+        go = await restartOnSamePorts(go, how);
+        await reconnecting;
+        // Go's registry says so only once the session is up on the new process.
+        await waitForGoPikoEndpoint(go.adminUrl, endpointId, { timeoutMs: 15_000 });
+        const after = await request(`${go.proxyUrl}/after`, { headers: { 'x-piko-endpoint': endpointId } });
 
-      expect(after.status).toBe(200);
-      expect(after.body).toBe('served /after');
-      expect(listener.connected).toBe(true);
-    } finally {
-      listener.destroy();
-      app.closeAllConnections();
-      await go.stop();
-    }
-  }, 30_000);
+        expect(after.status).toBe(200);
+        expect(after.body).toBe('served /after');
+        expect(listener.connected).toBe(true);
+      } finally {
+        listener.destroy();
+        app.closeAllConnections();
+        await go.stop();
+      }
+    },
+    30_000,
+  );
 });

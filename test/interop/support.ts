@@ -102,10 +102,7 @@ export function hashedRequest(
 ): Promise<HashedReply> {
   return new Promise<HashedReply>((resolve, reject) => {
     const req = http.request(url, { method: opts.method ?? 'GET', headers: opts.headers, agent: false }, (res) => {
-      hashStream(res).then(
-        (body) => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }),
-        reject,
-      );
+      hashStream(res).then((body) => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }), reject);
     });
     req.setTimeout(opts.timeoutMs ?? 20_000, () => req.destroy(new Error(`${url}: no progress for ${opts.timeoutMs ?? 20_000} ms`)));
     req.on('error', reject);

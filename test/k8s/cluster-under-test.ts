@@ -55,9 +55,13 @@ async function localCluster(): Promise<ClusterUnderTest> {
   const node = await startNode();
   try {
     const archive = (
-      await tool('bash', [path.join(REPO, 'test', 'k8s', 'images', 'piko', 'build.sh'), `${LOCAL_IMAGE_REPOSITORY}:${LOCAL_IMAGE_TAG}`, node.dir], {
-        timeoutMs: 10 * 60 * 1000,
-      })
+      await tool(
+        'bash',
+        [path.join(REPO, 'test', 'k8s', 'images', 'piko', 'build.sh'), `${LOCAL_IMAGE_REPOSITORY}:${LOCAL_IMAGE_TAG}`, node.dir],
+        {
+          timeoutMs: 10 * 60 * 1000,
+        },
+      )
     )
       .trim()
       .split('\n')
@@ -86,7 +90,12 @@ async function existingCluster(kubeconfig: string, image: string | undefined): P
   }
   const bin = await clientBinDir();
   const home = fs.mkdtempSync(path.join(os.tmpdir(), 'piko-e2e-home-'));
-  const env = { PATH: process.env['PATH'] ?? '', HOME: home, KUBECONFIG: path.resolve(kubeconfig), HELM_CACHE_HOME: path.join(home, 'helm') };
+  const env = {
+    PATH: process.env['PATH'] ?? '',
+    HOME: home,
+    KUBECONFIG: path.resolve(kubeconfig),
+    HELM_CACHE_HOME: path.join(home, 'helm'),
+  };
   const pullPolicy = process.env['PIKO_TEST_IMAGE_PULL_POLICY'] ?? 'IfNotPresent';
   if (pullPolicy !== 'Never' && pullPolicy !== 'IfNotPresent' && pullPolicy !== 'Always') {
     throw new Error(`PIKO_TEST_IMAGE_PULL_POLICY must be Never, IfNotPresent or Always, not ${pullPolicy}`);

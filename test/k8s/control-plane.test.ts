@@ -68,9 +68,7 @@ async function watchFor(
 function configMap(name: string, data: Record<string, string>, owner?: k8s.V1ConfigMap): k8s.V1ConfigMap {
   const metadata: k8s.V1ObjectMeta = { name };
   if (owner !== undefined) {
-    metadata.ownerReferences = [
-      { apiVersion: 'v1', kind: 'ConfigMap', name: owner.metadata?.name ?? '', uid: owner.metadata?.uid ?? '' },
-    ];
+    metadata.ownerReferences = [{ apiVersion: 'v1', kind: 'ConfigMap', name: owner.metadata?.name ?? '', uid: owner.metadata?.uid ?? '' }];
   }
   return { apiVersion: 'v1', kind: 'ConfigMap', metadata, data };
 }
@@ -198,17 +196,21 @@ describe('control plane', () => {
 });
 
 describe('startControlPlane with PIKO_TEST_KUBECONFIG', () => {
-  it('rejects a kubeconfig it cannot read with a coded error', async () => {
-    const saved = process.env['PIKO_TEST_KUBECONFIG'];
-    process.env['PIKO_TEST_KUBECONFIG'] = path.join(__dirname, 'no-such-kubeconfig');
-    try {
-      await expect(startControlPlane()).rejects.toMatchObject({ code: 'CONTROL_PLANE_BAD_KUBECONFIG' });
-    } finally {
-      if (saved === undefined) {
-        delete process.env['PIKO_TEST_KUBECONFIG'];
-      } else {
-        process.env['PIKO_TEST_KUBECONFIG'] = saved;
+  it(
+    'rejects a kubeconfig it cannot read with a coded error',
+    async () => {
+      const saved = process.env['PIKO_TEST_KUBECONFIG'];
+      process.env['PIKO_TEST_KUBECONFIG'] = path.join(__dirname, 'no-such-kubeconfig');
+      try {
+        await expect(startControlPlane()).rejects.toMatchObject({ code: 'CONTROL_PLANE_BAD_KUBECONFIG' });
+      } finally {
+        if (saved === undefined) {
+          delete process.env['PIKO_TEST_KUBECONFIG'];
+        } else {
+          process.env['PIKO_TEST_KUBECONFIG'] = saved;
+        }
       }
-    }
-  }, START_TIMEOUT_MS);
+    },
+    START_TIMEOUT_MS,
+  );
 });

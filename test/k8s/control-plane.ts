@@ -164,12 +164,7 @@ export function controlPlaneBinDir(): Promise<string> {
         resolve(dir);
         return;
       }
-      reject(
-        new ControlPlaneError(
-          'CONTROL_PLANE_BUILD_FAILED',
-          `${BUILD_SCRIPT} failed (exit ${code ?? signal}); its log is above`,
-        ),
-      );
+      reject(new ControlPlaneError('CONTROL_PLANE_BUILD_FAILED', `${BUILD_SCRIPT} failed (exit ${code ?? signal}); its log is above`));
     });
   });
   // A failed build is not cached, so a later call can try again.
@@ -289,10 +284,21 @@ async function createPki(dir: string, extraIps: readonly string[] = []): Promise
   const ecKey = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
   const createCa = (name: string, subject: string): Promise<void> =>
     openssl(dir, [
-      'req', '-x509', ...ecKey, '-keyout', path.join(dir, `${name}.key`), '-out', path.join(dir, `${name}.crt`),
-      '-days', String(CERT_DAYS), '-subj', subject,
-      '-addext', 'basicConstraints=critical,CA:TRUE',
-      '-addext', 'keyUsage=critical,keyCertSign,cRLSign',
+      'req',
+      '-x509',
+      ...ecKey,
+      '-keyout',
+      path.join(dir, `${name}.key`),
+      '-out',
+      path.join(dir, `${name}.crt`),
+      '-days',
+      String(CERT_DAYS),
+      '-subj',
+      subject,
+      '-addext',
+      'basicConstraints=critical,CA:TRUE',
+      '-addext',
+      'keyUsage=critical,keyCertSign,cRLSign',
     ]);
   await createCa('ca', '/CN=piko-test-ca');
   // A CA of its own, as kubeadm does: a certificate from it lets its holder assert any user in
@@ -304,9 +310,21 @@ async function createPki(dir: string, extraIps: readonly string[] = []): Promise
     fs.writeFileSync(ext, extensions);
     await openssl(dir, ['req', ...ecKey, '-keyout', path.join(dir, `${name}.key`), '-out', csr, '-subj', subject]);
     await openssl(dir, [
-      'x509', '-req', '-in', csr, '-CA', path.join(dir, `${ca}.crt`), '-CAkey', path.join(dir, `${ca}.key`),
+      'x509',
+      '-req',
+      '-in',
+      csr,
+      '-CA',
+      path.join(dir, `${ca}.crt`),
+      '-CAkey',
+      path.join(dir, `${ca}.key`),
       '-CAcreateserial',
-      '-days', String(CERT_DAYS), '-extfile', ext, '-out', path.join(dir, `${name}.crt`),
+      '-days',
+      String(CERT_DAYS),
+      '-extfile',
+      ext,
+      '-out',
+      path.join(dir, `${name}.crt`),
     ]);
   };
   const clientExt = 'keyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\n';
@@ -417,7 +435,10 @@ class LocalControlPlane implements ControlPlane {
       };
       // In-cluster clients reach the apiserver at the kubernetes Service's ClusterIP, the range's first.
       const serviceIp = network.serviceRange.replace(/\.0\/\d+$/, '.1');
-      const pki = await createPki(path.join(dir, 'pki'), [...new Set([network.address, serviceIp])].filter((ip) => ip !== '127.0.0.1'));
+      const pki = await createPki(
+        path.join(dir, 'pki'),
+        [...new Set([network.address, serviceIp])].filter((ip) => ip !== '127.0.0.1'),
+      );
       const [etcdClient, etcdPeer, apiserver, kcm] = (await freeLoopbackPorts(4)) as [number, number, number, number];
       cp = new LocalControlPlane(binDir, dir, ownsDir, pki, { etcdClient, etcdPeer, apiserver, kcm }, network);
       writeKubeconfig(cp.kubeconfigPath, cp.server, pki.caCert, 'admin', {
@@ -520,8 +541,37 @@ class LocalControlPlane implements ControlPlane {
     const cert = path.join(dir, `${name}.crt`);
     const ext = path.join(dir, `${name}.ext`);
     fs.writeFileSync(ext, 'keyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\n');
-    await openssl(dir, ['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', key, '-out', `${cert}.csr`, '-subj', subject]);
-    await openssl(dir, ['x509', '-req', '-in', `${cert}.csr`, '-CA', this.pki.caCert, '-CAkey', this.pki.caKey, '-CAcreateserial', '-days', String(CERT_DAYS), '-extfile', ext, '-out', cert]);
+    await openssl(dir, [
+      'req',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:prime256v1',
+      '-nodes',
+      '-keyout',
+      key,
+      '-out',
+      `${cert}.csr`,
+      '-subj',
+      subject,
+    ]);
+    await openssl(dir, [
+      'x509',
+      '-req',
+      '-in',
+      `${cert}.csr`,
+      '-CA',
+      this.pki.caCert,
+      '-CAkey',
+      this.pki.caKey,
+      '-CAcreateserial',
+      '-days',
+      String(CERT_DAYS),
+      '-extfile',
+      ext,
+      '-out',
+      cert,
+    ]);
     const file = path.join(this.dir, `${name}.kubeconfig`);
     writeKubeconfig(file, this.server, this.pki.caCert, user, { 'client-certificate-data': b64(cert), 'client-key-data': b64(key) });
     return file;
@@ -656,8 +706,7 @@ class LocalControlPlane implements ControlPlane {
       if (Date.now() >= deadline) {
         throw new ControlPlaneError(
           'CONTROL_PLANE_NOT_READY',
-          `${name} not ready within ${READY_TIMEOUT_MS} ms; last lines of ${this.logPath(name)}:\n` +
-            logTail(this.logPath(name)),
+          `${name} not ready within ${READY_TIMEOUT_MS} ms; last lines of ${this.logPath(name)}:\n` + logTail(this.logPath(name)),
           { cause: lastError },
         );
       }
@@ -691,11 +740,9 @@ async function requestToken(binDir: string, kubeconfig: string, namespace: strin
     }
     return token;
   } catch (err) {
-    throw new ControlPlaneError(
-      'CONTROL_PLANE_TOKEN_FAILED',
-      `cannot get a token for service account ${namespace}/${name}`,
-      { cause: err },
-    );
+    throw new ControlPlaneError('CONTROL_PLANE_TOKEN_FAILED', `cannot get a token for service account ${namespace}/${name}`, {
+      cause: err,
+    });
   }
 }
 

@@ -21,15 +21,21 @@ interface RuntimeConfig {
 let dir: string;
 let bundle: string;
 
-beforeAll(async () => {
-  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'piko-image-'));
-  const { stdout } = await execFileAsync('bash', [BUILD, 'piko.local/piko:image-test', dir], { timeout: 10 * 60 * 1000, maxBuffer: 64 * 1024 * 1024 });
-  const archive = stdout.trim().split('\n').pop() as string;
-  fs.mkdirSync(path.join(dir, 'layout'));
-  execFileSync('tar', ['-xf', archive, '-C', path.join(dir, 'layout')]);
-  bundle = path.join(dir, 'bundle');
-  execFileSync('umoci', ['unpack', '--image', `${path.join(dir, 'layout')}:image-test`, bundle], { stdio: 'ignore' });
-}, 10 * 60 * 1000);
+beforeAll(
+  async () => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'piko-image-'));
+    const { stdout } = await execFileAsync('bash', [BUILD, 'piko.local/piko:image-test', dir], {
+      timeout: 10 * 60 * 1000,
+      maxBuffer: 64 * 1024 * 1024,
+    });
+    const archive = stdout.trim().split('\n').pop() as string;
+    fs.mkdirSync(path.join(dir, 'layout'));
+    execFileSync('tar', ['-xf', archive, '-C', path.join(dir, 'layout')]);
+    bundle = path.join(dir, 'bundle');
+    execFileSync('umoci', ['unpack', '--image', `${path.join(dir, 'layout')}:image-test`, bundle], { stdio: 'ignore' });
+  },
+  10 * 60 * 1000,
+);
 
 afterAll(() => {
   fs.rmSync(dir, { recursive: true, force: true });

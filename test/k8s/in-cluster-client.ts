@@ -108,7 +108,9 @@ export class InClusterClient {
       child.once('close', (code) => resolve(code));
       child.once('error', () => resolve(null));
     });
-    const ended = exited.then((code) => Promise.reject(new Error(`the in-cluster load ended (${String(code)}) before a request succeeded: ${stderr || stdout}`)));
+    const ended = exited.then((code) =>
+      Promise.reject(new Error(`the in-cluster load ended (${String(code)}) before a request succeeded: ${stderr || stdout}`)),
+    );
     ended.catch(() => undefined);
     return {
       flowing: Promise.race([flowing, ended]),

@@ -69,8 +69,14 @@ async function up(): Promise<number> {
   const timer = setTimeout(() => ac.abort(), START_TIMEOUT_MS);
   // Either listener ends as 'timeout' when aborted, so the loser of the race never rejects.
   const outcome = await Promise.race([
-    once(child, 'message', { signal: ac.signal }).then(() => 'ready' as const, () => 'timeout' as const),
-    once(child, 'exit', { signal: ac.signal }).then(() => 'exited' as const, () => 'timeout' as const),
+    once(child, 'message', { signal: ac.signal }).then(
+      () => 'ready' as const,
+      () => 'timeout' as const,
+    ),
+    once(child, 'exit', { signal: ac.signal }).then(
+      () => 'exited' as const,
+      () => 'timeout' as const,
+    ),
   ]);
   clearTimeout(timer);
   ac.abort();

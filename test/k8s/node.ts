@@ -269,7 +269,13 @@ class LocalNode implements TestNode {
     }
   }
 
-  private spawn(component: NodeComponent, cmd: string, args: readonly string[], inNode: boolean, env: NodeJS.ProcessEnv = {}): ChildProcess {
+  private spawn(
+    component: NodeComponent,
+    cmd: string,
+    args: readonly string[],
+    inNode: boolean,
+    env: NodeJS.ProcessEnv = {},
+  ): ChildProcess {
     fs.mkdirSync(this.path('logs'), { recursive: true });
     const fd = fs.openSync(this.path('logs', `${component}.log`), 'a');
     const argv = inNode ? [`--net=/var/run/netns/${this.netns}`, cmd, ...args] : [...args];
@@ -543,7 +549,10 @@ class LocalNode implements TestNode {
       .readFileSync('/proc/self/mountinfo', 'utf8')
       .split('\n')
       .map((line) => line.split(' ')[4])
-      .filter((mountPoint): mountPoint is string => mountPoint !== undefined && (mountPoint === this.dir || mountPoint.startsWith(`${this.dir}/`)))
+      .filter(
+        (mountPoint): mountPoint is string =>
+          mountPoint !== undefined && (mountPoint === this.dir || mountPoint.startsWith(`${this.dir}/`)),
+      )
       .sort((a, b) => b.length - a.length);
     for (const mountPoint of mounts) await run('umount', ['-l', mountPoint]).catch(() => undefined);
   }
@@ -580,7 +589,6 @@ function* walk(dir: string, file: string): Generator<string> {
   }
   yield path.join(dir, file);
 }
-
 
 /**
  * CoreDNS for cluster.local, as kubeadm installs it, minus forwarding: nothing here may resolve

@@ -90,7 +90,12 @@ export class PeerAgent implements HttpPool {
   }
 }
 
-async function connectSocket(host: string, port: number, tlsOptions: tls.ConnectionOptions | undefined, timeoutMs: number): Promise<net.Socket> {
+async function connectSocket(
+  host: string,
+  port: number,
+  tlsOptions: tls.ConnectionOptions | undefined,
+  timeoutMs: number,
+): Promise<net.Socket> {
   // SNI carries names only; an IP address goes without it.
   const servername = tlsOptions?.servername ?? (net.isIP(host) === 0 ? host : undefined);
   const socket = tlsOptions

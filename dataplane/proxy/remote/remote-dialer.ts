@@ -52,7 +52,10 @@ export function createRemoteDialer(options: RemoteDialerOptions): RemoteDialer {
   const dial = async (endpointId: string, dedicated: boolean): Promise<Route | undefined> => {
     const candidates = options.registry.lookup(endpointId).filter((c) => c.upstreams > 0);
     while (candidates.length > 0) {
-      const index = weightedPick(candidates.map((c) => c.upstreams), random());
+      const index = weightedPick(
+        candidates.map((c) => c.upstreams),
+        random(),
+      );
       const [chosen] = candidates.splice(index, 1) as [{ node: NodeRecord; upstreams: number }];
       const peer = peerFor(chosen.node);
       const headers = { [FORWARD_AUTH_HEADER]: options.auth.sign(options.nodeId) };

@@ -128,7 +128,7 @@ export class EndpointShards {
       }
       return this.shards.length;
     }
-    while (count > 1 && this.totalBytes <= ((count * this.maxShardBytes) / 4) - count * DOCUMENT_OVERHEAD_BYTES) {
+    while (count > 1 && this.totalBytes <= (count * this.maxShardBytes) / 4 - count * DOCUMENT_OVERHEAD_BYTES) {
       const half = count / 2;
       if (!this.wouldFit(half)) break;
       count = half;

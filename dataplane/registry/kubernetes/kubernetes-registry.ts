@@ -243,7 +243,8 @@ export class KubernetesRegistry implements ClusterRegistry {
       backoff: this.retryBackoff,
     });
     this.configMaps = new ResilientInformer<ConfigMapObject>({
-      create: (handlers) => new ListWatch<ConfigMapObject>({ client, type: RESOURCES.configMaps, namespace, labelSelector: selector, handlers }),
+      create: (handlers) =>
+        new ListWatch<ConfigMapObject>({ client, type: RESOURCES.configMaps, namespace, labelSelector: selector, handlers }),
       upsert: (obj) => {
         this.view.upsertShard(obj);
         this.observeOwn(obj, true);
@@ -293,11 +294,7 @@ export class KubernetesRegistry implements ClusterRegistry {
       );
     });
     try {
-      await Promise.race([
-        Promise.all([this.acquireLease(), this.leases.synced, this.configMaps.synced]),
-        timeout,
-        stopped,
-      ]);
+      await Promise.race([Promise.all([this.acquireLease(), this.leases.synced, this.configMaps.synced]), timeout, stopped]);
     } catch (err) {
       this.startAbort.abort();
       await this.stopQuietly();

@@ -55,17 +55,19 @@ export class LeaseKeeper {
   /** One write of the Lease; rejects with the apiserver's error. */
   async renewOnce(): Promise<string> {
     const o = this.options;
-    const lease = o.signer.sealLease(buildLease({
-      namespace: o.namespace,
-      cluster: o.cluster,
-      nodeId: o.nodeId,
-      proxyAddr: o.proxyAddr,
-      adminAddr: o.adminAddr,
-      durationMs: o.durationMs,
-      acquireTimeMs: this.acquireTimeMs,
-      renewTimeMs: Date.now(),
-      owner: o.owner,
-    }));
+    const lease = o.signer.sealLease(
+      buildLease({
+        namespace: o.namespace,
+        cluster: o.cluster,
+        nodeId: o.nodeId,
+        proxyAddr: o.proxyAddr,
+        adminAddr: o.adminAddr,
+        durationMs: o.durationMs,
+        acquireTimeMs: this.acquireTimeMs,
+        renewTimeMs: Date.now(),
+        owner: o.owner,
+      }),
+    );
     try {
       const stored = await o.client.apply<LeaseObject>(RESOURCES.leases, lease);
       o.metrics?.apiserverWritesTotal.inc({ kind: 'Lease', operation: 'apply', result: 'success' });

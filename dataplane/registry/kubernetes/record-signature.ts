@@ -32,7 +32,10 @@ export class RecordSigner {
 
   /** Adds the signature over every field a reader routes by; returns the same object. */
   sealLease(lease: LeaseObject): LeaseObject {
-    lease.metadata = { ...lease.metadata, annotations: { ...lease.metadata?.annotations, [ANNOTATION_SIGNATURE]: this.mac(leaseFields(lease)) } };
+    lease.metadata = {
+      ...lease.metadata,
+      annotations: { ...lease.metadata?.annotations, [ANNOTATION_SIGNATURE]: this.mac(leaseFields(lease)) },
+    };
     return lease;
   }
 

@@ -72,11 +72,7 @@ export async function startAdmin(overrides: Partial<AdminDeps> = {}): Promise<Ad
   };
 }
 
-export function request(
-  port: number,
-  path: string,
-  opts: { method?: string; headers?: http.OutgoingHttpHeaders } = {},
-): Promise<Reply> {
+export function request(port: number, path: string, opts: { method?: string; headers?: http.OutgoingHttpHeaders } = {}): Promise<Reply> {
   return new Promise((resolve, reject) => {
     const req = http.request(
       { host: '127.0.0.1', port, path, method: opts.method ?? 'GET', headers: opts.headers, agent: false, timeout: 5000 },
@@ -93,4 +89,3 @@ export function request(
     req.end();
   });
 }
-

@@ -38,11 +38,7 @@ export function capturingLogger(): {
 }
 
 /** An agent config as `piko agent http|tcp <endpoint> <addr> --flags` would build it. */
-export function agentConfig(
-  upstreamUrl: string,
-  listener: CliListener,
-  flags: Record<string, LeafValue> = {},
-): AgentConfig {
+export function agentConfig(upstreamUrl: string, listener: CliListener, flags: Record<string, LeafValue> = {}): AgentConfig {
   return loadAgentConfig({ flags: { 'connect.url': upstreamUrl, 'connect.timeout': 5_000, ...flags }, listener });
 }
 

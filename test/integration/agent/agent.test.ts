@@ -234,7 +234,9 @@ describe('agent', () => {
       const dir = mkdtempSync(join(tmpdir(), 'piko-agent-tls-'));
       cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
       const f = makeTlsFixtures(dir);
-      const service = https.createServer({ cert: readFileSync(f.serverCert), key: readFileSync(f.serverKey) }, (_req, res) => res.end('secure'));
+      const service = https.createServer({ cert: readFileSync(f.serverCert), key: readFileSync(f.serverKey) }, (_req, res) =>
+        res.end('secure'),
+      );
       service.listen(0, '127.0.0.1');
       await once(service, 'listening');
       cleanups.push(() => {
@@ -271,7 +273,11 @@ describe('agent', () => {
       const closed = once(conn, 'close');
       conn.end();
       await closed;
-      expect(records().filter((r) => r.subsystem === 'proxy.tcp.access').map((r) => r.message)).toContain('connection opened');
+      expect(
+        records()
+          .filter((r) => r.subsystem === 'proxy.tcp.access')
+          .map((r) => r.message),
+      ).toContain('connection opened');
     });
 
     it('closes the connection when the local service is down', async () => {
@@ -313,7 +319,10 @@ describe('agent', () => {
         void released.then(() => res.end('finished'));
       });
       cleanups.push(service.close);
-      const agent = await startAgent(agentConfig(srv.upstreamUrl, { protocol: 'http', endpointId: 'drain', addr: service.url }), silentLogger());
+      const agent = await startAgent(
+        agentConfig(srv.upstreamUrl, { protocol: 'http', endpointId: 'drain', addr: service.url }),
+        silentLogger(),
+      );
       await waitForUpstreams(srv.server.upstreams, 'drain', 1);
       const inFlight = viaProxy('drain');
       await arrivedP;

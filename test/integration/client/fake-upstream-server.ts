@@ -57,7 +57,11 @@ export class FakeUpstreamServer extends EventEmitter<{ session: [session: Sessio
   }
 
   /** Opens a stream on `session` and sends one HTTP request over it. */
-  async request(session: Session, path: string, options: { method?: string; body?: string; headers?: http.OutgoingHttpHeaders } = {}): Promise<{ status: number; body: string; headers: http.IncomingHttpHeaders }> {
+  async request(
+    session: Session,
+    path: string,
+    options: { method?: string; body?: string; headers?: http.OutgoingHttpHeaders } = {},
+  ): Promise<{ status: number; body: string; headers: http.IncomingHttpHeaders }> {
     const stream = await session.open();
     return requestOverStream(stream, path, options);
   }

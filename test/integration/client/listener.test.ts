@@ -27,7 +27,10 @@ describe('listen (against a fake upstream port)', () => {
     await fake.stop();
   });
 
-  async function listenOn(endpointId: string, options: Parameters<typeof listen>[1] = {}): Promise<{ listener: Listener; session: Session }> {
+  async function listenOn(
+    endpointId: string,
+    options: Parameters<typeof listen>[1] = {},
+  ): Promise<{ listener: Listener; session: Session }> {
     const sessionP = fake.nextSession();
     const listener = await listen(endpointId, { url: fake.url, ...FAST, ...options });
     listeners.push(listener);
@@ -152,7 +155,10 @@ describe('listen (against a fake upstream port)', () => {
 
   it('reconnects by itself when the server closes the session cleanly', async () => {
     const { listener, session } = await listenOn('ep');
-    serve(listener, httpServer((_req, res) => res.end('still here')));
+    serve(
+      listener,
+      httpServer((_req, res) => res.end('still here')),
+    );
     const reconnecting = once(listener, 'reconnecting') as Promise<[ReconnectInfo]>;
     const next = fake.nextSession();
     const connected = once(listener, 'connected');
@@ -185,7 +191,10 @@ describe('listen (against a fake upstream port)', () => {
 
   it('comes back by itself after the server restarts on the same port', async () => {
     const { listener } = await listenOn('ep');
-    serve(listener, httpServer((_req, res) => res.end('back')));
+    serve(
+      listener,
+      httpServer((_req, res) => res.end('back')),
+    );
     // Wait for an attempt that failed against the stopped server, so the
     // restart is really found by retrying.
     const retried = new Promise<void>((resolve) =>
@@ -275,7 +284,12 @@ describe('listen (against a fake upstream port)', () => {
 
   it('close({ timeoutMs }) cuts connections that do not finish in time', async () => {
     const { listener, session } = await listenOn('ep');
-    const arrived = new Promise<void>((resolve) => serve(listener, httpServer(() => resolve())));
+    const arrived = new Promise<void>((resolve) =>
+      serve(
+        listener,
+        httpServer(() => resolve()),
+      ),
+    );
     const inFlight = fake.request(session, '/').catch((e: unknown) => e);
     await arrived;
     const closeEvent = once(listener, 'close');
@@ -343,7 +357,10 @@ describe('listen (against a fake upstream port)', () => {
     const proxyPort = (proxy.address() as net.AddressInfo).port;
     try {
       const { listener, session } = await listenOn('ep', { proxyUrl: `http://user:p%40ss@127.0.0.1:${proxyPort}` });
-      serve(listener, httpServer((_req, res) => res.end('via proxy')));
+      serve(
+        listener,
+        httpServer((_req, res) => res.end('via proxy')),
+      );
       expect(await fake.request(session, '/')).toMatchObject({ status: 200, body: 'via proxy' });
       expect(seen).toEqual([{ target: `127.0.0.1:${fake.port}`, auth: `Basic ${Buffer.from('user:p@ss').toString('base64')}` }]);
     } finally {
@@ -373,7 +390,10 @@ describe('listen (against a fake upstream port)', () => {
       const listener = await listen('secure', { url: tlsFake.url, tls: { ca }, ...FAST });
       listeners.push(listener);
       const session = await next;
-      serve(listener, httpServer((_req, res) => res.end('tls ok')));
+      serve(
+        listener,
+        httpServer((_req, res) => res.end('tls ok')),
+      );
       expect(await requestOverStream(await session.open(), '/')).toMatchObject({ status: 200, body: 'tls ok' });
     });
 

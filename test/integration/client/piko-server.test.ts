@@ -149,7 +149,10 @@ describe('SDK against the real server', () => {
   it('comes back by itself after the server restarts on the same port', async () => {
     const first = await startTestServer();
     const listener = await listenOn(first, 'ep');
-    serve(listener, httpServer((_req, res) => res.end('ok')));
+    serve(
+      listener,
+      httpServer((_req, res) => res.end('ok')),
+    );
     const upstreamPort = new URL(first.upstreamUrl).port;
     const retried = new Promise<void>((resolve) =>
       listener.on('reconnecting', (info) => {

@@ -45,7 +45,10 @@ async function startPod(index: number, extra: string[] = []): Promise<ServerProc
 /** An upstream on `pod` for `endpointId` that answers with `name`. */
 async function upstream(pod: ServerProcess, endpointId: string, name: string): Promise<Listener> {
   const listener = await listen(endpointId, { url: pod.upstreamUrl });
-  serve(listener, http.createServer((_req, res) => res.end(name)));
+  serve(
+    listener,
+    http.createServer((_req, res) => res.end(name)),
+  );
   listeners.push(listener);
   return listener;
 }
@@ -109,7 +112,10 @@ describe('routing across pods through the Kubernetes registry', () => {
     const moving = listeners.pop() as Listener;
     await moving.close();
     await upstream(pods[1] as ServerProcess, 'svc', 'from-pod-1');
-    await until(pods[2] as ServerProcess, (nodes) => nodes.find((n) => n.id === 'pod-0')?.endpoints === 0 && nodes.find((n) => n.id === 'pod-1')?.endpoints === 1);
+    await until(
+      pods[2] as ServerProcess,
+      (nodes) => nodes.find((n) => n.id === 'pod-0')?.endpoints === 0 && nodes.find((n) => n.id === 'pod-1')?.endpoints === 1,
+    );
     for (let i = 0; i < 5; i++) expect((await get(pods[2] as ServerProcess, 'svc')).body).toBe('from-pod-1');
   });
 
@@ -127,7 +133,11 @@ describe('routing across pods through the Kubernetes registry', () => {
   it('stops using a pod killed with SIGKILL once its lease expires, and keeps serving from the others', async () => {
     await upstream(pods[0] as ServerProcess, 'shared', 'a');
     await upstream(pods[1] as ServerProcess, 'shared', 'b');
-    await until(pods[2] as ServerProcess, (nodes) => nodes.filter((n) => n.endpoints > 0 && n.id !== 'pod-2').length === 2 && (nodes.find((n) => n.id === 'pod-0')?.endpoints ?? 0) >= 1);
+    await until(
+      pods[2] as ServerProcess,
+      (nodes) =>
+        nodes.filter((n) => n.endpoints > 0 && n.id !== 'pod-2').length === 2 && (nodes.find((n) => n.id === 'pod-0')?.endpoints ?? 0) >= 1,
+    );
     await (pods[0] as ServerProcess).stop('SIGKILL');
     const killedAt = Date.now();
     // While pod 0's records still stand, a request drawn to it fails to connect
@@ -143,7 +153,10 @@ describe('routing across pods through the Kubernetes registry', () => {
     const leaving = await startPod(3);
     await upstream(leaving, 'drain', 'leaving');
     await upstream(pods[1] as ServerProcess, 'drain', 'staying');
-    await until(pods[2] as ServerProcess, (nodes) => nodes.find((n) => n.id === 'pod-3')?.endpoints === 1 && (nodes.find((n) => n.id === 'pod-1')?.endpoints ?? 0) >= 2);
+    await until(
+      pods[2] as ServerProcess,
+      (nodes) => nodes.find((n) => n.id === 'pod-3')?.endpoints === 1 && (nodes.find((n) => n.id === 'pod-1')?.endpoints ?? 0) >= 2,
+    );
     // Warm pod 2's keep-alive connections to pod 3, so the shutdown races reuse.
     for (let i = 0; i < 20; i++) await get(pods[2] as ServerProcess, 'drain');
     let stopped = false;

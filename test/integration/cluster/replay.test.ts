@@ -46,7 +46,13 @@ async function resettingPeer(): Promise<{ port: number; seen: string[]; close():
 /** A proxy port whose every request goes to `peer`, as the router sends requests to the node holding the upstream. */
 async function proxyTo(peer: PeerAgent): Promise<{ url: string; close(): void }> {
   const server = http.createServer((req, res) => {
-    void proxyHttp(req, res, { connect: () => Promise.resolve({ pool: peer }), path: req.url ?? '/', headers: { ...req.headers }, retries: 2, timeoutMs: 5_000 });
+    void proxyHttp(req, res, {
+      connect: () => Promise.resolve({ pool: peer }),
+      path: req.url ?? '/',
+      headers: { ...req.headers },
+      retries: 2,
+      timeoutMs: 5_000,
+    });
   });
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');

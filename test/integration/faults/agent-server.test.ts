@@ -55,9 +55,12 @@ describe('faults between an upstream and the server', () => {
   let listener: Listener | undefined;
   let proxyCount = 0;
 
-  beforeAll(async () => {
-    toxiproxy = await startToxiproxy();
-  }, 10 * 60 * 1000);
+  beforeAll(
+    async () => {
+      toxiproxy = await startToxiproxy();
+    },
+    10 * 60 * 1000,
+  );
 
   afterAll(async () => {
     await toxiproxy?.stop();
@@ -143,7 +146,9 @@ describe('faults between an upstream and the server', () => {
     await once(listener as Listener, 'connected');
     const reconnectMs = performance.now() - resetAt;
     await waitForUpstreams(srv.server.upstreams, 'svc', 1);
-    report(`reset mid-stream: in-flight ${cut.complete ? 'completed' : `cut after ${cut.bytes} bytes (${cut.error})`}, reconnected in ${reconnectMs.toFixed(0)} ms`);
+    report(
+      `reset mid-stream: in-flight ${cut.complete ? 'completed' : `cut after ${cut.bytes} bytes (${cut.error})`}, reconnected in ${reconnectMs.toFixed(0)} ms`,
+    );
     // The first retry comes after the minimum backoff; 1 s cap, plus a handshake.
     expect(reconnectMs).toBeLessThan(BACKOFF.maxReconnectBackoffMs + 2_000);
     const after = await Promise.all(Array.from({ length: 10 }, () => fetchThrough(srv, '/big')));

@@ -102,7 +102,12 @@ describe('faults between pods', () => {
     try {
       const small = await Promise.all(Array.from({ length: 20 }, () => get('/')));
       const big = await get('/big');
-      report(`pods, latency 50 ms each way: small p50 ${small.map((r) => r.ms).sort((a, b) => a - b)[10]?.toFixed(0)} ms, 2 MiB in ${big.ms.toFixed(0)} ms`);
+      report(
+        `pods, latency 50 ms each way: small p50 ${small
+          .map((r) => r.ms)
+          .sort((a, b) => a - b)[10]
+          ?.toFixed(0)} ms, 2 MiB in ${big.ms.toFixed(0)} ms`,
+      );
       for (const r of small) expect(r).toMatchObject({ status: 200, complete: true });
       expect(big).toMatchObject({ status: 200, complete: true, sha: BIG_SHA });
     } finally {
@@ -135,7 +140,9 @@ describe('faults between pods', () => {
     const frozen = await Promise.all(Array.from({ length: 5 }, () => get('/')));
     await link.removeToxic('freeze-down');
     await link.removeToxic('freeze-up');
-    report(`pods, half-open: statuses ${frozen.map((r) => r.status).join(',')} after ${Math.max(...frozen.map((r) => r.ms)).toFixed(0)} ms`);
+    report(
+      `pods, half-open: statuses ${frozen.map((r) => r.status).join(',')} after ${Math.max(...frozen.map((r) => r.ms)).toFixed(0)} ms`,
+    );
     for (const r of frozen) {
       expect(r.status).toBe(504);
       expect(r.ms).toBeLessThan(TIMEOUT_MS + 1_500);

@@ -70,15 +70,7 @@ function setArgs(values: Readonly<Record<string, string>>): string[] {
 
 /** `helm template` of the chart, CRDs included, parsed into objects. */
 async function render(values: Readonly<Record<string, string>> = {}): Promise<K8sObject[]> {
-  const result = await helm([
-    'template',
-    RELEASE,
-    CHART,
-    '--namespace',
-    NAMESPACE,
-    '--include-crds',
-    ...setArgs(values),
-  ]);
+  const result = await helm(['template', RELEASE, CHART, '--namespace', NAMESPACE, '--include-crds', ...setArgs(values)]);
   expect(result.stderr).toBe('');
   expect(result.code).toBe(0);
   const docs = parseAllDocuments(result.stdout);
@@ -363,12 +355,7 @@ describe('helm template with other values', () => {
   });
 
   it('refuses two replicas without leader election', async () => {
-    const result = await helm([
-      'template',
-      RELEASE,
-      CHART,
-      ...setArgs({ replicaCount: '2', 'operator.leaderElection.enabled': 'false' }),
-    ]);
+    const result = await helm(['template', RELEASE, CHART, ...setArgs({ replicaCount: '2', 'operator.leaderElection.enabled': 'false' })]);
     expect(result.code).not.toBe(0);
     expect(result.stderr).toContain('needs operator.leaderElection.enabled');
   });
@@ -414,10 +401,8 @@ describe('helm template with other values', () => {
       'nodeSelector.pool': 'system',
       'tolerations[0].key': 'dedicated',
       'tolerations[0].operator': 'Exists',
-      'affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms[0].matchExpressions[0].key':
-        'zone',
-      'affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms[0].matchExpressions[0].operator':
-        'Exists',
+      'affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms[0].matchExpressions[0].key': 'zone',
+      'affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms[0].matchExpressions[0].operator': 'Exists',
       priorityClassName: 'system-cluster-critical',
       'podLabels.team': 'edge',
       'podLabels.app\\.kubernetes\\.io/component': 'overridden',
@@ -454,10 +439,7 @@ describe('helm template with other values', () => {
 
   it('adds a ServiceMonitor on the metrics Service behind a flag', async () => {
     const objects = await render({ 'metrics.serviceMonitor.enabled': 'true', 'metrics.serviceMonitor.labels.release': 'prom' });
-    const monitor = one<{ spec: { selector: { matchLabels: Record<string, string> }; endpoints: unknown[] } }>(
-      objects,
-      'ServiceMonitor',
-    );
+    const monitor = one<{ spec: { selector: { matchLabels: Record<string, string> }; endpoints: unknown[] } }>(objects, 'ServiceMonitor');
     expect(monitor.apiVersion).toBe('monitoring.coreos.com/v1');
     expect(monitor.metadata.labels).toMatchObject({ release: 'prom', 'app.kubernetes.io/component': 'operator' });
     const service = one<V1Service>(objects, 'Service');
@@ -507,7 +489,11 @@ describe('values.yaml', () => {
   }
 
   it('comments every value', () => {
-    expect(keys().filter((k) => !k.commented).map((k) => k.path)).toEqual([]);
+    expect(
+      keys()
+        .filter((k) => !k.commented)
+        .map((k) => k.path),
+    ).toEqual([]);
   });
 
   it('has every value described in values.schema.json', () => {
@@ -542,15 +528,7 @@ describe('values.schema.json', () => {
 
 describe('NOTES.txt', () => {
   async function notes(values: Readonly<Record<string, string>>): Promise<string> {
-    const result = await helm([
-      'install',
-      RELEASE,
-      CHART,
-      '--dry-run=client',
-      '--namespace',
-      NAMESPACE,
-      ...setArgs(values),
-    ]);
+    const result = await helm(['install', RELEASE, CHART, '--dry-run=client', '--namespace', NAMESPACE, ...setArgs(values)]);
     expect(result.code).toBe(0);
     const at = result.stdout.indexOf('NOTES:');
     expect(at).toBeGreaterThanOrEqual(0);

@@ -100,13 +100,7 @@ describe('docs/examples/agent-sidecar.yaml', () => {
     expect(sidecar).toBeDefined();
     expect(sidecar!.restartPolicy).toBe('Always');
     expect(sidecar!.image).toBe(IMAGE);
-    expect(sidecar!.args).toEqual([
-      'agent',
-      'start',
-      '--config.path',
-      '/etc/piko-agent/agent.yaml',
-      '--config.expand-env',
-    ]);
+    expect(sidecar!.args).toEqual(['agent', 'start', '--config.path', '/etc/piko-agent/agent.yaml', '--config.expand-env']);
     expect(sidecar!.securityContext).toMatchObject({
       allowPrivilegeEscalation: false,
       readOnlyRootFilesystem: true,

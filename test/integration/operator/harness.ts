@@ -14,7 +14,21 @@ import { parse as parseYaml } from 'yaml';
 import { createLogger, silentLogger, type Logger } from '../../../dataplane/log/logger';
 import { CachedInformer } from '../../../dataplane/kube/cached-informer';
 import { ClientNodeKubeClient, loadKubeConfig } from '../../../dataplane/kube/client-node';
-import { RESOURCES, type ApplyOptions, type DeleteOptions, type KubeClient, type KubeObject, type ListOptions, type ListResult, type RequestOptions, type ResourceType, type WatchEvent, type WatchHandle, type WatchOptions, type WriteObject } from '../../../dataplane/kube/client';
+import {
+  RESOURCES,
+  type ApplyOptions,
+  type DeleteOptions,
+  type KubeClient,
+  type KubeObject,
+  type ListOptions,
+  type ListResult,
+  type RequestOptions,
+  type ResourceType,
+  type WatchEvent,
+  type WatchHandle,
+  type WatchOptions,
+  type WriteObject,
+} from '../../../dataplane/kube/client';
 import { LEADER_ELECTION_RULES, operatorClusterRole } from '../../../operator/rbac';
 import type { ControlPlane } from '../../k8s/control-plane';
 
@@ -41,9 +55,7 @@ export const WAIT_TIMEOUT_MS = 30_000;
 export const DEFAULT_IMAGE = 'ghcr.io/piko-k8s/piko:0.0.0-test';
 
 export function testLogger(name: string): Logger {
-  return process.env['PIKO_OPERATOR_DEBUG']
-    ? createLogger({ level: 'debug', format: 'text' }).child({ instance: name })
-    : silentLogger();
+  return process.env['PIKO_OPERATOR_DEBUG'] ? createLogger({ level: 'debug', format: 'text' }).child({ instance: name }) : silentLogger();
 }
 
 /** An admin client; writes carry the field manager `e2e-test`, as a person's kubectl would carry its own. */
@@ -72,7 +84,11 @@ export async function installCrd(admin: KubeClient): Promise<void> {
  */
 export async function operatorKubeconfig(cp: ControlPlane, admin: KubeClient, namespace: string): Promise<string> {
   await admin.create(NAMESPACE_TYPE, { apiVersion: 'v1', kind: 'Namespace', metadata: { name: namespace } });
-  await admin.create(RESOURCES.serviceAccounts, { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'piko-operator', namespace } });
+  await admin.create(RESOURCES.serviceAccounts, {
+    apiVersion: 'v1',
+    kind: 'ServiceAccount',
+    metadata: { name: 'piko-operator', namespace },
+  });
   const role = operatorClusterRole();
   await admin.create(CLUSTER_ROLE_TYPE, role);
   const binding = {

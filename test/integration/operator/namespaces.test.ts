@@ -38,8 +38,15 @@ afterAll(async () => {
 });
 
 it('reconciles PikoClusters in the namespaces it watches only, with RoleBindings there alone', async () => {
-  await admin.create({ group: '', version: 'v1', kind: 'Namespace', plural: 'namespaces' }, { apiVersion: 'v1', kind: 'Namespace', metadata: { name: OPERATOR_NAMESPACE } });
-  await admin.create(RESOURCES.serviceAccounts, { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'scoped', namespace: OPERATOR_NAMESPACE } });
+  await admin.create(
+    { group: '', version: 'v1', kind: 'Namespace', plural: 'namespaces' },
+    { apiVersion: 'v1', kind: 'Namespace', metadata: { name: OPERATOR_NAMESPACE } },
+  );
+  await admin.create(RESOURCES.serviceAccounts, {
+    apiVersion: 'v1',
+    kind: 'ServiceAccount',
+    metadata: { name: 'scoped', namespace: OPERATOR_NAMESPACE },
+  });
   const [a, b, outside] = await Promise.all(['watched-a', 'watched-b', 'outside'].map((p) => newNamespace(admin, p)));
   for (const ns of [a as string, b as string]) {
     await admin.create(RESOURCES.roleBindings, {
@@ -70,7 +77,12 @@ it('reconciles PikoClusters in the namespaces it watches only, with RoleBindings
   await operator.synced;
 
   for (const ns of [a, b, outside] as string[]) {
-    await admin.create(RESOURCES.pikoClusters, { apiVersion: API_VERSION, kind: KIND, metadata: { name: 'edge', namespace: ns }, spec: { replicas: 1 } } as KubeObject);
+    await admin.create(RESOURCES.pikoClusters, {
+      apiVersion: API_VERSION,
+      kind: KIND,
+      metadata: { name: 'edge', namespace: ns },
+      spec: { replicas: 1 },
+    } as KubeObject);
   }
   for (const ns of [a, b] as string[]) {
     await waitFor(admin, RESOURCES.statefulSets, ns, 'edge', (o) => o !== undefined, `the StatefulSet in ${ns}`);

@@ -170,9 +170,18 @@ describe('the operator', () => {
     expect(condition(cluster, 'Ready')).toMatchObject({ status: 'False', observedGeneration: 1 });
     expect(condition(cluster, 'Progressing')).toMatchObject({ status: 'True' });
     expect(condition(cluster, 'Degraded')).toMatchObject({ status: 'False', reason: 'AsExpected' });
-    expect(cluster.status?.selector).toBe('app.kubernetes.io/name=piko,app.kubernetes.io/instance=piko,app.kubernetes.io/component=dataplane');
+    expect(cluster.status?.selector).toBe(
+      'app.kubernetes.io/name=piko,app.kubernetes.io/instance=piko,app.kubernetes.io/component=dataplane',
+    );
 
-    const owner = { apiVersion: API_VERSION, kind: KIND, name: 'piko', uid: cluster.metadata.uid, controller: true, blockOwnerDeletion: true };
+    const owner = {
+      apiVersion: API_VERSION,
+      kind: KIND,
+      name: 'piko',
+      uid: cluster.metadata.uid,
+      controller: true,
+      blockOwnerDeletion: true,
+    };
     const desired = buildChildren(cluster, { defaultImage: DEFAULT_IMAGE, clusterSecretValue: 'unused' });
     for (const child of desired.apply) {
       const type = Object.values(RESOURCES).find((r) => r.kind === child.kind)!;
@@ -282,7 +291,17 @@ describe('the operator', () => {
   it('deletes the PodDisruptionBudget once the spec disables it', async () => {
     const { ns } = await readyCluster('pdb');
     await waitForObject(RESOURCES.podDisruptionBudgets, ns, 'piko', (o) => o !== undefined, 'the PodDisruptionBudget');
-    await kubectl(cp, ['patch', 'pikocluster', 'piko', '-n', ns, '--type', 'merge', '-p', '{"spec":{"podDisruptionBudget":{"enabled":false}}}']);
+    await kubectl(cp, [
+      'patch',
+      'pikocluster',
+      'piko',
+      '-n',
+      ns,
+      '--type',
+      'merge',
+      '-p',
+      '{"spec":{"podDisruptionBudget":{"enabled":false}}}',
+    ]);
     await waitForObject(RESOURCES.podDisruptionBudgets, ns, 'piko', (o) => o === undefined, 'the PodDisruptionBudget to be deleted');
   });
 
@@ -356,12 +375,7 @@ describe('the operator', () => {
       stringData: { hmac: randomBytes(16).toString('hex') },
     } as KubeObject);
     await waitForObject(RESOURCES.statefulSets, ns, 'auth', (o) => o !== undefined, 'the StatefulSet once the Secret exists');
-    const recovered = (await waitForCluster(
-      ns,
-      'auth',
-      (c) => condition(c, 'Degraded')?.status === 'False',
-      'the cluster to recover',
-    ))!;
+    const recovered = (await waitForCluster(ns, 'auth', (c) => condition(c, 'Degraded')?.status === 'False', 'the cluster to recover'))!;
     expect(condition(recovered, 'Ready')?.reason).not.toBe('SecretNotFound');
   });
 

@@ -72,11 +72,7 @@ async function newNamespace(): Promise<string> {
   return name;
 }
 
-function node(
-  namespace: string,
-  nodeId: string,
-  options: Partial<CreateKubernetesRegistryOptions> = {},
-): TestNode {
+function node(namespace: string, nodeId: string, options: Partial<CreateKubernetesRegistryOptions> = {}): TestNode {
   const metrics = new Registry();
   const changes = new EventEmitter();
   changes.setMaxListeners(0);
@@ -230,12 +226,26 @@ describe('Kubernetes registry against a real apiserver', () => {
     await coordination.createNamespacedLease({ namespace: ns, body: evilLease as k8s.V1Lease });
     await coordination.createNamespacedLease({ namespace: ns, body: wrongKey as k8s.V1Lease });
     for (const nodeId of ['evil', 'evil2', 'node-a']) {
-      const shard = buildShard({ cluster: 'piko', nodeId, index: 7, json: serializeShard(new Map([['e', 9], ['stolen', 1]])) });
+      const shard = buildShard({
+        cluster: 'piko',
+        nodeId,
+        index: 7,
+        json: serializeShard(
+          new Map([
+            ['e', 9],
+            ['stolen', 1],
+          ]),
+        ),
+      });
       await core.createNamespacedConfigMap({ namespace: ns, body: shard as k8s.V1ConfigMap });
     }
     // And a real Lease pointed elsewhere.
     await coordination.patchNamespacedLease(
-      { namespace: ns, name: 'piko-node-node-a', body: [{ op: 'add', path: '/metadata/annotations/piko.dev~1proxy-addr', value: '192.0.2.66:8000' }] },
+      {
+        namespace: ns,
+        name: 'piko-node-node-a',
+        body: [{ op: 'add', path: '/metadata/annotations/piko.dev~1proxy-addr', value: '192.0.2.66:8000' }],
+      },
       k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.JsonPatch),
     );
 
@@ -251,7 +261,12 @@ describe('Kubernetes registry against a real apiserver', () => {
     }
     expect(holders(b, 'e')).toEqual({ 'node-a': 1 });
     expect(holders(b, 'stolen')).toEqual({});
-    expect(b.registry.nodes().map((n) => n.id).sort()).toEqual(['node-a', 'node-b']);
+    expect(
+      b.registry
+        .nodes()
+        .map((n) => n.id)
+        .sort(),
+    ).toEqual(['node-a', 'node-b']);
     expect(b.registry.nodes().find((n) => n.id === 'node-a')?.proxyAddr).toBe(realProxyAddr);
   });
 
@@ -324,8 +339,7 @@ describe('Kubernetes registry against a real apiserver', () => {
     for (let k = 0; k < total; k++) nodes[owner(k)]!.registry.setLocalEndpoint(`endpoint-${k}`, 1 + (k % 3));
 
     const visible = (i: number) => (): boolean =>
-      nodes[i]!.registry
-        .nodes()
+      nodes[i]!.registry.nodes()
         .filter((n) => n.id !== `node-${i}` && n.status === 'active')
         .reduce((sum, n) => sum + Object.keys(n.endpoints).length, 0) ===
       total - Math.ceil((total - i) / nodes.length);
@@ -442,11 +456,9 @@ describe('Kubernetes registry against a real apiserver', () => {
     const ns = await newNamespace();
     // Pod admission needs the namespace's default ServiceAccount, which the controller manager
     // creates shortly after the namespace: create it now unless it won that race.
-    await core
-      .createNamespacedServiceAccount({ namespace: ns, body: { metadata: { name: 'default' } } })
-      .catch((err: unknown) => {
-        if ((err as { code?: unknown }).code !== 409) throw err;
-      });
+    await core.createNamespacedServiceAccount({ namespace: ns, body: { metadata: { name: 'default' } } }).catch((err: unknown) => {
+      if ((err as { code?: unknown }).code !== 409) throw err;
+    });
     const pod = await core.createNamespacedPod({
       namespace: ns,
       body: { metadata: { name: 'piko-0' }, spec: { containers: [{ name: 'piko', image: 'piko:test' }] } },

@@ -32,14 +32,24 @@ function objects(kubeconfigPath: string): k8s.KubernetesObjectApi {
   return k8s.KubernetesObjectApi.makeApiClient(kc);
 }
 
-function registryObject(kind: 'Lease' | 'ConfigMap', name: string, node: string, extra: Record<string, unknown> = {}): k8s.KubernetesObject {
+function registryObject(
+  kind: 'Lease' | 'ConfigMap',
+  name: string,
+  node: string,
+  extra: Record<string, unknown> = {},
+): k8s.KubernetesObject {
   return {
     apiVersion: kind === 'Lease' ? 'coordination.k8s.io/v1' : 'v1',
     kind,
     metadata: {
       name,
       namespace,
-      labels: { 'app.kubernetes.io/name': 'piko', 'app.kubernetes.io/component': 'registry', 'piko.dev/cluster': CLUSTER, 'piko.dev/node': node },
+      labels: {
+        'app.kubernetes.io/name': 'piko',
+        'app.kubernetes.io/component': 'registry',
+        'piko.dev/cluster': CLUSTER,
+        'piko.dev/node': node,
+      },
     },
     ...extra,
   } as k8s.KubernetesObject;
@@ -100,7 +110,12 @@ beforeAll(async () => {
     const uid = pod.metadata?.uid ?? '';
     pods[name] = { uid, kubeconfig: await cp.kubeconfigForServiceAccount(namespace, CLUSTER, { name, uid }) };
   }
-  await admin.create({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'user-data', namespace }, data: { a: '1' } } as k8s.KubernetesObject);
+  await admin.create({
+    apiVersion: 'v1',
+    kind: 'ConfigMap',
+    metadata: { name: 'user-data', namespace },
+    data: { a: '1' },
+  } as k8s.KubernetesObject);
 
   // The apiserver enforces a new policy once its informers have it: wait for the first refusal.
   const asPod1 = objects(pods['piko-1']!.kubeconfig);
@@ -144,7 +159,9 @@ describe('registry write policy', () => {
     await Promise.all([registry.stop(), peer.stop()]);
     registries.splice(0);
     // Stopped cleanly: it deleted its own objects, which the policy allowed.
-    const left = await adminKc.makeApiClient(k8s.CoordinationV1Api).listNamespacedLease({ namespace, labelSelector: 'piko.dev/node=piko-0' });
+    const left = await adminKc
+      .makeApiClient(k8s.CoordinationV1Api)
+      .listNamespacedLease({ namespace, labelSelector: 'piko.dev/node=piko-0' });
     expect(left.items).toHaveLength(0);
   });
 
@@ -154,18 +171,34 @@ describe('registry write policy', () => {
     const asPod1 = objects(pods['piko-1']!.kubeconfig);
     const lease0 = { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name: 'piko-node-piko-0', namespace } };
 
-    expect(await attempt(() => asPod1.patch({ ...lease0, metadata: { ...lease0.metadata, annotations: { 'piko.dev/proxy-addr': '192.0.2.66:8000' } } }, undefined, undefined, undefined, undefined, k8s.PatchStrategy.MergePatch)))
-      .toMatch(/^403 .*pod piko-1 may write only its own registry objects/);
+    expect(
+      await attempt(() =>
+        asPod1.patch(
+          { ...lease0, metadata: { ...lease0.metadata, annotations: { 'piko.dev/proxy-addr': '192.0.2.66:8000' } } },
+          undefined,
+          undefined,
+          undefined,
+          undefined,
+          k8s.PatchStrategy.MergePatch,
+        ),
+      ),
+    ).toMatch(/^403 .*pod piko-1 may write only its own registry objects/);
     expect(await attempt(() => asPod1.delete(lease0))).toMatch(/^403 .*piko-1 may write only its own/);
     // Its own label under another pod's name: refused, or it could lock that pod out.
     expect(await attempt(() => asPod1.create(registryObject('ConfigMap', 'piko-endpoints-piko-0-5', 'piko-1')))).toMatch(
       /^403 .*may write only objects named for it, not piko-endpoints-piko-0-5/,
     );
-    expect(await attempt(() => asPod1.create({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'app-settings', namespace } }))).toMatch(/^403 /);
-    expect(await attempt(() => asPod1.delete({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'user-data', namespace } }))).toMatch(/^403 /);
+    expect(
+      await attempt(() => asPod1.create({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'app-settings', namespace } })),
+    ).toMatch(/^403 /);
+    expect(await attempt(() => asPod1.delete({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'user-data', namespace } }))).toMatch(
+      /^403 /,
+    );
     // What it may do: its own objects under its own names.
     expect(await attempt(() => asPod1.create(registryObject('ConfigMap', 'piko-endpoints-piko-1-3', 'piko-1')))).toBe('ok');
-    expect(await attempt(() => asPod1.delete({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'piko-endpoints-piko-1-3', namespace } }))).toBe('ok');
+    expect(
+      await attempt(() => asPod1.delete({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'piko-endpoints-piko-1-3', namespace } })),
+    ).toBe('ok');
   });
 
   it('refuses every write by the data-plane ServiceAccount with a token not bound to a pod', async () => {
@@ -177,7 +210,9 @@ describe('registry write policy', () => {
 
   it('leaves other workloads and administrators to RBAC', async () => {
     const other = objects(await cp.kubeconfigForServiceAccount(namespace, 'other-app'));
-    expect(await attempt(() => other.create({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'other-settings', namespace } }))).toBe('ok');
+    expect(
+      await attempt(() => other.create({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'other-settings', namespace } })),
+    ).toBe('ok');
     expect(
       await attempt(() =>
         admin.patch(

@@ -27,7 +27,9 @@ describe('auth on each port', () => {
       'admin.auth.hmac_secret_key': ADMIN_SECRET,
     });
     const token = await sign(UPSTREAM_SECRET, { piko: { endpoints: ['secure'] } });
-    upstreams.push(await connectRawUpstream(srv.upstreamUrl, 'secure', (_req, res) => res.end('secret data'), { authorization: `Bearer ${token}` }));
+    upstreams.push(
+      await connectRawUpstream(srv.upstreamUrl, 'secure', (_req, res) => res.end('secret data'), { authorization: `Bearer ${token}` }),
+    );
     await waitForUpstreams(srv.server.upstreams, 'secure', 1);
   });
 
@@ -36,7 +38,8 @@ describe('auth on each port', () => {
     await stopAllTestServers();
   });
 
-  const proxied = (headers: Record<string, string>) => request(`${srv.proxyUrl}/`, { headers: { 'x-piko-endpoint': 'secure', ...headers } });
+  const proxied = (headers: Record<string, string>) =>
+    request(`${srv.proxyUrl}/`, { headers: { 'x-piko-endpoint': 'secure', ...headers } });
 
   it('proxy: refuses a request without a token', async () => {
     const res = await proxied({});
@@ -71,7 +74,9 @@ describe('auth on each port', () => {
   it('upstream: refuses a listener without a token, or with a token for another endpoint', async () => {
     await expect(connectRawUpstream(srv.upstreamUrl, 'secure', () => undefined)).rejects.toThrow('401');
     const token = await sign(UPSTREAM_SECRET, { piko: { endpoints: ['secure'] } });
-    await expect(connectRawUpstream(srv.upstreamUrl, 'elsewhere', () => undefined, { authorization: `Bearer ${token}` })).rejects.toThrow('401');
+    await expect(connectRawUpstream(srv.upstreamUrl, 'elsewhere', () => undefined, { authorization: `Bearer ${token}` })).rejects.toThrow(
+      '401',
+    );
   });
 
   it('upstream: closes the session when its token expires', async () => {
@@ -84,7 +89,9 @@ describe('auth on each port', () => {
 
   it('upstream: stays connected with a token valid for longer than a Node timer can wait (60 days)', async () => {
     const token = await sign(UPSTREAM_SECRET, { piko: { endpoints: ['long-lived'] } }, 60 * 24 * 3600);
-    const up = await connectRawUpstream(srv.upstreamUrl, 'long-lived', (_req, res) => res.end('still here'), { authorization: `Bearer ${token}` });
+    const up = await connectRawUpstream(srv.upstreamUrl, 'long-lived', (_req, res) => res.end('still here'), {
+      authorization: `Bearer ${token}`,
+    });
     await waitForUpstreams(srv.server.upstreams, 'long-lived', 1);
     // A disconnect timer overflowing 2^31 ms fires after 1 ms: by the time a
     // ping has crossed the tunnel and a request has gone through, it would have.
@@ -103,7 +110,9 @@ describe('auth on each port', () => {
     expect((await request(`${srv.adminUrl}/metrics`)).status).toBe(401);
     const wrong = await request(`${srv.adminUrl}/metrics`, { headers: { authorization: `Bearer ${await sign(PROXY_SECRET)}` } });
     expect(wrong.status).toBe(401);
-    const ok = await request(`${srv.adminUrl}/status/upstream/endpoints`, { headers: { authorization: `Bearer ${await sign(ADMIN_SECRET)}` } });
+    const ok = await request(`${srv.adminUrl}/status/upstream/endpoints`, {
+      headers: { authorization: `Bearer ${await sign(ADMIN_SECRET)}` },
+    });
     expect(ok.status).toBe(200);
     expect(JSON.parse(ok.body)).toEqual({ secure: 1 });
   });

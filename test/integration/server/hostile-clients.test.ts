@@ -48,7 +48,10 @@ describe('hostile or broken clients', () => {
     await waitForUpstreams(srv.server.upstreams, 'db', 1);
 
     const bad = [
-      { head: upgradeHead('/_piko/v1/tcp/db', 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n', 'POST'), status: 405 },
+      {
+        head: upgradeHead('/_piko/v1/tcp/db', 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n', 'POST'),
+        status: 405,
+      },
       { head: upgradeHead('/_piko/v1/tcp/db', 'Sec-WebSocket-Version: 13\r\n'), status: 400 },
       { head: upgradeHead('/_piko/v1/tcp/db', 'Sec-WebSocket-Key: short\r\nSec-WebSocket-Version: 13\r\n'), status: 400 },
       { head: upgradeHead('/_piko/v1/tcp/db', 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 7\r\n'), status: 400 },
@@ -82,7 +85,9 @@ describe('hostile or broken clients', () => {
     });
     await waitForUpstreams(srv.server.upstreams, 'stuck', 1);
     const answer = await rawExchange(srv.proxyUrl, (s) =>
-      s.write(upgradeHead('/chat', 'x-piko-endpoint: stuck\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n')),
+      s.write(
+        upgradeHead('/chat', 'x-piko-endpoint: stuck\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n'),
+      ),
     );
     expect(answer).toMatch(/^HTTP\/1\.1 504 /);
     await streamClosed;

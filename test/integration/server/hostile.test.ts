@@ -58,7 +58,9 @@ describe('hostile or broken upstreams', () => {
     ws.on('message', (data: Buffer) => {
       if (data.length >= 12 && data[1] === TYPE_WINDOW_UPDATE && (data.readUInt16BE(2) & FLAG_SYN) !== 0) {
         const id = data.readUInt32BE(4);
-        ws.send(Buffer.concat([encodeHeader(TYPE_WINDOW_UPDATE, 2, id, 0), encodeHeader(TYPE_DATA, 0, id, 300 * 1024), Buffer.alloc(300 * 1024)]));
+        ws.send(
+          Buffer.concat([encodeHeader(TYPE_WINDOW_UPDATE, 2, id, 0), encodeHeader(TYPE_DATA, 0, id, 300 * 1024), Buffer.alloc(300 * 1024)]),
+        );
       }
     });
     const res = await request(`${srv.proxyUrl}/`, { headers: { 'x-piko-endpoint': 'flood' } });

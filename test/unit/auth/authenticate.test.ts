@@ -1,10 +1,5 @@
 import type { IncomingHttpHeaders } from 'node:http';
-import {
-  authenticate,
-  endpointPermitted,
-  extractTenantId,
-  extractToken,
-} from '../../../dataplane/auth/authenticate';
+import { authenticate, endpointPermitted, extractTenantId, extractToken } from '../../../dataplane/auth/authenticate';
 import { AuthError, type AuthErrorCode } from '../../../dataplane/auth/errors';
 import { createVerifier, type Token, type TokenVerifier } from '../../../dataplane/auth/verifier';
 import { HMAC_SECRET, hmacKey, sign } from './jwt-fixtures';
@@ -78,9 +73,7 @@ describe('authenticate', () => {
         expiry: undefined,
         endpoints: ['e1'],
       });
-      expect((await rejection(authenticate(verifier, { authorization: 'Bearer nope' }))).code).toBe(
-        'ERR_AUTH_INVALID_TOKEN',
-      );
+      expect((await rejection(authenticate(verifier, { authorization: 'Bearer nope' }))).code).toBe('ERR_AUTH_INVALID_TOKEN');
       expect((await rejection(authenticate(verifier, {}))).code).toBe('ERR_AUTH_MISSING');
     } finally {
       verifier.close();

@@ -97,9 +97,7 @@ describe('createTenantVerifiers', () => {
   });
 
   it('names the tenant auth block of an invalid key', () => {
-    const err = configError(() =>
-      create(undefined, [{ id: 'acme', auth: { rsaPublicKey: 'bad', disableDisconnectOnExpiry: false } }]),
-    );
+    const err = configError(() => create(undefined, [{ id: 'acme', auth: { rsaPublicKey: 'bad', disableDisconnectOnExpiry: false } }]));
     expect(err).toMatchObject({ code: 'ERR_AUTH_CONFIG_INVALID_KEY', field: 'upstream.tenants[0].auth.rsa_public_key' });
   });
 });
@@ -116,9 +114,9 @@ describe('authenticateTenant', () => {
   it('verifies against the tenant named by x-piko-tenant-id', async () => {
     const verifiers = create(undefined, [{ id: 'acme', auth: hmac('acme-secret') }]);
     const token = await sign({}, hmacKey('acme-secret'), { alg: 'HS256' });
-    await expect(
-      authenticateTenant(verifiers, { authorization: `Bearer ${token}`, 'x-piko-tenant-id': 'acme' }),
-    ).resolves.toMatchObject({ tenantId: 'acme' });
+    await expect(authenticateTenant(verifiers, { authorization: `Bearer ${token}`, 'x-piko-tenant-id': 'acme' })).resolves.toMatchObject({
+      tenantId: 'acme',
+    });
   });
 
   it('returns undefined when the port has no auth', async () => {

@@ -181,10 +181,7 @@ describe('claims', () => {
     const v = verifierFor({ hmacSecretKey: HMAC_SECRET, audience: 'piko' });
     await expect(v.verify(await sign({}, hmacKey(), { alg: 'HS256', aud: 'piko' }))).resolves.toBeDefined();
     await expect(v.verify(await sign({}, hmacKey(), { alg: 'HS256', aud: ['x', 'piko'] }))).resolves.toBeDefined();
-    for (const token of [
-      await sign({}, hmacKey(), { alg: 'HS256', aud: 'other' }),
-      await sign({}, hmacKey(), { alg: 'HS256' }),
-    ]) {
+    for (const token of [await sign({}, hmacKey(), { alg: 'HS256', aud: 'other' }), await sign({}, hmacKey(), { alg: 'HS256' })]) {
       expect((await rejection(v.verify(token))).code).toBe('ERR_AUTH_INVALID_TOKEN');
     }
   });
@@ -228,9 +225,7 @@ describe('piko.endpoints', () => {
     ['piko as a list', { piko: ['my-endpoint'] }],
   ])('answers invalid token when it is %s', async (_name, claims) => {
     const token = await sign(claims, hmacKey(), { alg: 'HS256' });
-    expect((await rejection(verifierFor({ hmacSecretKey: HMAC_SECRET }).verify(token))).code).toBe(
-      'ERR_AUTH_INVALID_TOKEN',
-    );
+    expect((await rejection(verifierFor({ hmacSecretKey: HMAC_SECRET }).verify(token))).code).toBe('ERR_AUTH_INVALID_TOKEN');
   });
 });
 

@@ -197,9 +197,7 @@ describe('piko agent flags', () => {
 
   it('replaces the file listeners with the argument listener', () => {
     const path = yaml('listeners:\n  - endpoint_id: from-file\n    addr: 3000\n    timeout: 1s\n');
-    expect(parseAgentCommand(['http', 'from-cli', '4000', '--config.path', path]).listeners.map((l) => l.endpointId)).toEqual([
-      'from-cli',
-    ]);
+    expect(parseAgentCommand(['http', 'from-cli', '4000', '--config.path', path]).listeners.map((l) => l.endpointId)).toEqual(['from-cli']);
     expect(parseAgentCommand(['start', '--config.path', path]).listeners.map((l) => l.endpointId)).toEqual(['from-file']);
   });
 

@@ -131,7 +131,11 @@ describe('runCli', () => {
   });
 
   it('prints flag errors the same way', async () => {
-    for (const argv of [['server', '--proxy.timeout', '5x'], ['server', '--proxy.timeout=5x'], ['server', '--nope']]) {
+    for (const argv of [
+      ['server', '--proxy.timeout', '5x'],
+      ['server', '--proxy.timeout=5x'],
+      ['server', '--nope'],
+    ]) {
       const h = harness();
       expect(await runCli(argv, h.deps)).toBe(1);
       expect(h.err()).toMatch(/^error: /);

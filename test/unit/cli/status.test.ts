@@ -82,11 +82,7 @@ describe('piko server status', () => {
   it('prints the cluster nodes sorted by ID and filtered by status', async () => {
     const all = await run(['cluster', 'nodes']);
     expect(all.code).toBe(0);
-    expect((YAML.parse(all.out) as { nodes: Array<{ id: string }> }).nodes.map((n) => n.id)).toEqual([
-      'node-a',
-      'node-b',
-      'node-c',
-    ]);
+    expect((YAML.parse(all.out) as { nodes: Array<{ id: string }> }).nodes.map((n) => n.id)).toEqual(['node-a', 'node-b', 'node-c']);
     const active = await run(['cluster', 'nodes', '--status', 'active']);
     expect((YAML.parse(active.out) as { nodes: Array<{ id: string }> }).nodes.map((n) => n.id)).toEqual(['node-b', 'node-c']);
   });

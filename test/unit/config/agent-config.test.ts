@@ -2,12 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { normaliseUpstreamAddr } from '../../../dataplane/config/addr';
-import {
-  defaultAgentConfig,
-  loadAgentConfig,
-  type AgentConfig,
-  type ListenerConfig,
-} from '../../../dataplane/config/agent-config';
+import { defaultAgentConfig, loadAgentConfig, type AgentConfig, type ListenerConfig } from '../../../dataplane/config/agent-config';
 import { ConfigError } from '../../../dataplane/config/errors';
 import { normaliseDialAddr } from '../../../dataplane/net/host-port';
 

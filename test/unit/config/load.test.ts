@@ -63,9 +63,7 @@ describe('parseYamlConfig', () => {
   });
 
   it('rejects unknown keys inside list items with the index', () => {
-    const err = configError(() =>
-      decode('upstream:\n  tenants:\n    - id: t1\n      auth:\n        hmac_key: k\n'),
-    );
+    const err = configError(() => decode('upstream:\n  tenants:\n    - id: t1\n      auth:\n        hmac_key: k\n'));
     expect(err.message).toMatch(/^unknown key upstream\.tenants\[0\]\.auth\.hmac_key/);
   });
 
@@ -103,11 +101,10 @@ describe('parseYamlConfig', () => {
   });
 
   it('keeps scalars given to string keys as written', () => {
-    expect(decode('proxy:\n  bind_addr: 9000\nupstream:\n  tenants:\n    - id: 0123\n      auth: {hmac_secret_key: 1e3}\n'))
-      .toMatchObject({
-        proxy: { bind_addr: '9000' },
-        upstream: { tenants: [{ id: '0123', auth: { hmac_secret_key: '1e3' } }] },
-      });
+    expect(decode('proxy:\n  bind_addr: 9000\nupstream:\n  tenants:\n    - id: 0123\n      auth: {hmac_secret_key: 1e3}\n')).toMatchObject({
+      proxy: { bind_addr: '9000' },
+      upstream: { tenants: [{ id: '0123', auth: { hmac_secret_key: '1e3' } }] },
+    });
   });
 
   it('accepts YAML 1.1 booleans, as Go yaml.v3 does for bool keys', () => {
@@ -219,9 +216,7 @@ describe('loadRaw', () => {
     expect(configError(() => loadRaw(SERVER_SPEC, { flags: { 'proxy.timeout': '5s' } })).message).toBe(
       '--proxy.timeout must be a duration',
     );
-    expect(configError(() => loadRaw(SERVER_SPEC, { flags: { 'proxy.timout': 5 } })).message).toBe(
-      'unknown flag --proxy.timout',
-    );
+    expect(configError(() => loadRaw(SERVER_SPEC, { flags: { 'proxy.timout': 5 } })).message).toBe('unknown flag --proxy.timout');
     // Lists are YAML only.
     expect(configError(() => loadRaw(SERVER_SPEC, { flags: { 'upstream.tenants': [] } })).path).toBe('upstream.tenants');
   });

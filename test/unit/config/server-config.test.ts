@@ -2,12 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ConfigError } from '../../../dataplane/config/errors';
-import {
-  defaultServerConfig,
-  generateNodeId,
-  loadServerConfig,
-  type ServerConfig,
-} from '../../../dataplane/config/server-config';
+import { defaultServerConfig, generateNodeId, loadServerConfig, type ServerConfig } from '../../../dataplane/config/server-config';
 
 function configError(fn: () => unknown): ConfigError {
   try {
@@ -62,7 +57,13 @@ describe('server config', () => {
         bindAddr: ':8001',
         maxConnections: 20_000,
         maxMessageBytes: 4 * 1024 * 1024,
-        session: { keepaliveIntervalMs: 30_000, keepaliveTimeoutMs: 10_000, maxStreams: 1024, maxBufferedBytes: 16 * 1024 * 1024, maxPendingControlFrames: 10_000 },
+        session: {
+          keepaliveIntervalMs: 30_000,
+          keepaliveTimeoutMs: 10_000,
+          maxStreams: 1024,
+          maxBufferedBytes: 16 * 1024 * 1024,
+          maxPendingControlFrames: 10_000,
+        },
         auth: noAuth,
         tls: noTls,
         tenants: [],
@@ -154,9 +155,7 @@ grace_period: 30s
       tls: { client: { insecureSkipVerify: true, serverName: 'piko.internal' } },
     });
     expect(config.proxy.auth.jwks).toBeUndefined();
-    expect(config.upstream.tenants).toEqual([
-      { id: 'team-a', auth: { hmacSecretKey: 'a-secret', disableDisconnectOnExpiry: false } },
-    ]);
+    expect(config.upstream.tenants).toEqual([{ id: 'team-a', auth: { hmacSecretKey: 'a-secret', disableDisconnectOnExpiry: false } }]);
     expect(config.admin.auth.jwks).toEqual({ endpoint: 'https://idp.example/jwks.json', cacheTtlMs: 300_000, timeoutMs: 0 });
     expect(config.cluster).toMatchObject({ nodeId: 'node-1', registry: 'kubernetes', kubernetes: { namespace: 'piko' } });
     expect(config.log).toEqual({ level: 'debug', subsystems: ['proxy', 'upstream'] });
@@ -165,7 +164,7 @@ grace_period: 30s
 
   it('lets a key in the file beat the same flag', () => {
     const configPath = yaml('proxy:\n  timeout: 7s\n');
-    const config = loadServerConfig({ flags: { 'proxy.timeout': 5_000, 'grace_period': 5_000 }, configPath });
+    const config = loadServerConfig({ flags: { 'proxy.timeout': 5_000, grace_period: 5_000 }, configPath });
     expect(config.proxy.timeoutMs).toBe(7_000);
     expect(config.gracePeriodMs).toBe(5_000);
   });
@@ -201,9 +200,9 @@ grace_period: 30s
   });
 
   it('requires auth on every tenant and unique tenant IDs', () => {
-    expect(
-      configError(() => loadServerConfig({ configPath: yaml('upstream:\n  tenants:\n    - id: a\n') })).message,
-    ).toContain('upstream.tenants[0].auth: a tenant needs a verification key or JWKS endpoint');
+    expect(configError(() => loadServerConfig({ configPath: yaml('upstream:\n  tenants:\n    - id: a\n') })).message).toContain(
+      'upstream.tenants[0].auth: a tenant needs a verification key or JWKS endpoint',
+    );
     const dup = yaml(
       'upstream:\n  tenants:\n    - id: a\n      auth: {hmac_secret_key: x}\n    - id: a\n      auth: {hmac_secret_key: y}\n',
     );

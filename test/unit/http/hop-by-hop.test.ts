@@ -2,7 +2,18 @@ import { downstreamResponseHeaders, endToEndHeaders } from '../../../dataplane/h
 
 describe('downstreamResponseHeaders', () => {
   it('keeps repeated headers and drops hop-by-hop ones', () => {
-    const raw = ['Set-Cookie', 'a=1', 'Set-Cookie', 'b=2', 'Connection', 'close', 'Transfer-Encoding', 'chunked', 'Content-Type', 'text/plain'];
+    const raw = [
+      'Set-Cookie',
+      'a=1',
+      'Set-Cookie',
+      'b=2',
+      'Connection',
+      'close',
+      'Transfer-Encoding',
+      'chunked',
+      'Content-Type',
+      'text/plain',
+    ];
     expect(downstreamResponseHeaders(raw, false)).toEqual(['Set-Cookie', 'a=1', 'Set-Cookie', 'b=2', 'Content-Type', 'text/plain']);
   });
 

@@ -1,8 +1,7 @@
 import type http from 'node:http';
 import { shouldReplay } from '../../../dataplane/http/replay';
 
-const req = (method: string, headers: http.IncomingHttpHeaders = {}): http.IncomingMessage =>
-  ({ method, headers }) as http.IncomingMessage;
+const req = (method: string, headers: http.IncomingHttpHeaders = {}): http.IncomingMessage => ({ method, headers }) as http.IncomingMessage;
 const err = (code: string): NodeJS.ErrnoException => Object.assign(new Error(code), { code });
 
 describe('shouldReplay', () => {

@@ -39,11 +39,15 @@ afterEach(() => {
 async function front(http1: () => HttpOptions, upgrade?: () => UpgradeOptions): Promise<Front> {
   const results: Promise<ExchangeResult>[] = [];
   const server = http.createServer((req, res) => {
-    results.push(proxyHttp(req, res, { path: req.url ?? '/', headers: { ...req.headers, connection: undefined }, timeoutMs: 5_000, ...http1() }));
+    results.push(
+      proxyHttp(req, res, { path: req.url ?? '/', headers: { ...req.headers, connection: undefined }, timeoutMs: 5_000, ...http1() }),
+    );
   });
   server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
     if (!upgrade) throw new Error('no upgrade handler');
-    results.push(proxyUpgrade(req, socket, head, { path: req.url ?? '/', headers: { host: req.headers.host }, timeoutMs: 5_000, ...upgrade() }));
+    results.push(
+      proxyUpgrade(req, socket, head, { path: req.url ?? '/', headers: { host: req.headers.host }, timeoutMs: 5_000, ...upgrade() }),
+    );
   });
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
@@ -114,7 +118,11 @@ function servedConnection(handler: http.RequestListener): { conn: Connection; up
 }
 
 /** A connection whose far end is a script: it gets the request's head and answers with raw bytes. */
-function scriptedConnection(script: (head: string, upstream: Duplex) => void): { conn: Connection; upstream: Duplex; closed: Promise<void> } {
+function scriptedConnection(script: (head: string, upstream: Duplex) => void): {
+  conn: Connection;
+  upstream: Duplex;
+  closed: Promise<void>;
+} {
   const [conn, upstream] = pairedConnection();
   let buffered = '';
   let answered = false;
@@ -164,7 +172,10 @@ describe('proxyHttp on a connection of its own', () => {
       req.on('end', () => res.end(`got ${Buffer.concat(chunks).length}`));
     });
     const f = await front(() => ({ connect: () => Promise.resolve({ conn: served.conn }) }));
-    expect(await request(`${f.url}/`, { method: 'POST', body: Buffer.alloc(300_000, 1) })).toMatchObject({ status: 200, body: 'got 300000' });
+    expect(await request(`${f.url}/`, { method: 'POST', body: Buffer.alloc(300_000, 1) })).toMatchObject({
+      status: 200,
+      body: 'got 300000',
+    });
   });
 
   it('answers 502 with the cause kept when connect fails, and the router’s own error as it is', async () => {

@@ -6,7 +6,20 @@
  * by sharing the instance.
  */
 import { KubeApiError } from '../../../dataplane/kube/errors';
-import { type ApplyOptions, type DeleteOptions, type KubeClient, type KubeObject, type ListOptions, type ListResult, type RequestOptions, type ResourceType, type WatchEvent, type WatchHandle, type WatchOptions, type WriteObject } from '../../../dataplane/kube/client';
+import {
+  type ApplyOptions,
+  type DeleteOptions,
+  type KubeClient,
+  type KubeObject,
+  type ListOptions,
+  type ListResult,
+  type RequestOptions,
+  type ResourceType,
+  type WatchEvent,
+  type WatchHandle,
+  type WatchOptions,
+  type WriteObject,
+} from '../../../dataplane/kube/client';
 
 type Stored = KubeObject & Record<string, unknown>;
 export type Verb = 'get' | 'list' | 'watch' | 'apply' | 'create' | 'update' | 'delete';
@@ -162,7 +175,12 @@ export class FakeKubeClient implements KubeClient {
 
   async list<T extends KubeObject>(type: ResourceType, options: ListOptions = {}): Promise<ListResult<T>> {
     this.call('list', type, options.namespace ?? '', '');
-    return { items: this.all<T>(type).filter((o) => matches(o, options)).map((o) => structuredClone(o)), resourceVersion: String(this.rv) };
+    return {
+      items: this.all<T>(type)
+        .filter((o) => matches(o, options))
+        .map((o) => structuredClone(o)),
+      resourceVersion: String(this.rv),
+    };
   }
 
   watch<T extends KubeObject>(type: ResourceType, options: WatchOptions, onEvent: (event: WatchEvent<T>) => void): WatchHandle {
@@ -187,7 +205,8 @@ export class FakeKubeClient implements KubeClient {
       }
       if (Number.isFinite(since)) {
         for (const h of this.history) {
-          if (h.plural === type.plural && h.rv > since && (!('object' in h.event) || matches(h.event.object, options))) watcher.onEvent(h.event);
+          if (h.plural === type.plural && h.rv > since && (!('object' in h.event) || matches(h.event.object, options)))
+            watcher.onEvent(h.event);
         }
       }
       this.watchers.add(watcher);

@@ -53,11 +53,7 @@ function record(overrides: Partial<AccessLogRecord> = {}): AccessLogRecord {
  * Logs through a real winston logger into memory; winston writes on its own
  * schedule, so lines are read once the logger has flushed and ended.
  */
-async function capture(
-  cfg: AccessLogConfig,
-  records: AccessLogRecord[],
-  loggerLevel: LogLevel = 'debug',
-): Promise<Line[]> {
+async function capture(cfg: AccessLogConfig, records: AccessLogRecord[], loggerLevel: LogLevel = 'debug'): Promise<Line[]> {
   const stream = new PassThrough();
   const chunks: Buffer[] = [];
   stream.on('data', (c: Buffer) => chunks.push(c));
@@ -197,17 +193,12 @@ describe('createAccessLogger', () => {
   });
 
   it('lets the allow list win when both lists are set', async () => {
-    const [line] = await capture(
-      config({ requestHeaders: { allowList: ['accept'], blockList: ['accept'] } }),
-      [record()],
-    );
+    const [line] = await capture(config({ requestHeaders: { allowList: ['accept'], blockList: ['accept'] } }), [record()]);
     expect(line!.request.request_headers).toEqual({ Accept: ['*/*'] });
   });
 
   it('keeps every value of a repeated header', async () => {
-    const [line] = await capture(config(), [
-      record({ responseHeaders: { 'x-multi': ['accept', 'origin'] } }),
-    ]);
+    const [line] = await capture(config(), [record({ responseHeaders: { 'x-multi': ['accept', 'origin'] } })]);
     expect(line!.request.response_headers).toEqual({ 'X-Multi': ['accept', 'origin'] });
   });
 });

@@ -2,19 +2,9 @@ import { once } from 'node:events';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Registry } from 'prom-client';
-import {
-  approximateRequestSize,
-  createProxyMetrics,
-  startRequest,
-} from '../../../dataplane/metrics/proxy-metrics';
+import { approximateRequestSize, createProxyMetrics, startRequest } from '../../../dataplane/metrics/proxy-metrics';
 
-const NAMES = [
-  'requests_in_flight',
-  'requests_total',
-  'request_latency_seconds',
-  'request_size_bytes',
-  'response_size_bytes',
-];
+const NAMES = ['requests_in_flight', 'requests_total', 'request_latency_seconds', 'request_size_bytes', 'response_size_bytes'];
 
 describe('createProxyMetrics', () => {
   it("registers Piko's five server request metrics on the given registry", async () => {
@@ -37,13 +27,9 @@ describe('createProxyMetrics', () => {
     createProxyMetrics(registry, { prefix: 'piko_proxy', endpointLabel: false });
     const json = await registry.getMetricsAsJSON();
     const les = (name: string): string[] =>
-      json
-        .find((m) => m.name === name)!
-        .values.flatMap((v) => (v.labels['le'] === undefined ? [] : [String(v.labels['le'])]));
+      json.find((m) => m.name === name)!.values.flatMap((v) => (v.labels['le'] === undefined ? [] : [String(v.labels['le'])]));
     // Histograms without labels report their buckets before any observation.
-    expect(les('piko_proxy_request_size_bytes')).toEqual([
-      '256', '1024', '4096', '16384', '65536', '262144', '1048576', '4194304', '+Inf',
-    ]);
+    expect(les('piko_proxy_request_size_bytes')).toEqual(['256', '1024', '4096', '16384', '65536', '262144', '1048576', '4194304', '+Inf']);
   });
 
   it('adds the endpoint label to every agent metric', async () => {
@@ -59,9 +45,7 @@ describe('createProxyMetrics', () => {
     for (const name of NAMES) expect(text).toContain(`# TYPE piko_agent_${name} `);
     expect(text).toContain('piko_agent_requests_in_flight{endpoint="my-endpoint"} 0');
     expect(text).toContain('piko_agent_requests_total{status="502",method="POST",endpoint="my-endpoint"} 1');
-    expect(text).toContain(
-      'piko_agent_request_latency_seconds_count{status="502",method="POST",endpoint="my-endpoint"} 1',
-    );
+    expect(text).toContain('piko_agent_request_latency_seconds_count{status="502",method="POST",endpoint="my-endpoint"} 1');
     expect(text).toContain('piko_agent_request_size_bytes_count{endpoint="my-endpoint"} 1');
     expect(text).toContain('piko_agent_response_size_bytes_count{endpoint="my-endpoint"} 1');
   });
@@ -105,9 +89,17 @@ describe('approximateRequestSize', () => {
       await once(server, 'close');
     }
     const expected =
-      '/abc?x=1'.length + 'POST'.length + 'HTTP/1.1'.length +
-      'content-length'.length + 1 + 'x-a'.length + 2 + 'Connection'.length + 'close'.length +
-      'h.example'.length + 5;
+      '/abc?x=1'.length +
+      'POST'.length +
+      'HTTP/1.1'.length +
+      'content-length'.length +
+      1 +
+      'x-a'.length +
+      2 +
+      'Connection'.length +
+      'close'.length +
+      'h.example'.length +
+      5;
     expect(sizes).toEqual([expected]);
   });
 });

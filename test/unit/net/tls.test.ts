@@ -6,12 +6,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TlsConfig } from '../../../dataplane/config/tls-config';
-import {
-  TlsConfigError,
-  clientTlsOptions,
-  createHttpServer,
-  serverTlsOptions,
-} from '../../../dataplane/net/tls';
+import { TlsConfigError, clientTlsOptions, createHttpServer, serverTlsOptions } from '../../../dataplane/net/tls';
 import { makeTlsFixtures, type TlsFixtures } from '../../helpers/tls-fixtures';
 
 const NO_CLIENT = { insecureSkipVerify: false };
@@ -71,9 +66,7 @@ describe('serverTlsOptions', () => {
 
   it('names the file and the field when a file cannot be read', () => {
     const missing = join(dir, 'missing.pem');
-    const err = thrown(() =>
-      serverTlsOptions({ cert: missing, key: fx.serverKey, client: NO_CLIENT }, 'admin.tls'),
-    );
+    const err = thrown(() => serverTlsOptions({ cert: missing, key: fx.serverKey, client: NO_CLIENT }, 'admin.tls'));
     expect(err.code).toBe('ERR_TLS_FILE_UNREADABLE');
     expect(err.field).toBe('admin.tls.cert');
     expect(err.message).toContain('admin.tls.cert');
@@ -118,9 +111,7 @@ describe('clientTlsOptions', () => {
   });
 
   it('rejects a cert without a key, naming the field', () => {
-    const err = thrown(() =>
-      clientTlsOptions({ cert: fx.clientCert, insecureSkipVerify: false }, 'proxy.tls.client'),
-    );
+    const err = thrown(() => clientTlsOptions({ cert: fx.clientCert, insecureSkipVerify: false }, 'proxy.tls.client'));
     expect(err.code).toBe('ERR_TLS_MISSING_KEY');
     expect(err.field).toBe('proxy.tls.client.key');
   });
@@ -192,10 +183,7 @@ describe('createHttpServer', () => {
     await expect(
       get(port, clientTlsOptions({ rootCas: fx.caCert, insecureSkipVerify: false, serverName: 'other.example' })),
     ).rejects.toMatchObject({ code: 'ERR_TLS_CERT_ALTNAME_INVALID' });
-    const ok = await get(
-      port,
-      clientTlsOptions({ rootCas: fx.caCert, insecureSkipVerify: false, serverName: 'localhost' }),
-    );
+    const ok = await get(port, clientTlsOptions({ rootCas: fx.caCert, insecureSkipVerify: false, serverName: 'localhost' }));
     expect(ok.status).toBe(200);
   });
 
@@ -235,10 +223,7 @@ describe('createHttpServer', () => {
         // server checks the certificate; Node then drops the socket without
         // an alert, so the client only sees the connection go.
         await expect(
-          get(
-            port,
-            clientTlsOptions({ cert: other.clientCert, key: other.clientKey, rootCas: fx.caCert, insecureSkipVerify: false }),
-          ),
+          get(port, clientTlsOptions({ cert: other.clientCert, key: other.clientKey, rootCas: fx.caCert, insecureSkipVerify: false })),
         ).rejects.toMatchObject({ code: expect.stringMatching(/^(ECONNRESET|ERR_SSL_)/) });
         expect(served).toBe(0);
       } finally {

@@ -100,7 +100,9 @@ describe('piko operator', () => {
     const help = commandHelp(['operator']);
     for (const f of flagLeaves(OPERATOR_SPEC)) expect(help).toContain(`--${f.flag}`);
     const flat = help.replace(/\s+/g, ' ');
-    expect(flat).toContain('--leader-elect Elect a leader among replicas through a Lease, so that one reconciles at a time. (default true)');
+    expect(flat).toContain(
+      '--leader-elect Elect a leader among replicas through a Lease, so that one reconciles at a time. (default true)',
+    );
     expect(flat).toContain('--metrics-bind-addr <addr>');
     expect(flat).toContain('(default ":8080")');
     expect(flat).toContain('(default ":8081")');
@@ -150,7 +152,11 @@ describe('piko operator', () => {
 
   it('uses the package version for the default image tag and the environment for the Lease namespace', async () => {
     const out = await cli(['operator'], { POD_NAMESPACE: 'piko-system' });
-    expect(out.config).toMatchObject({ defaultImage: 'ghcr.io/piko-k8s/piko:1.2.3', leaderElectionNamespace: 'piko-system', leaderElect: true });
+    expect(out.config).toMatchObject({
+      defaultImage: 'ghcr.io/piko-k8s/piko:1.2.3',
+      leaderElectionNamespace: 'piko-system',
+      leaderElect: true,
+    });
   });
 
   it('prints a config error and exits 1', async () => {

@@ -6,7 +6,14 @@ import type { Duplex } from 'node:stream';
 import { request, waitForUpstreams } from '../../helpers/http-client';
 import { startTestServer, stopAllTestServers, type TestServer } from '../../helpers/piko-server';
 import { connectRawStreamUpstream, type RawUpstream } from '../../helpers/raw-upstream';
-import { decodeChunks, decodeWebSocketFrames, loadWireFixture, splitHttpHead, summariseYamux, webSocketMessages } from '../../helpers/wire-fixtures';
+import {
+  decodeChunks,
+  decodeWebSocketFrames,
+  loadWireFixture,
+  splitHttpHead,
+  summariseYamux,
+  webSocketMessages,
+} from '../../helpers/wire-fixtures';
 
 /**
  * The exact bytes Go Piko processes wrote on the wire (recorded by
@@ -22,7 +29,9 @@ const WS_GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
 function acceptFor(handshake: string): string {
   const key = /\r\nSec-WebSocket-Key: ([^\r]+)\r\n/i.exec(handshake)?.[1];
   if (key === undefined) throw new Error('no Sec-WebSocket-Key in the recorded handshake');
-  return createHash('sha1').update(key + WS_GUID).digest('base64');
+  return createHash('sha1')
+    .update(key + WS_GUID)
+    .digest('base64');
 }
 
 /** Bytes from `socket` until `done` says enough, bounded. */

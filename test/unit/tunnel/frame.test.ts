@@ -15,8 +15,16 @@ import type { FrameHeader } from '../../../dataplane/tunnel/frame';
 describe('yamux frame header', () => {
   // Byte fixtures as hashicorp/yamux writes them (version, type, flags BE16, stream BE32, length BE32).
   const fixtures: [string, FrameHeader, string][] = [
-    ['window update SYN opening stream 2', { type: TYPE_WINDOW_UPDATE, flags: FLAG_SYN, streamId: 2, length: 0 }, '000100010000000200000000'],
-    ['window update ACK with a 128 KiB delta', { type: TYPE_WINDOW_UPDATE, flags: FLAG_ACK, streamId: 3, length: 131072 }, '000100020000000300020000'],
+    [
+      'window update SYN opening stream 2',
+      { type: TYPE_WINDOW_UPDATE, flags: FLAG_SYN, streamId: 2, length: 0 },
+      '000100010000000200000000',
+    ],
+    [
+      'window update ACK with a 128 KiB delta',
+      { type: TYPE_WINDOW_UPDATE, flags: FLAG_ACK, streamId: 3, length: 131072 },
+      '000100020000000300020000',
+    ],
     ['data frame of 5 bytes', { type: TYPE_DATA, flags: 0, streamId: 4, length: 5 }, '000000000000000400000005'],
     ['ping SYN id 7', { type: TYPE_PING, flags: FLAG_SYN, streamId: 0, length: 7 }, '000200010000000000000007'],
     ['go away protocol error', { type: TYPE_GO_AWAY, flags: 0, streamId: 0, length: 1 }, '000300000000000000000001'],
@@ -99,8 +107,6 @@ describe('FrameReader', () => {
 
   it('rejects a data frame larger than any window before buffering it', () => {
     const { reader } = record();
-    expect(() => reader.push(encodeHeader(TYPE_DATA, 0, 2, 1025))).toThrow(
-      expect.objectContaining({ code: 'ERR_YAMUX_PROTOCOL' }),
-    );
+    expect(() => reader.push(encodeHeader(TYPE_DATA, 0, 2, 1025))).toThrow(expect.objectContaining({ code: 'ERR_YAMUX_PROTOCOL' }));
   });
 });

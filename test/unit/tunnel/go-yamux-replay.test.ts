@@ -209,7 +209,11 @@ describe('replaying the Go agent (yamux client) against our server session', () 
     const stream = await Promise.all([session.open(), replay(transport, messages.slice(0, 1))]).then(([s]) => s);
 
     const body = Buffer.alloc(1024 * 1024, 0x33);
-    const answered = exchange(stream, { method: 'POST', path: '/digest?reply=0', headers: { host: 'x', 'content-length': String(body.length) }, setHost: false }, body);
+    const answered = exchange(
+      stream,
+      { method: 'POST', path: '/digest?reply=0', headers: { host: 'x', 'content-length': String(body.length) }, setHost: false },
+      body,
+    );
     // Go's window updates, then its response: fed as Go sent them, after our data.
     await replay(transport, messages.slice(1));
     const { res } = await answered;
@@ -219,7 +223,9 @@ describe('replaying the Go agent (yamux client) against our server session', () 
     // Every byte went out (head included), and never more than Go allowed: an overrun kills a Go session.
     expect(transport.dataSent(2)).toBeGreaterThan(1024 * 1024);
     expect(transport.dataSent(2)).toBeLessThanOrEqual(goGranted);
-    expect(goFrames.filter((f) => f.type === 'window-update' && f.flags.length === 0).every((f) => f.length >= INITIAL_WINDOW / 2)).toBe(true);
+    expect(goFrames.filter((f) => f.type === 'window-update' && f.flags.length === 0).every((f) => f.length >= INITIAL_WINDOW / 2)).toBe(
+      true,
+    );
     session.close();
   });
 

@@ -72,7 +72,10 @@ describe('Session', () => {
         let total = 0;
         s.pause();
         const tick = setInterval(() => {
-          maxQueued = Math.max(maxQueued, s.readableLength + (s as unknown as { recvQueue: Buffer[] }).recvQueue.reduce((n, b) => n + b.length, 0));
+          maxQueued = Math.max(
+            maxQueued,
+            s.readableLength + (s as unknown as { recvQueue: Buffer[] }).recvQueue.reduce((n, b) => n + b.length, 0),
+          );
           let chunk: Buffer | null;
           while ((chunk = s.read(32 * 1024) as Buffer | null) !== null) total += chunk.length;
           if (s.readableEnded || total === 8 * 1024 * 1024) {

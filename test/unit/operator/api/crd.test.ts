@@ -122,7 +122,11 @@ describe('PikoCluster CRD', () => {
       tls: {
         proxy: { secretName: 'piko-proxy-tls', clientCASecretRef: { name: 'piko-ca', key: 'ca.crt' } },
         upstream: { secretName: 'piko-upstream-tls' },
-        forwarding: { rootCASecretRef: { name: 'piko-ca', key: 'ca.crt' }, serverName: 'piko.internal', clientCertSecretName: 'piko-node-tls' },
+        forwarding: {
+          rootCASecretRef: { name: 'piko-ca', key: 'ca.crt' },
+          serverName: 'piko.internal',
+          clientCertSecretName: 'piko-node-tls',
+        },
       },
       services: {
         proxy: { type: 'LoadBalancer', loadBalancerClass: 'service.k8s.aws/nlb', annotations: { 'a.example.com/x': 'y' }, port: 443 },

@@ -118,7 +118,12 @@ describe('services', () => {
   it('takes type, port, node port, annotations and load balancer class from spec.services', () => {
     const cluster = makeCluster({
       services: {
-        proxy: { type: 'LoadBalancer', port: 443, annotations: { 'lb.example.com/scheme': 'internet-facing' }, loadBalancerClass: 'example.com/lb' },
+        proxy: {
+          type: 'LoadBalancer',
+          port: 443,
+          annotations: { 'lb.example.com/scheme': 'internet-facing' },
+          loadBalancerClass: 'example.com/lb',
+        },
         upstream: { type: 'NodePort', nodePort: 30001 },
       },
     });

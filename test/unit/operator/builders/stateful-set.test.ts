@@ -132,7 +132,14 @@ describe('buildStatefulSet', () => {
     expect(pod.volumes?.slice(2)).toEqual([
       {
         name: 'tls-proxy',
-        secret: { secretName: 'proxy-tls', defaultMode: 0o440, items: [{ key: 'tls.crt', path: 'tls.crt' }, { key: 'tls.key', path: 'tls.key' }] },
+        secret: {
+          secretName: 'proxy-tls',
+          defaultMode: 0o440,
+          items: [
+            { key: 'tls.crt', path: 'tls.crt' },
+            { key: 'tls.key', path: 'tls.key' },
+          ],
+        },
       },
       { name: 'tls-proxy-client-ca', secret: { secretName: 'ca', defaultMode: 0o440, items: [{ key: 'bundle.pem', path: 'ca.crt' }] } },
       { name: 'tls-forwarding-ca', secret: { secretName: 'ca', defaultMode: 0o440, items: [{ key: 'bundle.pem', path: 'ca.crt' }] } },

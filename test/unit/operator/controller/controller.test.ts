@@ -148,7 +148,15 @@ describe('PikoClusterController', () => {
     await first;
     await new Promise((resolve) => setImmediate(resolve));
     const lease = (renewTimeMs: number): KubeObject => {
-      const l = buildLease({ cluster: 'piko', nodeId: 'piko-0', proxyAddr: 'x:1', adminAddr: 'x:2', durationMs: 15_000, acquireTimeMs: 0, renewTimeMs });
+      const l = buildLease({
+        cluster: 'piko',
+        nodeId: 'piko-0',
+        proxyAddr: 'x:1',
+        adminAddr: 'x:2',
+        durationMs: 15_000,
+        acquireTimeMs: 0,
+        renewTimeMs,
+      });
       return { ...l, metadata: { ...l.metadata, namespace: 'edge' } };
     };
     const added = reconciles(1);
@@ -177,7 +185,9 @@ describe('PikoClusterController', () => {
     const metrics = await registry.getSingleMetricAsString('piko_operator_reconcile_total');
     expect(metrics).toContain('piko_operator_reconcile_total{result="error"} 2');
     expect(metrics).toContain('piko_operator_reconcile_total{result="conflict"} 1');
-    expect(await registry.getSingleMetricAsString('piko_operator_reconcile_errors_total')).toContain('piko_operator_reconcile_errors_total 2');
+    expect(await registry.getSingleMetricAsString('piko_operator_reconcile_errors_total')).toContain(
+      'piko_operator_reconcile_errors_total 2',
+    );
   });
 
   it('stops at once, drain or not, when it leads before its caches ever synced', async () => {

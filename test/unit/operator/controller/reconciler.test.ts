@@ -103,7 +103,14 @@ describe('Reconciler', () => {
     putCluster();
     await reconciler.reconcile(KEY);
     const sts = client.stored<Obj>(RESOURCES.statefulSets, 'edge', 'piko')!;
-    const status = { observedGeneration: 1, replicas: 3, readyReplicas: 3, updatedReplicas: 3, currentRevision: 'r1', updateRevision: 'r1' };
+    const status = {
+      observedGeneration: 1,
+      replicas: 3,
+      readyReplicas: 3,
+      updatedReplicas: 3,
+      currentRevision: 'r1',
+      updateRevision: 'r1',
+    };
     client.put(RESOURCES.statefulSets, { ...sts, status } as KubeObject);
     const writes = client.writes().length;
     await reconciler.reconcile(KEY);
@@ -114,7 +121,10 @@ describe('Reconciler', () => {
   it('reports a missing Secret naming the field, with one Warning Event however often it retries, and builds nothing', async () => {
     putCluster({ auth: { proxy: { hmacSecretKeyRef: { name: 'jwt', key: 'hmac' } } } });
     for (let i = 0; i < 3; i++) expect(await reconciler.reconcile(KEY)).toEqual({ retry: true });
-    expect(client.writes()).toEqual(['apply pikoclusters/status edge/piko', 'create events edge/' + client.all(RESOURCES.events)[0]?.metadata?.name]);
+    expect(client.writes()).toEqual([
+      'apply pikoclusters/status edge/piko',
+      'create events edge/' + client.all(RESOURCES.events)[0]?.metadata?.name,
+    ]);
     expect(ready()).toMatchObject({
       status: 'False',
       reason: 'SecretNotFound',
@@ -143,7 +153,12 @@ describe('Reconciler', () => {
     const pdb = client.stored<Obj>(RESOURCES.podDisruptionBudgets, 'edge', 'piko')!;
     client.put(RESOURCES.podDisruptionBudgets, {
       ...pdb,
-      metadata: { ...pdb.metadata, name: 'other', uid: 'u-other', ownerReferences: [{ ...pdb.metadata!.ownerReferences![0]!, uid: 'another-cluster' }] },
+      metadata: {
+        ...pdb.metadata,
+        name: 'other',
+        uid: 'u-other',
+        ownerReferences: [{ ...pdb.metadata!.ownerReferences![0]!, uid: 'another-cluster' }],
+      },
     });
     putCluster({ podDisruptionBudget: { enabled: false } }, 2);
     const writes = client.writes().length;

@@ -46,8 +46,13 @@ describe('HttpEndpoints', () => {
 
   it('names the flag when it cannot listen', async () => {
     const base = await serve(probeRoutes(() => undefined));
-    const taken = new HttpEndpoints(probeRoutes(() => undefined), silentLogger());
+    const taken = new HttpEndpoints(
+      probeRoutes(() => undefined),
+      silentLogger(),
+    );
     servers.push(taken);
-    await expect(taken.start(base.replace('http://', ''), '--health-bind-addr')).rejects.toThrow(/^--health-bind-addr: cannot listen on 127\.0\.0\.1:\d+/);
+    await expect(taken.start(base.replace('http://', ''), '--health-bind-addr')).rejects.toThrow(
+      /^--health-bind-addr: cannot listen on 127\.0\.0\.1:\d+/,
+    );
   });
 });

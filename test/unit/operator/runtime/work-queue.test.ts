@@ -97,10 +97,7 @@ describe('WorkQueue', () => {
 
   it('caps the backoff and applies the overall token bucket', async () => {
     const q = new WorkQueue({
-      rateLimiter: new MaxOfRateLimiter(
-        new ItemExponentialRateLimiter(5, 60_000),
-        new TokenBucketRateLimiter({ qps: 1, burst: 2 }),
-      ),
+      rateLimiter: new MaxOfRateLimiter(new ItemExponentialRateLimiter(5, 60_000), new TokenBucketRateLimiter({ qps: 1, burst: 2 })),
     });
     q.addRateLimited('a');
     q.addRateLimited('b');

@@ -7,7 +7,14 @@ const T1 = new Date('2025-01-02T03:09:00.000Z');
 describe('setCondition', () => {
   it('adds a condition with observedGeneration and a whole-second transition time', () => {
     expect(setCondition(undefined, { type: 'Ready', status: 'False', reason: 'Creating', message: 'm' }, 4, T0)).toEqual([
-      { type: 'Ready', status: 'False', observedGeneration: 4, lastTransitionTime: '2025-01-02T03:04:05Z', reason: 'Creating', message: 'm' },
+      {
+        type: 'Ready',
+        status: 'False',
+        observedGeneration: 4,
+        lastTransitionTime: '2025-01-02T03:04:05Z',
+        reason: 'Creating',
+        message: 'm',
+      },
     ]);
   });
 
@@ -15,7 +22,14 @@ describe('setCondition', () => {
     const before = setCondition(undefined, { type: 'Ready', status: 'False', reason: 'Creating', message: 'a' }, 1, T0);
     const after = setCondition(before, { type: 'Ready', status: 'False', reason: 'Scaling', message: 'b' }, 2, T1);
     expect(after).toEqual([
-      { type: 'Ready', status: 'False', observedGeneration: 2, lastTransitionTime: '2025-01-02T03:04:05Z', reason: 'Scaling', message: 'b' },
+      {
+        type: 'Ready',
+        status: 'False',
+        observedGeneration: 2,
+        lastTransitionTime: '2025-01-02T03:04:05Z',
+        reason: 'Scaling',
+        message: 'b',
+      },
     ]);
   });
 

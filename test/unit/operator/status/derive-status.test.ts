@@ -10,7 +10,15 @@ const LATER = new Date('2025-03-01T12:05:00Z');
 function sts(status: Partial<NonNullable<V1StatefulSet['status']>>, generation = 1): V1StatefulSet {
   return {
     metadata: { name: 'piko', generation },
-    status: { observedGeneration: generation, currentRevision: 'r1', updateRevision: 'r1', replicas: 3, readyReplicas: 3, updatedReplicas: 3, ...status },
+    status: {
+      observedGeneration: generation,
+      currentRevision: 'r1',
+      updateRevision: 'r1',
+      replicas: 3,
+      readyReplicas: 3,
+      updatedReplicas: 3,
+      ...status,
+    },
   };
 }
 
@@ -24,9 +32,7 @@ function pod(name: string, ready = true, extra: Partial<NonNullable<V1Pod['statu
 const PODS = [pod('piko-0'), pod('piko-1'), pod('piko-2')];
 
 function conditions(cluster: PikoCluster, observed: ObservedState, now = NOW) {
-  return Object.fromEntries(
-    (deriveStatus(cluster, observed, now).conditions ?? []).map((c) => [c.type, `${c.status} ${c.reason}`]),
-  );
+  return Object.fromEntries((deriveStatus(cluster, observed, now).conditions ?? []).map((c) => [c.type, `${c.status} ${c.reason}`]));
 }
 
 describe('deriveStatus', () => {
@@ -42,9 +48,30 @@ describe('deriveStatus', () => {
       selector: 'app.kubernetes.io/name=piko,app.kubernetes.io/instance=piko,app.kubernetes.io/component=dataplane',
     });
     expect(status.conditions).toEqual([
-      { type: 'Ready', status: 'True', observedGeneration: 7, lastTransitionTime: '2025-03-01T12:00:00Z', reason: 'AllReplicasReady', message: '3/3 pods ready' },
-      { type: 'Progressing', status: 'False', observedGeneration: 7, lastTransitionTime: '2025-03-01T12:00:00Z', reason: 'RolloutComplete', message: 'every pod runs the current spec' },
-      { type: 'Degraded', status: 'False', observedGeneration: 7, lastTransitionTime: '2025-03-01T12:00:00Z', reason: 'AsExpected', message: 'no pod is failing' },
+      {
+        type: 'Ready',
+        status: 'True',
+        observedGeneration: 7,
+        lastTransitionTime: '2025-03-01T12:00:00Z',
+        reason: 'AllReplicasReady',
+        message: '3/3 pods ready',
+      },
+      {
+        type: 'Progressing',
+        status: 'False',
+        observedGeneration: 7,
+        lastTransitionTime: '2025-03-01T12:00:00Z',
+        reason: 'RolloutComplete',
+        message: 'every pod runs the current spec',
+      },
+      {
+        type: 'Degraded',
+        status: 'False',
+        observedGeneration: 7,
+        lastTransitionTime: '2025-03-01T12:00:00Z',
+        reason: 'AsExpected',
+        message: 'no pod is failing',
+      },
     ]);
   });
 
@@ -69,12 +96,16 @@ describe('deriveStatus', () => {
   it('follows a scale-down until the extra pods are gone', () => {
     const cluster = makeCluster({ replicas: 2 });
     expect(conditions(cluster, { statefulSet: sts({}) }).Ready).toBe('False Scaling');
-    expect(conditions(cluster, { statefulSet: sts({ replicas: 2, readyReplicas: 2, updatedReplicas: 2 }) }).Ready).toBe('True AllReplicasReady');
+    expect(conditions(cluster, { statefulSet: sts({ replicas: 2, readyReplicas: 2, updatedReplicas: 2 }) }).Ready).toBe(
+      'True AllReplicasReady',
+    );
   });
 
   it('is Ready with no pods when scaled to zero', () => {
     const cluster = makeCluster({ replicas: 0 });
-    expect(conditions(cluster, { statefulSet: sts({ replicas: 0, readyReplicas: 0, updatedReplicas: 0 }) }).Ready).toBe('True ScaledToZero');
+    expect(conditions(cluster, { statefulSet: sts({ replicas: 0, readyReplicas: 0, updatedReplicas: 0 }) }).Ready).toBe(
+      'True ScaledToZero',
+    );
   });
 
   it('turns spec problems into Ready=False, Progressing=False, Degraded=True with the field-naming reason', () => {
@@ -99,7 +130,16 @@ describe('deriveStatus', () => {
 
   it('is Degraded while a pod cannot run, naming the pod and the kubelet reason', () => {
     const waiting = (reason: string, message?: string): Partial<NonNullable<V1Pod['status']>> => ({
-      containerStatuses: [{ name: 'piko', image: 'i', imageID: '', ready: false, restartCount: 3, state: { waiting: { reason, ...(message ? { message } : {}) } } }],
+      containerStatuses: [
+        {
+          name: 'piko',
+          image: 'i',
+          imageID: '',
+          ready: false,
+          restartCount: 3,
+          state: { waiting: { reason, ...(message ? { message } : {}) } },
+        },
+      ],
     });
     const pods = [
       pod('piko-2', false, waiting('CreateContainerConfigError', 'secret "auth" not found')),
@@ -108,7 +148,11 @@ describe('deriveStatus', () => {
     ];
     const status = deriveStatus(makeCluster(), { statefulSet: sts({ readyReplicas: 1 }), pods }, NOW);
     const degraded = status.conditions?.find((c) => c.type === 'Degraded');
-    expect(degraded).toMatchObject({ status: 'True', reason: 'CrashLoopBackOff', message: 'pod piko-1 container piko: CrashLoopBackOff (and 1 more pod)' });
+    expect(degraded).toMatchObject({
+      status: 'True',
+      reason: 'CrashLoopBackOff',
+      message: 'pod piko-1 container piko: CrashLoopBackOff (and 1 more pod)',
+    });
     expect(status.conditions?.find((c) => c.type === 'Progressing')?.status).toBe('True');
   });
 
@@ -123,7 +167,7 @@ describe('deriveStatus', () => {
     });
   });
 
-  it('counts endpoints and upstreams of this cluster\'s pods, and summarises each pod', () => {
+  it("counts endpoints and upstreams of this cluster's pods, and summarises each pod", () => {
     const status = deriveStatus(
       makeCluster(),
       {

@@ -9,15 +9,17 @@ const T0 = Date.UTC(2026, 10, 2, 10, 0, 0);
 const DURATION = 15_000;
 
 function lease(nodeId: string, renewTimeMs: number, durationMs = DURATION): LeaseObject {
-  return signer.sealLease(buildLease({
-    cluster: 'piko',
-    nodeId,
-    proxyAddr: `${nodeId}:8000`,
-    adminAddr: `${nodeId}:8002`,
-    durationMs,
-    acquireTimeMs: T0,
-    renewTimeMs,
-  }));
+  return signer.sealLease(
+    buildLease({
+      cluster: 'piko',
+      nodeId,
+      proxyAddr: `${nodeId}:8000`,
+      adminAddr: `${nodeId}:8002`,
+      durationMs,
+      acquireTimeMs: T0,
+      renewTimeMs,
+    }),
+  );
 }
 
 function shard(nodeId: string, index: number, endpoints: Record<string, number>): ConfigMapObject {

@@ -2,10 +2,7 @@ import { Registry } from 'prom-client';
 import { EndpointWriter } from '../../../../dataplane/registry/kubernetes/endpoint-writer';
 import { KubeApiError } from '../../../../dataplane/kube/errors';
 import { type ConfigMapObject } from '../../../../dataplane/registry/kubernetes/objects';
-import {
-  createKubernetesRegistryMetrics,
-  type KubernetesRegistryMetrics,
-} from '../../../../dataplane/registry/kubernetes/metrics';
+import { createKubernetesRegistryMetrics, type KubernetesRegistryMetrics } from '../../../../dataplane/registry/kubernetes/metrics';
 import { buildShard, parseShard, parseShardJson, serializeShard } from '../../../../dataplane/registry/kubernetes/objects';
 import { RESOURCES } from '../../../../dataplane/kube/client';
 import { FakeKubeClient } from '../../kube/fake-kube-client';
@@ -130,17 +127,20 @@ describe('EndpointWriter', () => {
 
   it('deletes leftovers of an earlier run and skips an unchanged shard', async () => {
     const json = serializeShard(new Map([['kept', 1]]));
-    const kept = server.put(RESOURCES.configMaps, buildShard({ namespace: NS, cluster: 'piko', nodeId: 'piko-0', index: 0, json, owner: OWNER }));
-    const stale = server.put(RESOURCES.configMaps, buildShard({ namespace: NS, cluster: 'piko', nodeId: 'piko-0', index: 3, json: serializeShard(new Map([['old', 1]])) }),
+    const kept = server.put(
+      RESOURCES.configMaps,
+      buildShard({ namespace: NS, cluster: 'piko', nodeId: 'piko-0', index: 0, json, owner: OWNER }),
+    );
+    const stale = server.put(
+      RESOURCES.configMaps,
+      buildShard({ namespace: NS, cluster: 'piko', nodeId: 'piko-0', index: 3, json: serializeShard(new Map([['old', 1]])) }),
     );
     writer.observed(0, parseShard(kept as ConfigMapObject), kept.metadata?.resourceVersion);
     writer.observed(3, parseShard(stale as ConfigMapObject), stale.metadata?.resourceVersion);
     writer.set('kept', 1);
     writer.start();
     await jest.advanceTimersByTimeAsync(5 * FLUSH);
-    expect(server.writesOf('ConfigMap')).toEqual([
-      { kind: 'ConfigMap', operation: 'delete', name: 'piko-endpoints-piko-0-3', ok: true },
-    ]);
+    expect(server.writesOf('ConfigMap')).toEqual([{ kind: 'ConfigMap', operation: 'delete', name: 'piko-endpoints-piko-0-3', ok: true }]);
     expect(published(server)).toEqual({ kept: 1 });
   });
 
@@ -167,7 +167,9 @@ describe('EndpointWriter', () => {
     await jest.advanceTimersByTimeAsync(FLUSH);
     expect(published(server)).toEqual({ e: 1 });
 
-    const edited = server.put(RESOURCES.configMaps, buildShard({ namespace: NS, cluster: 'piko', nodeId: 'piko-0', index: 0, json: serializeShard(new Map([['x', 9]])), owner: OWNER }),
+    const edited = server.put(
+      RESOURCES.configMaps,
+      buildShard({ namespace: NS, cluster: 'piko', nodeId: 'piko-0', index: 0, json: serializeShard(new Map([['x', 9]])), owner: OWNER }),
     );
     writer.observed(0, parseShard(edited as ConfigMapObject), edited.metadata?.resourceVersion);
     await jest.advanceTimersByTimeAsync(FLUSH);

@@ -1,4 +1,17 @@
-import { buildLease, buildShard, clusterSelector, LABEL_NODE, leaseDurationSeconds, leaseName, nodeKey, parseLease, parseShard, parseShardJson, serializeShard, shardName } from '../../../../dataplane/registry/kubernetes/objects';
+import {
+  buildLease,
+  buildShard,
+  clusterSelector,
+  LABEL_NODE,
+  leaseDurationSeconds,
+  leaseName,
+  nodeKey,
+  parseLease,
+  parseShard,
+  parseShardJson,
+  serializeShard,
+  shardName,
+} from '../../../../dataplane/registry/kubernetes/objects';
 import { microTime } from '../../../../dataplane/kube/client';
 
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
@@ -86,9 +99,7 @@ describe('Lease', () => {
   });
 
   it('ignores a Lease without our node label', () => {
-    expect(
-      parseLease({ apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name: 'kube-scheduler' } }),
-    ).toBeUndefined();
+    expect(parseLease({ apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name: 'kube-scheduler' } })).toBeUndefined();
   });
 
   it('never rounds the duration down', () => {
@@ -100,8 +111,18 @@ describe('Lease', () => {
 
 describe('endpoint shard', () => {
   it('serialises with sorted keys so equal tables are equal strings', () => {
-    const a = serializeShard(new Map([['b', 1], ['a', 2]]));
-    const b = serializeShard(new Map([['a', 2], ['b', 1]]));
+    const a = serializeShard(
+      new Map([
+        ['b', 1],
+        ['a', 2],
+      ]),
+    );
+    const b = serializeShard(
+      new Map([
+        ['a', 2],
+        ['b', 1],
+      ]),
+    );
     expect(a).toBe(b);
     expect(a).toBe('{"version":1,"endpoints":{"a":2,"b":1}}');
   });
