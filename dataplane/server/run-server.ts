@@ -4,6 +4,8 @@ import { shutdownSignal } from '../process/signals';
 import type { ClusterRegistry } from '../registry/cluster-registry';
 import { Server } from './server';
 
+type KubernetesRegistryModule = typeof import('../registry/kubernetes/kubernetes-registry');
+
 /** `piko server`: runs one node until SIGTERM/SIGINT, then shuts down gracefully. */
 export async function runServer(config: ServerConfig): Promise<void> {
   const logger = createLogger({ level: config.log.level, subsystems: config.log.subsystems });
@@ -12,13 +14,12 @@ export async function runServer(config: ServerConfig): Promise<void> {
     logger,
     ...(cluster.registry === 'kubernetes'
       ? {
-          createRegistry: (addrs): ClusterRegistry =>
+          createRegistry: (addrs): ClusterRegistry => {
             // Loaded only here: the Kubernetes client costs a single node
             // tens of MiB of memory and start-up time it would never use.
             // eslint-disable-next-line @typescript-eslint/no-require-imports
-            (
-              require('../registry/kubernetes/kubernetes-registry') as typeof import('../registry/kubernetes/kubernetes-registry')
-            ).createKubernetesRegistry({
+            const kube = require('../registry/kubernetes/kubernetes-registry') as KubernetesRegistryModule;
+            return kube.createKubernetesRegistry({
               ...addrs,
               clusterName: cluster.name,
               // loadServerConfig refuses the kubernetes registry without a secret.
@@ -28,7 +29,8 @@ export async function runServer(config: ServerConfig): Promise<void> {
               renewIntervalMs: cluster.kubernetes.renewIntervalMs,
               metricsRegistry: server.metricsRegistry,
               logger: logger.child({ subsystem: 'registry' }),
-            }),
+            });
+          },
         }
       : {}),
   });
