@@ -1,6 +1,7 @@
 export type ProxyErrorCode =
   | 'ERR_MISSING_ENDPOINT'
   | 'ERR_INVALID_ENDPOINT'
+  | 'ERR_FORWARD_UNAUTHORIZED'
   | 'ERR_NO_UPSTREAM'
   | 'ERR_UPSTREAM_UNREACHABLE'
   | 'ERR_UPSTREAM_TIMEOUT'
@@ -10,6 +11,8 @@ export type ProxyErrorCode =
 const RESPONSES: Record<ProxyErrorCode, { status: number; message: string }> = {
   ERR_MISSING_ENDPOINT: { status: 400, message: 'missing endpoint id' },
   ERR_INVALID_ENDPOINT: { status: 400, message: 'invalid endpoint id' },
+  // A request forwarded by another node without a valid inter-node credential.
+  ERR_FORWARD_UNAUTHORIZED: { status: 401, message: 'invalid forwarding credential' },
   ERR_NO_UPSTREAM: { status: 502, message: 'no available upstreams' },
   ERR_UPSTREAM_UNREACHABLE: { status: 502, message: 'upstream unreachable' },
   ERR_UPSTREAM_TIMEOUT: { status: 504, message: 'upstream timeout' },

@@ -4,7 +4,7 @@ import type { Duplex } from 'node:stream';
 import { pipeline } from 'node:stream';
 import { createWebSocketStream, WebSocketServer } from 'ws';
 import { authenticate, endpointPermitted } from '../auth/authenticate';
-import { isAuthError } from '../auth/errors';
+import { AuthError, isAuthError } from '../auth/errors';
 import type { TokenVerifier } from '../auth/verifier';
 import { answerClientError, writeJsonError, writeJsonErrorToSocket } from '../http/json-error';
 import { websocketHandshakeError } from '../http/websocket-handshake';
@@ -279,16 +279,21 @@ export class ProxyServer {
     req: http.IncomingMessage,
     endpointId: string | undefined,
   ): Promise<{ ok: true; endpointId: string } | { ok: false; status: number; message: string }> {
-    if (endpointId === undefined) return { ok: false, status: 400, message: 'missing endpoint id' };
-    if (validateEndpointId(endpointId) !== undefined) return { ok: false, status: 400, message: 'invalid endpoint id' };
+    const refuse = (err: ProxyError | AuthError) => ({
+      ok: false as const,
+      status: err.status,
+      message: err instanceof ProxyError ? err.publicMessage : err.message,
+    });
+    if (endpointId === undefined) return refuse(new ProxyError('ERR_MISSING_ENDPOINT'));
+    if (validateEndpointId(endpointId) !== undefined) return refuse(new ProxyError('ERR_INVALID_ENDPOINT'));
     if (this.isForwarded(req) && this.options.verifyForwarded && !this.options.verifyForwarded(req)) {
-      return { ok: false, status: 401, message: 'invalid forwarding credential' };
+      return refuse(new ProxyError('ERR_FORWARD_UNAUTHORIZED'));
     }
     try {
       const token = await authenticate(this.options.verifier, req.headers);
-      if (!endpointPermitted(token, endpointId)) return { ok: false, status: 401, message: 'endpoint not permitted' };
+      if (!endpointPermitted(token, endpointId)) return refuse(new AuthError('ERR_AUTH_ENDPOINT_NOT_PERMITTED'));
     } catch (err) {
-      if (isAuthError(err)) return { ok: false, status: err.status, message: err.message };
+      if (isAuthError(err)) return refuse(err);
       throw err;
     }
     return { ok: true, endpointId };

@@ -3,7 +3,7 @@ import type http from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { authenticateTenant, endpointPermitted } from '../auth/authenticate';
-import { isAuthError } from '../auth/errors';
+import { AuthError, isAuthError } from '../auth/errors';
 import type { TenantVerifiers } from '../auth/tenant-verifiers';
 import type { Token } from '../auth/verifier';
 import { validateEndpointId } from '../protocol/endpoint-id';
@@ -136,7 +136,8 @@ export class UpstreamServer {
       throw err;
     }
     if (!endpointPermitted(token, endpointId)) {
-      writeJsonErrorToSocket(socket, 401, 'endpoint not permitted');
+      const refused = new AuthError('ERR_AUTH_ENDPOINT_NOT_PERMITTED');
+      writeJsonErrorToSocket(socket, refused.status, refused.message);
       return;
     }
     if (socket.destroyed) return;
