@@ -40,6 +40,19 @@ export function splitHostPort(addr: string): { host: string; port: number } {
   return { host, port: Number(addr.slice(colon + 1)) };
 }
 
+/** The name in a Host header, without its port (and without the brackets of `[v6]`). */
+export function hostnameOf(host: string): string {
+  if (host.startsWith('[')) {
+    // [v6]:port or [v6]
+    const close = host.indexOf(']');
+    return close < 0 ? host : host.slice(1, close);
+  }
+  const colon = host.lastIndexOf(':');
+  // More than one colon without brackets is a bare IPv6 address, not host:port.
+  if (colon < 0 || host.indexOf(':') !== colon) return host;
+  return host.slice(0, colon);
+}
+
 function isPort(text: string): boolean {
   if (!/^\d{1,5}$/.test(text)) return false;
   const n = Number(text);

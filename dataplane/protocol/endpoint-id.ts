@@ -1,6 +1,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import { isIP } from 'node:net';
 import { ENDPOINT_HEADER, TCP_PATH } from './wire';
+import { hostnameOf } from '../net/host-port';
 
 /**
  * Endpoint IDs: what a valid one is, and where a request names it. Shared by the config, the
@@ -43,23 +44,11 @@ export function endpointIdFromHeaders(headers: IncomingHttpHeaders): string | un
   if (value !== undefined && value !== '') return value;
   const host = headers.host;
   if (host === undefined || host === '') return undefined;
-  const hostname = stripPort(host);
+  const hostname = hostnameOf(host);
   if (hostname === '' || isIP(hostname) !== 0) return undefined;
   const dot = hostname.indexOf('.');
   if (dot < 0) return undefined;
   return hostname.slice(0, dot) || undefined;
-}
-
-function stripPort(host: string): string {
-  if (host.startsWith('[')) {
-    // [v6]:port or [v6]
-    const close = host.indexOf(']');
-    return close < 0 ? host : host.slice(1, close);
-  }
-  const colon = host.lastIndexOf(':');
-  // More than one colon without brackets is a bare IPv6 address, not host:port.
-  if (colon < 0 || host.indexOf(':') !== colon) return host;
-  return host.slice(0, colon);
 }
 
 /** The endpoint of a `/_piko/v1/tcp/<endpoint>` path, or undefined for any other path. */
