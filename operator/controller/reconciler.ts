@@ -37,7 +37,7 @@ import {
   type WriteObject,
 } from '../../dataplane/kube/client';
 import type { EventRecorder } from './event-recorder';
-import { missingSecretProblems, SECRET_NOT_FOUND } from './referenced-secrets';
+import { missingSecretProblems } from './referenced-secrets';
 import { analyseRegistry } from './registry-nodes';
 
 export interface ObjectCache<T> {
@@ -83,8 +83,6 @@ export interface ReconcilerOptions {
 export const DEFAULT_REGISTRY_GC_GRACE_MS = 10_000;
 /** Reconcile a little after a Lease's deadline, not on it, so the Lease is expired by then. */
 const EXPIRY_SLACK_MS = 500;
-
-const REJECTED = 'Rejected';
 
 /** What the last apply of a child sent and got back: an unchanged child is not sent again. */
 interface Applied {
@@ -156,10 +154,7 @@ export class Reconciler {
     await this.warn(key, cluster, problems);
 
     if (problems.length > 0) {
-      // Only a Secret created later or a refusal that may clear (a node port
-      // another Service frees) can fix itself; a bad field waits for a spec
-      // change, which wakes us anyway.
-      return problems.some((p) => p.reason === SECRET_NOT_FOUND || p.reason.endsWith(REJECTED)) ? { retry: true } : {};
+      return problems.some((p) => p.retryable === true) ? { retry: true } : {};
     }
     return registry.nextChangeAtMs === undefined
       ? {}
@@ -203,7 +198,7 @@ export class Reconciler {
       } catch (err) {
         if (!isApiError(err, 'INVALID')) throw err;
         // The apiserver's message names the object and the field: `Service "x" is invalid: spec.ports[0].nodePort: ...`.
-        return { reason: `${child.kind}${REJECTED}`, message: (err as KubeApiError).message.replace(/^[^:]*: /, '') };
+        return { reason: `${child.kind}Rejected`, retryable: true, message: (err as KubeApiError).message.replace(/^[^:]*: /, '') };
       }
     }
 

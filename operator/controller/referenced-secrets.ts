@@ -50,6 +50,7 @@ export function missingSecretProblems(cluster: PikoCluster, exists: (name: strin
     .filter((r) => !exists(r.name))
     .map((r) => ({
       reason: SECRET_NOT_FOUND,
+      retryable: true,
       message: `${r.field}: Secret ${JSON.stringify(r.name)} not found in namespace ${JSON.stringify(namespace)}`,
     }));
 }

@@ -38,6 +38,12 @@ export type RegistryNodeView = Pick<NodeRecord, 'id' | 'endpoints'>;
 export interface StatusProblem {
   reason: string;
   message: string;
+  /**
+   * The problem may clear with no spec change (a Secret created later, a
+   * refusal a freed node port lifts), so the reconciler looks again; a bad
+   * field waits for the spec change that wakes it anyway.
+   */
+  retryable?: boolean;
 }
 
 export interface ObservedState {

@@ -39,9 +39,17 @@ describe('missingSecretProblems', () => {
   it('reports each missing Secret as SecretNotFound, led by its field', () => {
     const present = new Set(['keys', 'proxy-tls', 'admin-tls', 'client-tls']);
     expect(missingSecretProblems(full, (n) => present.has(n))).toEqual([
-      { reason: 'SecretNotFound', message: 'spec.auth.proxy.hmacSecretKeyRef: Secret "jwt" not found in namespace "edge"' },
-      { reason: 'SecretNotFound', message: 'spec.tls.proxy.clientCASecretRef: Secret "ca" not found in namespace "edge"' },
-      { reason: 'SecretNotFound', message: 'spec.tls.forwarding.rootCASecretRef: Secret "ca" not found in namespace "edge"' },
+      {
+        reason: 'SecretNotFound',
+        retryable: true,
+        message: 'spec.auth.proxy.hmacSecretKeyRef: Secret "jwt" not found in namespace "edge"',
+      },
+      { reason: 'SecretNotFound', retryable: true, message: 'spec.tls.proxy.clientCASecretRef: Secret "ca" not found in namespace "edge"' },
+      {
+        reason: 'SecretNotFound',
+        retryable: true,
+        message: 'spec.tls.forwarding.rootCASecretRef: Secret "ca" not found in namespace "edge"',
+      },
     ]);
   });
 });
