@@ -251,17 +251,20 @@ describe('proxyHttp on a connection of its own', () => {
   });
 
   it('destroys a connection that arrives after the client left', async () => {
-    let handOver: (() => void) | undefined;
     const [conn] = pairedConnection();
+    let handOver!: () => void;
+    let connectCalled!: () => void;
+    const called = new Promise<void>((resolve) => (connectCalled = resolve));
     const f = await front(() => ({
       connect: () =>
         new Promise((resolve) => {
           handOver = () => resolve({ conn });
+          connectCalled();
         }),
     }));
     const client = net.connect(f.port, '127.0.0.1');
     client.write('GET / HTTP/1.1\r\nHost: x\r\n\r\n');
-    while (!handOver) await new Promise((r) => setImmediate(r));
+    await called;
     client.destroy();
     await expect(f.results[0]).resolves.toMatchObject({ status: CLIENT_CLOSED_STATUS });
     handOver();
