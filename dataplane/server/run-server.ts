@@ -10,32 +10,31 @@ type KubernetesRegistryModule = typeof import('../registry/kubernetes/kubernetes
 export async function runServer(config: ServerConfig): Promise<void> {
   const logger = createLogger({ level: config.log.level, subsystems: config.log.subsystems });
   const { cluster } = config;
-  const server: Server = new Server(config, {
+  const signal = shutdownSignal();
+  const server = await Server.start(config, {
     logger,
     ...(cluster.registry === 'kubernetes'
       ? {
-          createRegistry: (addrs): ClusterRegistry => {
+          createRegistry: ({ metricsRegistry, ...node }): ClusterRegistry => {
             // Loaded only here: the Kubernetes client costs a single node
             // tens of MiB of memory and start-up time it would never use.
             // eslint-disable-next-line @typescript-eslint/no-require-imports
             const kube = require('../registry/kubernetes/kubernetes-registry') as KubernetesRegistryModule;
             return kube.createKubernetesRegistry({
-              ...addrs,
+              ...node,
               clusterName: cluster.name,
               // loadServerConfig refuses the kubernetes registry without a secret.
               secret: cluster.secret ?? '',
               namespace: cluster.kubernetes.namespace,
               leaseDurationMs: cluster.kubernetes.leaseDurationMs,
               renewIntervalMs: cluster.kubernetes.renewIntervalMs,
-              metricsRegistry: server.metricsRegistry,
+              metricsRegistry,
               logger: logger.child({ subsystem: 'registry' }),
             });
           },
         }
       : {}),
   });
-  const signal = shutdownSignal();
-  await server.start();
   const received = await signal;
   logger.info('received signal', { signal: received });
   await server.shutdown();

@@ -6,6 +6,7 @@ import { authEnabled } from '../auth/auth-config';
 import { createTenantVerifiers } from '../auth/tenant-verifiers';
 import { createVerifier, type TokenVerifier } from '../auth/verifier';
 import type { ServerConfig } from '../config/server-config';
+import type { TlsConfig } from '../config/tls-config';
 import { createAccessLogger } from '../log/access-log';
 import type { Logger } from '../log/logger';
 import { createLimitMetrics, type LimitName, type LimitTripped } from '../metrics/limit-metrics';
@@ -17,6 +18,7 @@ import { clientTlsOptions, createHttpServer } from '../net/tls';
 import { ForwardAuth } from '../proxy/remote/forward-auth';
 import { createRemoteDialer, type RemoteDialer } from '../proxy/remote/remote-dialer';
 import { answerClientError } from '../http/json-error';
+import { deferHandlers, type HttpHandlers } from '../http/deferred-handlers';
 import { httpServerOptions } from '../http/server-options';
 import { ProxyServer } from '../proxy/proxy-server';
 import { Router, type Route } from '../proxy/router';
@@ -29,8 +31,17 @@ import { parseListenAddr } from '../net/host-port';
 
 export interface ServerDeps {
   logger: Logger;
-  /** Builds the cluster registry once the listeners' addresses are known; memory by default. */
-  createRegistry?: (addrs: { nodeId: string; proxyAddr: string; adminAddr: string }) => ClusterRegistry;
+  /** Builds the cluster registry once the listeners are bound; memory by default. */
+  createRegistry?: (node: RegistryContext) => ClusterRegistry;
+}
+
+/** What a registry is built from: this node and the addresses other nodes reach it at. */
+export interface RegistryContext {
+  nodeId: string;
+  proxyAddr: string;
+  adminAddr: string;
+  /** The node's metrics registry, where the registry's metrics go. */
+  metricsRegistry: Registry;
 }
 
 export interface ServerAddresses {
@@ -39,36 +50,94 @@ export interface ServerAddresses {
   admin: AddressInfo;
 }
 
+type Port = 'proxy' | 'upstream' | 'admin';
+
+/** The three ports, bound, waiting for their handlers. */
+interface BoundPorts {
+  servers: Record<Port, http.Server>;
+  addresses: ServerAddresses;
+  serve: Record<Port, (handlers: HttpHandlers) => void>;
+}
+
 /**
  * One data-plane node: the proxy, upstream and admin listeners around a
- * local upstream table and a cluster registry.
+ * local upstream table and a cluster registry. Built by Server.start(),
+ * which binds the ports first: the registry needs their addresses and
+ * everything else needs the registry.
  */
 export class Server {
   readonly metricsRegistry: Registry;
   readonly upstreams = new LocalUpstreams();
+  readonly addresses: ServerAddresses;
   private readonly proxyHttp: http.Server;
   private readonly upstreamHttp: http.Server;
   private readonly adminHttp: http.Server;
   private readonly proxy: ProxyServer;
   private readonly upstreamServer: UpstreamServer;
   private readonly verifiers: { close(): void }[] = [];
-  private registry: ClusterRegistry | undefined;
-  private remoteDialer: RemoteDialer | undefined;
+  private readonly registry: ClusterRegistry;
+  private readonly remoteDialer: RemoteDialer | undefined;
   private ready = false;
-  private bound: ServerAddresses | undefined;
   private shuttingDown: Promise<void> | undefined;
 
-  constructor(
+  /**
+   * Binds the ports, builds the node and its registry, serves, and resolves
+   * once the registry has started (the node is then ready). A failure on
+   * the way closes whatever was opened.
+   */
+  static async start(config: ServerConfig, deps: ServerDeps): Promise<Server> {
+    const ports = await bindPorts(config);
+    const metricsRegistry = createMetricsRegistry();
+    const node = {
+      nodeId: config.cluster.nodeId,
+      proxyAddr: advertisedAddress(ports.addresses.proxy, config.proxy.advertiseAddr || undefined),
+      adminAddr: advertisedAddress(ports.addresses.admin, config.admin.advertiseAddr || undefined),
+    };
+    let registry: ClusterRegistry;
+    let server: Server;
+    try {
+      registry = deps.createRegistry ? deps.createRegistry({ ...node, metricsRegistry }) : new MemoryRegistry(node.nodeId, node);
+      server = new Server(config, deps, ports, registry, metricsRegistry);
+    } catch (err) {
+      closePorts(ports.servers);
+      throw err;
+    }
+    try {
+      await registry.start();
+    } catch (err) {
+      await server.shutdown(0);
+      throw err;
+    }
+    server.ready = true;
+    const { proxy, upstream, admin } = ports.addresses;
+    deps.logger.info('server started', {
+      nodeId: config.cluster.nodeId,
+      proxyAddr: `${proxy.address}:${proxy.port}`,
+      upstreamAddr: `${upstream.address}:${upstream.port}`,
+      adminAddr: `${admin.address}:${admin.port}`,
+    });
+    return server;
+  }
+
+  private constructor(
     private readonly config: ServerConfig,
     private readonly deps: ServerDeps,
+    ports: BoundPorts,
+    registry: ClusterRegistry,
+    metricsRegistry: Registry,
   ) {
     const { logger } = deps;
-    this.metricsRegistry = createMetricsRegistry();
+    this.addresses = ports.addresses;
+    this.registry = registry;
+    this.metricsRegistry = metricsRegistry;
+    this.proxyHttp = ports.servers.proxy;
+    this.upstreamHttp = ports.servers.upstream;
+    this.adminHttp = ports.servers.admin;
     const upstreamMetrics = createUpstreamMetrics(this.metricsRegistry);
     const onLimit = createLimitMetrics(this.metricsRegistry);
     this.upstreams.on('change', (endpointId, count) => {
       upstreamMetrics.registeredEndpoints.set(this.upstreams.endpointCount);
-      this.registry?.setLocalEndpoint(endpointId, count);
+      registry.setLocalEndpoint(endpointId, count);
     });
 
     const proxyVerifier = this.verifier(config.proxy.auth, 'proxy.auth');
@@ -82,7 +151,7 @@ export class Server {
     if (forwardAuth) {
       const tlsClient = config.proxy.tls.cert ? clientTlsOptions(config.proxy.tls.client, 'proxy.tls.client') : undefined;
       this.remoteDialer = createRemoteDialer({
-        registry: { lookup: (id) => this.registry?.lookup(id) ?? [] },
+        registry,
         nodeId: config.cluster.nodeId,
         auth: forwardAuth,
         ...(tlsClient ? { tls: tlsClient } : {}),
@@ -92,7 +161,7 @@ export class Server {
     const router = new Router(this.upstreams, {
       holdTimeoutMs: config.proxy.upstreamWaitMs,
       ...(remote ? { remote } : {}),
-      onRemoteChange: (listener) => this.registry?.onChange(listener) ?? (() => undefined),
+      onRemoteChange: (listener) => registry.onChange(listener),
     });
     this.proxy = new ProxyServer({
       router,
@@ -121,40 +190,29 @@ export class Server {
       onLimit,
     });
 
-    this.proxyHttp = createHttpServer(
-      config.proxy.tls,
-      (req, res) => this.proxy.handleRequest(req, res),
-      httpServerOptions(config.proxy.http),
-      'proxy.tls',
-    );
-    this.proxyHttp.on('upgrade', (req: http.IncomingMessage, socket, head: Buffer) => this.proxy.handleUpgrade(req, socket, head));
+    ports.serve.proxy({
+      request: (req, res) => this.proxy.handleRequest(req, res),
+      upgrade: (req, socket, head) => this.proxy.handleUpgrade(req, socket, head),
+    });
     this.proxyHttp.on('clientError', (err: NodeJS.ErrnoException, socket) => this.proxy.handleClientError(err, socket));
     capConnections(this.proxyHttp, config.proxy.maxConnections, 'proxy.max_connections', onLimit);
 
-    this.upstreamHttp = createHttpServer(
-      config.upstream.tls,
-      (req, res) => this.upstreamServer.handleRequest(req, res),
-      httpServerOptions({ readTimeoutMs: 10_000, readHeaderTimeoutMs: 10_000, idleTimeoutMs: 5_000, maxHeaderBytes: 64 * 1024 }),
-      'upstream.tls',
-    );
-    this.upstreamHttp.on('upgrade', (req: http.IncomingMessage, socket, head: Buffer) =>
-      this.upstreamServer.handleUpgrade(req, socket, head),
-    );
+    ports.serve.upstream({
+      request: (req, res) => this.upstreamServer.handleRequest(req, res),
+      upgrade: (req, socket, head) => this.upstreamServer.handleUpgrade(req, socket, head),
+    });
     this.upstreamHttp.on('clientError', (err: NodeJS.ErrnoException, socket) => answerClientError(err, socket));
     capConnections(this.upstreamHttp, config.upstream.maxConnections, 'upstream.max_connections', onLimit);
 
-    this.adminHttp = createHttpServer(
-      config.admin.tls,
-      createAdminHandler({
+    ports.serve.admin({
+      request: createAdminHandler({
         registry: this.metricsRegistry,
         isReady: () => this.ready,
         ...(adminVerifier ? { verifier: adminVerifier } : {}),
         status: this.statusProvider(),
         logger: logger.child({ subsystem: 'admin' }),
       }),
-      httpServerOptions({ readTimeoutMs: 30_000, readHeaderTimeoutMs: 10_000, idleTimeoutMs: 5_000, maxHeaderBytes: 64 * 1024 }),
-      'admin.tls',
-    );
+    });
     this.adminHttp.on('clientError', (err: NodeJS.ErrnoException, socket) => answerClientError(err, socket));
     capConnections(this.adminHttp, config.admin.maxConnections, 'admin.max_connections', onLimit);
   }
@@ -163,39 +221,8 @@ export class Server {
     return this.config.cluster.nodeId;
   }
 
-  get addresses(): ServerAddresses {
-    if (!this.bound) throw new Error('server not started');
-    return this.bound;
-  }
-
   get isReady(): boolean {
     return this.ready;
-  }
-
-  async start(): Promise<ServerAddresses> {
-    const { config, deps } = this;
-    const admin = await listen(this.adminHttp, parseListenAddr(config.admin.bindAddr, 'admin.bind-addr'), 'admin.bind-addr');
-    const proxy = await listen(this.proxyHttp, parseListenAddr(config.proxy.bindAddr, 'proxy.bind-addr'), 'proxy.bind-addr');
-    const upstream = await listen(this.upstreamHttp, parseListenAddr(config.upstream.bindAddr, 'upstream.bind-addr'), 'upstream.bind-addr');
-    this.bound = { proxy, upstream, admin };
-    const addrs = {
-      nodeId: config.cluster.nodeId,
-      proxyAddr: advertisedAddress(proxy, config.proxy.advertiseAddr || undefined),
-      adminAddr: advertisedAddress(admin, config.admin.advertiseAddr || undefined),
-    };
-    this.registry = deps.createRegistry ? deps.createRegistry(addrs) : new MemoryRegistry(addrs.nodeId, addrs);
-    await this.registry.start();
-    for (const [endpointId, count] of Object.entries(this.upstreams.snapshot())) {
-      this.registry.setLocalEndpoint(endpointId, count);
-    }
-    this.ready = true;
-    deps.logger.info('server started', {
-      nodeId: config.cluster.nodeId,
-      proxyAddr: `${proxy.address}:${proxy.port}`,
-      upstreamAddr: `${upstream.address}:${upstream.port}`,
-      adminAddr: `${admin.address}:${admin.port}`,
-    });
-    return this.bound;
   }
 
   /**
@@ -225,7 +252,7 @@ export class Server {
     this.upstreamHttp.close();
     this.upstreamServer.goAwayAll();
 
-    await this.registry?.stop().catch((err: unknown) => log.warn('registry stop failed', { error: String(err) }));
+    await this.registry.stop().catch((err: unknown) => log.warn('registry stop failed', { error: String(err) }));
 
     this.proxyHttp.close();
     this.proxyHttp.closeIdleConnections();
@@ -262,10 +289,10 @@ export class Server {
     });
     return {
       localEndpoints: () => this.upstreams.snapshot(),
-      nodes: () => (this.registry?.nodes() ?? []).map(toStatus),
+      nodes: () => this.registry.nodes().map(toStatus),
       node: (id) => {
         const want = id === 'local' ? this.config.cluster.nodeId : id;
-        const n = this.registry?.nodes().find((x) => x.id === want);
+        const n = this.registry.nodes().find((x) => x.id === want);
         if (!n) return undefined;
         const endpoints = n.id === this.config.cluster.nodeId ? this.upstreams.snapshot() : { ...n.endpoints };
         return { id: n.id, status: n.status, proxyAddr: n.proxyAddr, adminAddr: n.adminAddr, endpoints };
@@ -283,4 +310,41 @@ function capConnections(server: http.Server, max: number, limit: LimitName, onLi
   if (max <= 0) return;
   server.maxConnections = max;
   server.on('drop', () => onLimit(limit));
+}
+
+const PORT_OPTIONS: Record<Exclude<Port, 'proxy'>, Parameters<typeof httpServerOptions>[0]> = {
+  upstream: { readTimeoutMs: 10_000, readHeaderTimeoutMs: 10_000, idleTimeoutMs: 5_000, maxHeaderBytes: 64 * 1024 },
+  admin: { readTimeoutMs: 30_000, readHeaderTimeoutMs: 10_000, idleTimeoutMs: 5_000, maxHeaderBytes: 64 * 1024 },
+};
+
+/** Binds admin, proxy and upstream, in that order; closes those bound when one fails. */
+async function bindPorts(config: ServerConfig): Promise<BoundPorts> {
+  const bound: Partial<Record<Port, http.Server>> = {};
+  const bind = async (port: Port, tls: TlsConfig, options: http.ServerOptions, bindAddr: string, upgrades: boolean) => {
+    const server = createHttpServer(tls, undefined, options, `${port}.tls`);
+    const serve = deferHandlers(server, { upgrades });
+    bound[port] = server;
+    const address = await listen(server, parseListenAddr(bindAddr, `${port}.bind-addr`), `${port}.bind-addr`);
+    return { server, serve, address };
+  };
+  try {
+    const admin = await bind('admin', config.admin.tls, httpServerOptions(PORT_OPTIONS.admin), config.admin.bindAddr, false);
+    const proxy = await bind('proxy', config.proxy.tls, httpServerOptions(config.proxy.http), config.proxy.bindAddr, true);
+    const upstream = await bind('upstream', config.upstream.tls, httpServerOptions(PORT_OPTIONS.upstream), config.upstream.bindAddr, true);
+    return {
+      servers: { proxy: proxy.server, upstream: upstream.server, admin: admin.server },
+      serve: { proxy: proxy.serve, upstream: upstream.serve, admin: admin.serve },
+      addresses: { proxy: proxy.address, upstream: upstream.address, admin: admin.address },
+    };
+  } catch (err) {
+    closePorts(bound);
+    throw err;
+  }
+}
+
+function closePorts(servers: Partial<Record<Port, http.Server>>): void {
+  for (const s of Object.values(servers)) {
+    s.close();
+    s.closeAllConnections();
+  }
 }

@@ -34,8 +34,8 @@ export async function startTestServer(flags: Record<string, LeafValue> = {}, dep
       ...flags,
     },
   });
-  const server = new Server(config, { logger: testLogger(), ...deps });
-  const addrs = await server.start();
+  const server = await Server.start(config, { logger: testLogger(), ...deps });
+  const addrs = server.addresses;
   running.add(server);
   const scheme = config.proxy.tls.cert ? 'https' : 'http';
   const upScheme = config.upstream.tls.cert ? 'https' : 'http';
