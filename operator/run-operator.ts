@@ -3,7 +3,7 @@ import { FIELD_MANAGER } from './field-manager';
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { ConfigError } from '../dataplane/config/errors';
-import type { OperatorConfig } from '../dataplane/config/operator-config';
+import type { OperatorConfig } from './operator-config';
 import { createLogger, type Logger } from '../dataplane/log/logger';
 import { createMetricsRegistry } from '../dataplane/metrics/registry';
 import { shutdownSignal } from '../dataplane/process/signals';

@@ -15,7 +15,7 @@ import {
 } from '../config/agent-config';
 import { ConfigError } from '../config/errors';
 import { FORWARD_SPEC, loadForwardConfig, type ForwardConfig } from '../config/forward-config';
-import { loadOperatorConfig, OPERATOR_SPEC, type OperatorConfig } from '../config/operator-config';
+import { loadOperatorConfig, OPERATOR_SPEC, type OperatorConfig } from '../../operator/operator-config';
 import { flagLeaves } from '../config/schema';
 import { loadServerConfig, SERVER_SPEC, type ServerConfig } from '../config/server-config';
 import { addConfigOptions, booleanFlags, configSource, FlagSet, normaliseBooleanArgs } from './options';

@@ -3,7 +3,7 @@
  * so the controller, the registry, the informers and leader election are tested without a
  * cluster (test/unit/kube/fake-kube-client.ts). `client-node.ts` implements it over
  * @kubernetes/client-node. Every request names one of RESOURCES, and the RBAC rules of the
- * operator (operator/rbac.ts) and of the data plane (dataplane/registry/kubernetes/rbac.ts) grant
+ * operator (operator/operator-role.ts) and of the data plane (dataplane/registry/kubernetes/registry-verbs.ts) grant
  * exactly the verbs used on them.
  *
  * Objects travel as the JSON the apiserver speaks (times stay RFC 3339

@@ -6,7 +6,7 @@ import { buildConfigMap } from './config-map';
 import type { Desired } from './desired';
 import { resolveImage } from './image';
 import { buildPodDisruptionBudget } from './pod-disruption-budget';
-import { buildRole, buildRoleBinding, buildServiceAccount } from './rbac';
+import { buildRole, buildRoleBinding, buildServiceAccount } from './dataplane-role';
 import { configHash, renderServerConfig } from './server-config';
 import { buildHeadlessService, buildProxyService, buildUpstreamService } from './services';
 import { buildStatefulSet } from './stateful-set';

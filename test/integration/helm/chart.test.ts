@@ -25,8 +25,8 @@ import { API_VERSION, KIND, pikoClusterSpecSchema, type PikoCluster } from '../.
 import type { PikoClusterSpec } from '../../../operator/api/pikocluster-spec';
 import { applyDefaults } from '../../../operator/api/schema-defaults';
 import { buildChildren } from '../../../operator/builders/desired-children';
-import { buildRole } from '../../../operator/builders/rbac';
-import { LEADER_ELECTION_RULES, OPERATOR_CLUSTER_ROLE_RULES } from '../../../operator/rbac';
+import { buildRole } from '../../../operator/builders/dataplane-role';
+import { LEADER_ELECTION_RULES, OPERATOR_CLUSTER_ROLE_RULES } from '../../../operator/operator-role';
 import { chartFiles } from '../../../operator/scripts/sync-chart';
 import { resourceFor } from '../../../dataplane/kube/client';
 import { WRITE_VERBS, allowedClusterWrites, ownedResources, ruleGrants } from './rbac-expectations';
@@ -188,7 +188,7 @@ describe('helm template with default values', () => {
     expect(binding.spec).toEqual((registryWritePolicyBinding(policy.metadata.name) as { spec: unknown }).spec);
   });
 
-  it('gives the ClusterRole exactly the rules of operator/rbac.ts', () => {
+  it('gives the ClusterRole exactly the rules of operator/operator-role.ts', () => {
     const role = one<V1ClusterRole>(objects, 'ClusterRole');
     expect(ruleGrants(role.rules ?? [])).toEqual(ruleGrants(OPERATOR_CLUSTER_ROLE_RULES));
   });
@@ -240,7 +240,7 @@ describe('helm template with default values', () => {
   it('lets the operator hold its leader Lease in the release namespace only', () => {
     const role = one<V1Role>(objects, 'Role');
     expect(role.metadata.namespace).toBe(NAMESPACE);
-    // The same rules as operator/rbac.ts's LEADER_ELECTION_RULES, which the operator's tests run with.
+    // The same rules as operator/operator-role.ts's LEADER_ELECTION_RULES, which the operator's tests run with.
     expect(role.rules).toEqual(LEADER_ELECTION_RULES.map((r) => ({ ...r })));
     const binding = one<V1RoleBinding>(objects, 'RoleBinding');
     expect(binding.metadata.namespace).toBe(NAMESPACE);

@@ -17,7 +17,7 @@ import type { PikoCluster } from '../../../operator/api/pikocluster';
 import { buildChildren } from '../../../operator/builders/desired-children';
 import { childNames } from '../../../operator/builders/names';
 import { runTool, type ToolResult } from './cli';
-import { OPERATOR_CLUSTER_ROLE_RULES } from '../../../operator/rbac';
+import { OPERATOR_CLUSTER_ROLE_RULES } from '../../../operator/operator-role';
 import { ruleGrants } from './rbac-expectations';
 
 const ROOT = path.resolve(__dirname, '..', '..', '..');

@@ -1,10 +1,10 @@
 /**
  * What the operator's ClusterRole may and must grant, derived from what the operator does rather
- * than copied from operator/rbac.ts, and a way to compare rule lists however they are grouped.
+ * than copied from operator/operator-role.ts, and a way to compare rule lists however they are grouped.
  */
 import type { V1PolicyRule } from '@kubernetes/client-node';
 import { OWNED_KINDS } from '../../../operator/builders/desired-children';
-import { REGISTRY_VERBS } from '../../../operator/builders/rbac';
+import { REGISTRY_VERBS } from '../../../dataplane/registry/kubernetes/registry-verbs';
 import { resourceFor } from '../../../dataplane/kube/client';
 
 /** Verbs that change state, or grant the power to. */

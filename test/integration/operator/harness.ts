@@ -1,7 +1,7 @@
 /**
  * Shared pieces of the operator's integration tests: the control plane with
  * the CRD installed, the operator's ServiceAccount bound to the ClusterRole
- * of operator/rbac.ts, a KubeClient that counts writes, and waits driven by
+ * of operator/operator-role.ts, a KubeClient that counts writes, and waits driven by
  * watches.
  */
 import { execFile } from 'node:child_process';
@@ -29,7 +29,7 @@ import {
   type WatchOptions,
   type WriteObject,
 } from '../../../dataplane/kube/client';
-import { LEADER_ELECTION_RULES, operatorClusterRole } from '../../../operator/rbac';
+import { LEADER_ELECTION_RULES, operatorClusterRole } from '../../../operator/operator-role';
 import type { ControlPlane } from '../../k8s/control-plane';
 
 const execFileAsync = promisify(execFile);
@@ -79,7 +79,7 @@ export async function installCrd(admin: KubeClient): Promise<void> {
 
 /**
  * Creates the operator's namespace and ServiceAccount, the ClusterRole of
- * operator/rbac.ts and its binding, and returns a kubeconfig with that
+ * operator/operator-role.ts and its binding, and returns a kubeconfig with that
  * ServiceAccount's credentials: real RBAC, least privilege.
  */
 export async function operatorKubeconfig(cp: ControlPlane, admin: KubeClient, namespace: string): Promise<string> {

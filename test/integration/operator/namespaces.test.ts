@@ -10,7 +10,7 @@ import { API_VERSION, KIND } from '../../../operator/api/pikocluster';
 import { Operator } from '../../../operator/operator';
 import { ClientNodeKubeClient, loadKubeConfig } from '../../../dataplane/kube/client-node';
 import { RESOURCES, type KubeObject } from '../../../dataplane/kube/client';
-import { operatorClusterRole } from '../../../operator/rbac';
+import { operatorClusterRole } from '../../../operator/operator-role';
 import { startControlPlane, type ControlPlane } from '../../k8s/control-plane';
 import { adminClient, DEFAULT_IMAGE, installCrd, newNamespace, testLogger, waitFor } from './harness';
 

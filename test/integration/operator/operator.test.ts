@@ -2,7 +2,7 @@
  * The operator against a real kube-apiserver, etcd and
  * kube-controller-manager (test/k8s/control-plane.ts). The operator runs in
  * this process with the credentials of a ServiceAccount bound to the
- * ClusterRole of operator/rbac.ts, so a missing permission fails here as it
+ * ClusterRole of operator/operator-role.ts, so a missing permission fails here as it
  * would in a cluster. There is no kubelet: the StatefulSet controller
  * creates Pod objects that stay Pending, and tests mark them ready by
  * writing their status.
@@ -21,7 +21,7 @@ import { RESOURCES, type KubeObject, type ResourceType } from '../../../dataplan
 import { LEADER_ELECTION_LEASE_NAME } from '../../../dataplane/kube/leader-election';
 import { ItemExponentialRateLimiter, MaxOfRateLimiter, TokenBucketRateLimiter } from '../../../operator/runtime/rate-limiter';
 import { runOperator } from '../../../operator/run-operator';
-import { loadOperatorConfig } from '../../../dataplane/config/operator-config';
+import { loadOperatorConfig } from '../../../operator/operator-config';
 import { startControlPlane, type ControlPlane } from '../../k8s/control-plane';
 import {
   adminClient,

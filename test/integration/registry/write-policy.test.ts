@@ -10,7 +10,7 @@ import * as k8s from '@kubernetes/client-node';
 import { API_VERSION, KIND } from '../../../operator/api/pikocluster';
 import { RESOURCES } from '../../../dataplane/kube/client';
 import { registryWritePolicy, registryWritePolicyBinding } from '../../../operator/admission/registry-write-policy';
-import { REGISTRY_VERBS } from '../../../dataplane/registry/kubernetes/rbac';
+import { REGISTRY_VERBS } from '../../../dataplane/registry/kubernetes/registry-verbs';
 import { createKubernetesRegistry, type KubernetesRegistry } from '../../../dataplane/registry/kubernetes/kubernetes-registry';
 import { startControlPlane, type ControlPlane } from '../../k8s/control-plane';
 import { adminClient, installCrd } from '../operator/harness';

@@ -1,14 +1,12 @@
 /**
- * `piko operator` flags and dataplane/config/operator-config.ts. (Kept with
- * the operator's tests; the config module itself lives with the other
- * binaries' configs.)
+ * `piko operator` flags and operator/operator-config.ts.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { commandHelp, runCli, type CliDeps } from '../../../dataplane/cli/program';
 import { ConfigError } from '../../../dataplane/config/errors';
-import { loadOperatorConfig, OPERATOR_SPEC, type OperatorConfig } from '../../../dataplane/config/operator-config';
+import { loadOperatorConfig, OPERATOR_SPEC, type OperatorConfig } from '../../../operator/operator-config';
 import { flagLeaves } from '../../../dataplane/config/schema';
 
 function cli(argv: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number; config?: OperatorConfig; err: string }> {

@@ -11,7 +11,7 @@ import { buildChildren, OWNED_KINDS, type DesiredChildren } from '../../../../op
 import type { Desired } from '../../../../operator/builders/desired';
 import { buildClusterSecret, generateClusterSecret } from '../../../../operator/builders/cluster-secret';
 import { buildPodDisruptionBudget } from '../../../../operator/builders/pod-disruption-budget';
-import { buildRole, buildRoleBinding } from '../../../../operator/builders/rbac';
+import { buildRole, buildRoleBinding } from '../../../../operator/builders/dataplane-role';
 import { buildHeadlessService, buildProxyService, buildUpstreamService } from '../../../../operator/builders/services';
 import type { PikoClusterSpecInput } from '../../../../operator/api/pikocluster-spec';
 import { DEFAULT_IMAGE, makeCluster, UID } from '../fixtures';

@@ -5,11 +5,11 @@
  * from the environment the chart sets: POD_NAMESPACE (downward API) for the
  * leader-election Lease, PIKO_IMAGE for the data-plane image.
  */
-import { LOG_SPEC, type LogConfig } from './common-specs';
-import { ConfigError } from './errors';
-import { loadRaw, type LoadOptions } from './load';
-import { bool, deepFreeze, group, str, toTyped, type GroupSpec } from './schema';
-import { parseListenAddr } from '../net/host-port';
+import { LOG_SPEC, type LogConfig } from '../dataplane/config/common-specs';
+import { ConfigError } from '../dataplane/config/errors';
+import { loadRaw, type LoadOptions } from '../dataplane/config/load';
+import { bool, deepFreeze, group, str, toTyped, type GroupSpec } from '../dataplane/config/schema';
+import { parseListenAddr } from '../dataplane/net/host-port';
 
 export const DEFAULT_IMAGE_REPOSITORY = 'ghcr.io/piko-k8s/piko';
 

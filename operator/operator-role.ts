@@ -8,7 +8,7 @@
  * to hold to hand out:
  * - a Role may only grant what its creator holds (RBAC's escalation check),
  *   so what the data plane's registry Role grants on leases and configmaps
- *   (REGISTRY_VERBS, builders/rbac.ts) is held here too, derived from the
+ *   (REGISTRY_VERBS, builders/dataplane-role.ts) is held here too, derived from the
  *   same list so the two cannot drift apart;
  * - `update` on pikoclusters/finalizers lets children carry
  *   blockOwnerDeletion where the OwnerReferencesPermissionEnforcement
@@ -22,7 +22,7 @@
  * metadata only and keeps no Secret's data in memory.
  */
 import { GROUP, PLURAL } from './api/pikocluster';
-import { REGISTRY_VERBS } from './builders/rbac';
+import { REGISTRY_VERBS } from '../dataplane/registry/kubernetes/registry-verbs';
 
 export interface PolicyRule {
   apiGroups: string[];

@@ -7,10 +7,7 @@ import type { V1Role, V1RoleBinding, V1ServiceAccount } from '@kubernetes/client
 import type { PikoCluster } from '../api/pikocluster';
 import { childMeta, childNames } from './names';
 import type { Desired } from './desired';
-
-import { REGISTRY_VERBS } from '../../dataplane/registry/kubernetes/rbac';
-
-export { REGISTRY_VERBS };
+import { REGISTRY_VERBS } from '../../dataplane/registry/kubernetes/registry-verbs';
 
 export function buildServiceAccount(cluster: PikoCluster): Desired<V1ServiceAccount> {
   return {

@@ -1,6 +1,6 @@
-import { buildRole } from '../../../operator/builders/rbac';
+import { buildRole } from '../../../operator/builders/dataplane-role';
 import { OWNED_KINDS } from '../../../operator/builders/desired-children';
-import { OPERATOR_CLUSTER_ROLE_RULES, operatorClusterRole } from '../../../operator/rbac';
+import { OPERATOR_CLUSTER_ROLE_RULES, operatorClusterRole } from '../../../operator/operator-role';
 import { RESOURCES, resourceFor } from '../../../dataplane/kube/client';
 import { makeCluster } from './fixtures';
 
