@@ -16,12 +16,12 @@ export interface SpecProblem {
   /** Path of the offending field, such as `spec.podLabels["app.kubernetes.io/name"]`. */
   field: string;
   /** Condition reason naming the field: `Invalid` + the path in PascalCase (`InvalidPodLabels`). */
-  reason: string;
+  reason: `Invalid${string}`;
   message: string;
 }
 
 /** `spec.podLabels["x"]` → `InvalidPodLabels`: `Invalid` and the path in PascalCase, without `spec.`, indices or keys. */
-export function reasonForField(field: string): string {
+export function reasonForField(field: string): `Invalid${string}` {
   const words = field
     .replace(/\[[^\]]*\]/g, '')
     .split('.')

@@ -4,6 +4,7 @@
  * secrets are left out: a public image needs none, and kubelet reports a
  * pull that fails.
  */
+import type { SpecProblemReason } from '../status/condition-reasons';
 import type { PikoCluster } from '../api/pikocluster';
 import type { PikoClusterSpec } from '../api/pikocluster-spec';
 import type { StatusProblem } from '../status/derive-status';
@@ -15,7 +16,7 @@ export interface SecretReference {
   name: string;
 }
 
-export const SECRET_NOT_FOUND = 'SecretNotFound';
+export const SECRET_NOT_FOUND = 'SecretNotFound' satisfies SpecProblemReason;
 
 export function referencedSecrets(spec: PikoClusterSpec): SecretReference[] {
   const out: SecretReference[] = [];

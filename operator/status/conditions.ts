@@ -10,11 +10,12 @@ import {
   type ConditionStatus,
   type ConditionType,
 } from '../api/pikocluster-status';
+import type { ConditionReason } from './condition-reasons';
 
 export interface ConditionInput {
   type: ConditionType;
   status: ConditionStatus;
-  reason: string;
+  reason: ConditionReason;
   message: string;
 }
 

@@ -31,12 +31,13 @@ import type { NodeSummary, PikoClusterStatus } from '../api/pikocluster-status';
 import type { NodeRecord } from '../../dataplane/registry/cluster-registry';
 import { selectorString } from '../builders/names';
 import { setCondition, type ConditionInput } from './conditions';
+import { isPodWaitingFailure, type PodFailureReason, type RolloutReason, type SpecProblemReason } from './condition-reasons';
 
 /** What deriveStatus needs of a registry node. */
 export type RegistryNodeView = Pick<NodeRecord, 'id' | 'endpoints'>;
 
 export interface StatusProblem {
-  reason: string;
+  reason: SpecProblemReason;
   message: string;
   /**
    * The problem may clear with no spec change (a Secret created later, a
@@ -56,23 +57,13 @@ export interface ObservedState {
   problems?: readonly StatusProblem[];
 }
 
-const POD_FAILURES: ReadonlySet<string> = new Set([
-  'CrashLoopBackOff',
-  'ImagePullBackOff',
-  'ErrImagePull',
-  'InvalidImageName',
-  'CreateContainerConfigError',
-  'CreateContainerError',
-  'RunContainerError',
-]);
-
-interface Step {
-  reason: string;
+interface Step<R> {
+  reason: R;
   message: string;
 }
 
 /** The first unmet step of the rollout, or undefined when settled. */
-function rolloutStep(sts: V1StatefulSet | undefined, desired: number): Step | undefined {
+function rolloutStep(sts: V1StatefulSet | undefined, desired: number): Step<RolloutReason> | undefined {
   if (sts === undefined) return { reason: 'Creating', message: 'the StatefulSet does not exist yet' };
   const st = sts.status;
   if ((st?.observedGeneration ?? 0) < (sts.metadata?.generation ?? 0)) {
@@ -96,18 +87,17 @@ function isPodReady(pod: V1Pod): boolean {
 }
 
 /** The first pod that cannot run, and how many more cannot. */
-function podFailure(pods: readonly V1Pod[]): Step | undefined {
-  const failures: Step[] = [];
+function podFailure(pods: readonly V1Pod[]): Step<PodFailureReason> | undefined {
+  const failures: Step<PodFailureReason>[] = [];
   for (const pod of [...pods].sort((a, b) => podName(a).localeCompare(podName(b)))) {
     if (pod.metadata?.deletionTimestamp !== undefined) continue;
     const statuses = [...(pod.status?.initContainerStatuses ?? []), ...(pod.status?.containerStatuses ?? [])];
-    const waiting = statuses
-      .map((s) => ({ container: s.name, reason: s.state?.waiting?.reason ?? '', detail: s.state?.waiting?.message }))
-      .find((w) => POD_FAILURES.has(w.reason));
-    if (waiting !== undefined) {
+    const waiting = statuses.find((s) => isPodWaitingFailure(s.state?.waiting?.reason ?? ''));
+    const reason = waiting?.state?.waiting?.reason ?? '';
+    if (waiting !== undefined && isPodWaitingFailure(reason)) {
       failures.push({
-        reason: waiting.reason,
-        message: `pod ${podName(pod)} container ${waiting.container}: ${waiting.detail ?? waiting.reason}`,
+        reason,
+        message: `pod ${podName(pod)} container ${waiting.name}: ${waiting.state?.waiting?.message ?? reason}`,
       });
       continue;
     }

@@ -52,7 +52,7 @@ describe('setCondition', () => {
   });
 
   it('caps the message at the API limit', () => {
-    const [c] = setCondition(undefined, { type: 'Ready', status: 'False', reason: 'X', message: 'x'.repeat(40_000) }, 1, T0);
+    const [c] = setCondition(undefined, { type: 'Ready', status: 'False', reason: 'Pending', message: 'x'.repeat(40_000) }, 1, T0);
     expect(c?.message).toHaveLength(32768);
   });
 
