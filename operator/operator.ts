@@ -73,7 +73,7 @@ export class Operator {
         client: options.client,
         namespace: le.namespace,
         identity: this.identity,
-        ...(le.pod ? { owner: le.pod } : {}),
+        owner: le.pod,
         logger: options.logger.child({ subsystem: 'leader-election' }),
         onStartedLeading: () => {
           this.metrics.leader.set(1);

@@ -154,18 +154,18 @@ export class Server {
         registry,
         nodeId: config.cluster.nodeId,
         auth: forwardAuth,
-        ...(tlsClient ? { tls: tlsClient } : {}),
+        tls: tlsClient,
       });
       remote = this.remoteDialer.dial;
     }
     const router = new Router(this.upstreams, {
       holdTimeoutMs: config.proxy.upstreamWaitMs,
-      ...(remote ? { remote } : {}),
+      remote,
       onRemoteChange: (listener) => registry.onChange(listener),
     });
     this.proxy = new ProxyServer({
       router,
-      ...(proxyVerifier ? { verifier: proxyVerifier } : {}),
+      verifier: proxyVerifier,
       timeoutMs: config.proxy.timeoutMs,
       writeTimeoutMs: config.proxy.http.writeTimeoutMs,
       maxTcpMessageBytes: config.proxy.tcp.maxMessageBytes,
@@ -177,11 +177,11 @@ export class Server {
         : { accessLog: createAccessLogger(logger.child({ subsystem: 'proxy.access' }), config.proxy.accessLog) }),
       metrics: createProxyMetrics(this.metricsRegistry, { prefix: 'piko_proxy', endpointLabel: false }),
       upstreamMetrics,
-      ...(forwardAuth ? { verifyForwarded: (req: http.IncomingMessage) => forwardAuth.verify(req.headers) !== undefined } : {}),
+      verifyForwarded: forwardAuth && ((req: http.IncomingMessage) => forwardAuth.verify(req.headers) !== undefined),
     });
     this.upstreamServer = new UpstreamServer({
       upstreams: this.upstreams,
-      ...(upstreamAuth ? { auth: upstreamAuth } : {}),
+      auth: upstreamAuth,
       disconnectOnExpiry: !(config.upstream.auth.disableDisconnectOnExpiry ?? false),
       logger: logger.child({ subsystem: 'upstream' }),
       metrics: upstreamMetrics,
@@ -208,7 +208,7 @@ export class Server {
       request: createAdminHandler({
         registry: this.metricsRegistry,
         isReady: () => this.ready,
-        ...(adminVerifier ? { verifier: adminVerifier } : {}),
+        verifier: adminVerifier,
         status: this.statusProvider(),
         logger: logger.child({ subsystem: 'admin' }),
       }),

@@ -296,7 +296,7 @@ export class Reconciler {
       {
         ...(sts !== undefined && controllerOf(sts)?.uid === cluster.metadata.uid ? { statefulSet: sts as V1StatefulSet } : {}),
         pods: this.podsOf(cluster),
-        ...(this.caches.registryHealthy() ? { registryNodes } : {}),
+        registryNodes: this.caches.registryHealthy() ? registryNodes : undefined,
         problems,
       },
       new Date(this.now()),

@@ -187,7 +187,7 @@ export class KubernetesRegistry implements ClusterRegistry {
       signer,
       flushIntervalMs: options.flushIntervalMs ?? DEFAULT_FLUSH_INTERVAL_MS,
       maxShardBytes: options.maxShardBytes ?? DEFAULT_MAX_SHARD_BYTES,
-      ...(metrics ? { metrics } : {}),
+      metrics,
       backoff: { minMs: Math.max(this.retryBackoff.minMs, options.flushIntervalMs ?? 0), maxMs: this.retryBackoff.maxMs },
       // One line per failure streak: an outage must not flood the log.
       onWriteError: (err, retryInMs) => this.warnOnce('writer', 'endpoint write failed; retrying', err, retryInMs),
@@ -204,8 +204,8 @@ export class KubernetesRegistry implements ClusterRegistry {
       adminAddr: this.adminAddr,
       durationMs: leaseDurationMs,
       renewIntervalMs,
-      ...(this.pod ? { owner: podOwner(this.pod) } : {}),
-      ...(metrics ? { metrics } : {}),
+      owner: this.pod && podOwner(this.pod),
+      metrics,
       onRenewed: (uid) => {
         this.leaseWritten = true;
         this.lastRenewOkAt = Date.now();
@@ -462,7 +462,7 @@ export function createKubernetesRegistry(options: CreateKubernetesRegistryOption
   const pod = options.pod ?? podFromEnv(env);
   const client = new ClientNodeKubeClient(kc, { fieldManager: FIELD_MANAGER, requestTimeoutMs });
   // The registry owns this client: its pool of apiserver connections goes when the registry stops.
-  return new KubernetesRegistry({ ...rest, client, namespace: ns, closeClient: () => client.close(), ...(pod ? { pod } : {}) });
+  return new KubernetesRegistry({ ...rest, client, namespace: ns, closeClient: () => client.close(), pod });
 }
 
 /** The pod from the downward API env (POD_NAME, POD_UID), when both are set. */
