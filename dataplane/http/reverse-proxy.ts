@@ -39,7 +39,17 @@ type HopHeaders = { readonly headers?: Readonly<Record<string, string>> | undefi
 export type Connection = Duplex & { setTimeout(ms: number, callback?: () => void): unknown };
 
 /** A connection that carries this one exchange and is closed after it: a tunnel stream, a fresh socket. */
-export type ConnectionUpstream = HopHeaders & { readonly conn: Connection; readonly pool?: undefined };
+export type ConnectionUpstream = HopHeaders & {
+  readonly conn: Connection;
+  readonly pool?: undefined;
+  /**
+   * Set when the connection was handed over before the far end accepted it
+   * (a tunnel stream opened without waiting for its ACK): whether an error
+   * means the far end never took the request, which may then go again on
+   * a new connect(), within `retries`, if it has no body.
+   */
+  readonly refused?: (err: Error) => boolean;
+};
 /** A pool the request borrows a connection from. */
 export type PoolUpstream = HopHeaders & { readonly pool: HttpPool; readonly conn?: undefined };
 export type Upstream = ConnectionUpstream | PoolUpstream;
@@ -65,8 +75,9 @@ export interface ProxyHttpOptions extends CommonOptions {
   connect(): Promise<Upstream>;
   /**
    * How many more times a request may go when its pooled connection
-   * dropped before any response, under replay.ts's rule. Connections of
-   * their own are never replayed: whoever opened one already knows it works.
+   * dropped before any response, under replay.ts's rule, or its own
+   * connection was refused (ConnectionUpstream.refused). Other connections
+   * of their own are never replayed: whoever opened one knows it works.
    */
   retries?: number;
   /** Aborts the exchange; a ProxyError as the reason is what the client is told. */
@@ -272,7 +283,8 @@ class HttpExchange {
     let responded = false;
     outgoing.on('error', (err: NodeJS.ErrnoException) => {
       if (this.settled) return;
-      if (upstream.pool && !responded && retriesLeft > 0 && shouldReplay(req, { error: err, mayHaveBeenSent })) {
+      if (!responded && retriesLeft > 0 && this.mayRetry(upstream, err, mayHaveBeenSent)) {
+        this.abandon();
         this.attempt(retriesLeft - 1);
         return;
       }
@@ -290,6 +302,19 @@ class HttpExchange {
     // Trailers arrive with the end of the body; they go on before the request ends.
     req.once('end', () => addTrailers(outgoing, req.rawTrailers));
     req.pipe(outgoing);
+  }
+
+  private mayRetry(upstream: Upstream, err: NodeJS.ErrnoException, mayHaveBeenSent: boolean): boolean {
+    if (upstream.pool) return shouldReplay(this.req, { error: err, mayHaveBeenSent });
+    return upstream.refused !== undefined && !hasRequestBody(this.req) && upstream.refused(err);
+  }
+
+  /** Lets go of a failed attempt's connection before the next attempt. */
+  private abandon(): void {
+    this.conn?.removeListener('close', this.onEarlyClose);
+    this.conn?.destroy();
+    this.conn = undefined;
+    this.outgoing = undefined;
   }
 
   /** 1xx answers before the final one: 103 Early Hints and 102 Processing reach the client, as Go's reverse proxy relays them. */

@@ -16,6 +16,7 @@ import { isMessageTooLarge } from '../tunnel/ws-transport';
 import type { ProxyMetrics } from '../metrics/proxy-metrics';
 import type { UpstreamMetrics } from '../metrics/upstream-metrics';
 import { isProxyError, ProxyError } from '../http/proxy-error';
+import { hasRequestBody } from '../http/replay';
 import { endpointIdFromHeaders, endpointIdFromTcpPath, validateEndpointId } from '../protocol/endpoint-id';
 import { FORWARDED_HEADER, TCP_PATH } from '../protocol/wire';
 import { proxyHttp, proxyUpgrade, type ConnectionUpstream, type ExchangeResult } from '../http/reverse-proxy';
@@ -160,9 +161,13 @@ export class ProxyServer {
       return { status: admitted.status, responseHeaders: res.getHeaders(), responseBytes: 0 };
     }
     const result = await proxyHttp(req, res, {
-      connect: () => this.route(admitted.endpointId, req),
+      // A request with no body can follow the stream's SYN without waiting a
+      // round trip for the ACK: should the upstream refuse the stream, the
+      // request is whole in `req` and goes again on another one.
+      connect: () => this.route(admitted.endpointId, req, { early: !hasRequestBody(req) }),
       ...this.upstreamRequest(req),
-      // A keep-alive connection to another node may drop just as the request goes out on it.
+      // A keep-alive connection to another node may drop just as the request
+      // goes out on it; a tunnel stream may be refused (an upstream going away).
       retries: 2,
       timeoutMs: this.options.timeoutMs,
       signal,
@@ -259,13 +264,13 @@ export class ProxyServer {
 
   /** A route with a connection of its own, for upgrades and raw TCP. */
   private async dedicated(endpointId: string, req: http.IncomingMessage): Promise<Route & ConnectionUpstream> {
-    const routed = await this.route(endpointId, req, true);
+    const routed = await this.route(endpointId, req, { dedicated: true });
     if (routed.conn === undefined) throw new ProxyError('ERR_UPSTREAM_UNREACHABLE', { detail: 'no dedicated connection' });
     return routed;
   }
 
-  private async route(endpointId: string, req: http.IncomingMessage, dedicated = false): Promise<Route> {
-    const routed = await this.options.router.connect(endpointId, this.isForwarded(req), dedicated);
+  private async route(endpointId: string, req: http.IncomingMessage, how: { dedicated?: boolean; early?: boolean } = {}): Promise<Route> {
+    const routed = await this.options.router.connect(endpointId, { forwarded: this.isForwarded(req), ...how });
     if (routed.via === 'local') this.options.upstreamMetrics?.upstreamRequestsTotal.inc();
     else this.options.upstreamMetrics?.remoteRequestsTotal.inc({ node_id: routed.via });
     return routed;

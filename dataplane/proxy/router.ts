@@ -3,6 +3,9 @@ import type { LocalUpstreams } from '../registry/local-upstreams';
 import { ProxyError } from '../http/proxy-error';
 import { dialLocalUpstream } from './upstream-dialer';
 import { clampDelay } from '../time/timer';
+import { isTunnelError } from '../tunnel/errors';
+
+const isRefusal = (err: Error): boolean => isTunnelError(err) && err.code === 'ERR_YAMUX_STREAM_REFUSED';
 
 /**
  * Where one request goes: a connection of its own (a tunnel stream, or a
@@ -36,12 +39,16 @@ export class Router {
    * more than one hop. When nobody can take the request it is held for up
    * to holdTimeoutMs, trying again on every change to where the endpoint is
    * served: an upstream reconnecting during a rollout, or a stale record of
-   * a pod that is gone being replaced by a live one.
+   * a pod that is gone being replaced by a live one. `early` lets a local
+   * tunnel stream come back before its upstream accepted it (the request
+   * then does not wait a round trip for the ACK); the route's `refused`
+   * says whether a failure means the upstream never took the request.
    */
-  async connect(endpointId: string, forwarded: boolean, dedicated = false): Promise<Route> {
+  async connect(endpointId: string, how: { forwarded: boolean; dedicated?: boolean; early?: boolean }): Promise<Route> {
+    const { forwarded, dedicated = false, early = false } = how;
     const deadline = performance.now() + this.options.holdTimeoutMs;
     for (;;) {
-      const routed = await this.tryOnce(endpointId, forwarded, dedicated);
+      const routed = await this.tryOnce(endpointId, forwarded, dedicated, early);
       if (routed) return routed;
       const remaining = deadline - performance.now();
       if (remaining <= 0 || !(await this.waitForChange(endpointId, forwarded, remaining))) {
@@ -50,11 +57,11 @@ export class Router {
     }
   }
 
-  private async tryOnce(endpointId: string, forwarded: boolean, dedicated: boolean): Promise<Route | undefined> {
+  private async tryOnce(endpointId: string, forwarded: boolean, dedicated: boolean, early: boolean): Promise<Route | undefined> {
     if (this.local.count(endpointId) > 0) {
       try {
-        const { stream } = await dialLocalUpstream(this.local, endpointId);
-        return { conn: stream, via: 'local' };
+        const { stream } = await dialLocalUpstream(this.local, endpointId, early);
+        return early ? { conn: stream, via: 'local', refused: isRefusal } : { conn: stream, via: 'local' };
       } catch (err) {
         // Every local upstream failed; another node may still serve it.
         if (forwarded || !this.options.remote) throw err;

@@ -14,14 +14,16 @@ export interface DialResult {
  * stream that fails to open carried no byte of the request (we wait for the
  * upstream's ACK before writing), so the next upstream is tried: a request
  * racing an upstream's GoAway lands on another one instead of failing.
+ * With `early` the stream comes back before the ACK (see Session.open); a
+ * refusal is then the caller's to act on.
  */
-export async function dialLocalUpstream(upstreams: LocalUpstreams, endpointId: string): Promise<DialResult> {
+export async function dialLocalUpstream(upstreams: LocalUpstreams, endpointId: string, early = false): Promise<DialResult> {
   const candidates = upstreams.candidates(endpointId);
   let lastError: unknown;
   for (const upstream of candidates) {
     if (!upstream.available) continue;
     try {
-      return { stream: await upstream.open(), upstream };
+      return { stream: await upstream.open({ early }), upstream };
     } catch (err) {
       if (!isTunnelError(err)) throw err;
       lastError = err;

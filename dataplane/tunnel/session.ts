@@ -177,8 +177,13 @@ export class Session extends EventEmitter<SessionEvents> {
    * Opens a stream and resolves once the peer has acknowledged it. Waiting
    * for the ACK costs one round trip, and buys the certainty that a refused
    * stream carried no byte of the caller's request, so it can be retried.
+   * With `early` it resolves at once, as Go's yamux OpenStream returns:
+   * what the caller writes follows the SYN within the initial window, and a
+   * refusal arrives as an ERR_YAMUX_STREAM_REFUSED error on the stream
+   * (the peer dropped those bytes unread), so a caller that kept what it
+   * wrote can still send it elsewhere.
    */
-  open(): Promise<TunnelStream> {
+  open(options: { early?: boolean } = {}): Promise<TunnelStream> {
     if (this.closedWith) {
       return Promise.reject(sessionClosedError(this.closedWith.err));
     }
@@ -197,7 +202,7 @@ export class Session extends EventEmitter<SessionEvents> {
     const stream = new TunnelStream(this, id);
     this.streams.set(id, stream);
     this.writeFrame(TYPE_WINDOW_UPDATE, FLAG_SYN, id, this.options.streamWindow - INITIAL_STREAM_WINDOW);
-    return stream.waitForAck(this.options.openTimeoutMs);
+    return stream.waitForAck(this.options.openTimeoutMs, options.early ?? false);
   }
 
   /** Measures one round trip with a yamux ping. */
@@ -390,7 +395,7 @@ export class Session extends EventEmitter<SessionEvents> {
       this.writeFrame(TYPE_WINDOW_UPDATE, FLAG_RST, h.streamId, 0);
       return undefined;
     }
-    const stream = new TunnelStream(this, h.streamId);
+    const stream = new TunnelStream(this, h.streamId, true);
     this.streams.set(h.streamId, stream);
     this.writeFrame(TYPE_WINDOW_UPDATE, FLAG_ACK, h.streamId, this.options.streamWindow - INITIAL_STREAM_WINDOW);
     this.emit('stream', stream);

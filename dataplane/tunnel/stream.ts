@@ -14,6 +14,8 @@ interface AckWaiter {
   resolve(stream: TunnelStream): void;
   reject(err: TunnelError): void;
   timer: NodeJS.Timeout;
+  /** The opener already has the stream; failures reach it as stream errors. */
+  early: boolean;
 }
 
 /**
@@ -42,6 +44,9 @@ export class TunnelStream extends Duplex {
   private remoteFin = false;
   private reset = false;
   private ackWaiter: AckWaiter | undefined;
+  // Until the peer's ACK, a RST means it never took the stream: whatever we
+  // wrote on it was dropped unread, so the caller may send it elsewhere.
+  private acked: boolean;
   private closeTimer: NodeJS.Timeout | undefined;
   private idleTimer: NodeJS.Timeout | undefined;
   private idleTimeoutMs = 0;
@@ -49,9 +54,12 @@ export class TunnelStream extends Duplex {
   constructor(
     private readonly session: Session,
     id: number,
+    /** True for a stream the peer opened: we acknowledge it as we create it. */
+    acked = false,
   ) {
     super({ allowHalfOpen: true, readableHighWaterMark: 64 * 1024, writableHighWaterMark: 64 * 1024 });
     this.id = id;
+    this.acked = acked;
     // A peer can reset a stream in the same read that acknowledges it, before
     // whoever opened it has had a turn to listen. An 'error' with no listener
     // would then take the whole process down for one hostile upstream; the
@@ -166,31 +174,55 @@ export class TunnelStream extends Duplex {
 
   // ---- driven by the session -----------------------------------------------
 
-  /** @internal */
-  waitForAck(timeoutMs: number): Promise<TunnelStream> {
+  /** Whether the peer has accepted the stream (always, for one it opened). */
+  get accepted(): boolean {
+    return this.acked;
+  }
+
+  /**
+   * @internal Resolves once the peer accepts, or, with `early`, at once: the
+   * caller then writes within the initial window while the SYN travels, and
+   * learns of a refusal as an ERR_YAMUX_STREAM_REFUSED error on the stream.
+   */
+  waitForAck(timeoutMs: number, early: boolean): Promise<TunnelStream> {
     return new Promise<TunnelStream>((resolve, reject) => {
       const timer = setTimeout(() => {
-        this.failOpen(new TunnelError('ERR_YAMUX_OPEN_TIMEOUT', `stream ${this.id} not acknowledged within ${timeoutMs} ms`));
-        this.destroy();
+        const err = new TunnelError('ERR_YAMUX_OPEN_TIMEOUT', `stream ${this.id} not acknowledged within ${timeoutMs} ms`);
+        const waiter = this.ackWaiter;
+        this.failOpen(err);
+        if (waiter?.early) this.destroy(err);
+        else this.destroy();
       }, clampDelay(timeoutMs));
       timer.unref();
-      this.ackWaiter = { resolve, reject, timer };
+      if (early) {
+        this.ackWaiter = { resolve: () => undefined, reject: () => undefined, timer, early: true };
+        resolve(this);
+      } else {
+        this.ackWaiter = { resolve, reject, timer, early: false };
+      }
     });
   }
 
   /** @internal */
   receiveFlags(flags: number): void {
-    if ((flags & FLAG_ACK) !== 0 && this.ackWaiter) {
+    if ((flags & FLAG_ACK) !== 0) {
+      this.acked = true;
       const waiter = this.ackWaiter;
-      this.ackWaiter = undefined;
-      clearTimeout(waiter.timer);
-      waiter.resolve(this);
+      if (waiter) {
+        this.ackWaiter = undefined;
+        clearTimeout(waiter.timer);
+        waiter.resolve(this);
+      }
     }
     if ((flags & FLAG_RST) !== 0) {
       this.reset = true;
-      if (this.ackWaiter) {
-        this.failOpen(new TunnelError('ERR_YAMUX_STREAM_REFUSED', `peer refused stream ${this.id}`));
+      const refused = new TunnelError('ERR_YAMUX_STREAM_REFUSED', `peer refused stream ${this.id}`);
+      if (this.ackWaiter && !this.ackWaiter.early) {
+        this.failOpen(refused);
         this.destroy();
+      } else if (!this.acked) {
+        this.failOpen(refused);
+        this.destroy(refused);
       } else {
         this.destroy(new TunnelError('ERR_YAMUX_STREAM_RESET', `peer reset stream ${this.id}`));
       }
@@ -261,7 +293,7 @@ export class TunnelStream extends Duplex {
   /** @internal */
   sessionClosed(err: TunnelError | undefined): void {
     this.reset = true;
-    if (this.ackWaiter) {
+    if (this.ackWaiter && !this.ackWaiter.early) {
       this.failOpen(err ?? new TunnelError('ERR_YAMUX_SESSION_CLOSED', 'session closed'));
       this.destroy();
     } else if (!(this.localFin && this.remoteFin)) {

@@ -47,8 +47,8 @@ class TunnelUpstream implements Upstream {
     return this.session.available;
   }
 
-  open(): Promise<TunnelStream> {
-    return this.session.open();
+  open(options?: { early?: boolean }): Promise<TunnelStream> {
+    return this.session.open(options);
   }
 }
 

@@ -137,8 +137,12 @@ describe('proxy through a tunnel', () => {
     upstreams.push(await connectRawUpstream(srv.upstreamUrl, 'retry', (_req, res) => res.end('served')));
     await waitForUpstreams(srv, 'retry', 2);
     for (let i = 0; i < 4; i++) {
+      // Without a body the request follows the SYN at once and goes again on a refusal;
+      // with one it waits for the ACK and only then is sent.
       const res = await request(`${srv.proxyUrl}/`, { headers: { 'x-piko-endpoint': 'retry' } });
       expect(res).toMatchObject({ status: 200, body: 'served' });
+      const post = await request(`${srv.proxyUrl}/`, { method: 'POST', body: 'once', headers: { 'x-piko-endpoint': 'retry' } });
+      expect(post).toMatchObject({ status: 200, body: 'served' });
     }
   });
 

@@ -190,6 +190,75 @@ describe('proxyHttp on a connection of its own', () => {
     await expect(f.results[1]).resolves.toMatchObject({ status: 502, error: { code: 'ERR_NO_UPSTREAM' } });
   });
 
+  describe('on a connection handed over before the far end accepted it', () => {
+    const REFUSED = Object.assign(new Error('peer refused stream 3'), { code: 'REFUSED' });
+    const refused = (err: Error): boolean => (err as NodeJS.ErrnoException).code === 'REFUSED';
+
+    /** A connection the far end refuses once it has the request's head: an error on it, as a tunnel stream's RST before its ACK. */
+    function refusedConnection(error: Error = REFUSED): { conn: Connection; heads: string[] } {
+      const heads: string[] = [];
+      const scripted = scriptedConnection((head) => {
+        heads.push(head);
+        scripted.conn.destroy(error);
+      });
+      return { conn: scripted.conn, heads };
+    }
+
+    it('sends a bodiless request again on a new connection when the first is refused', async () => {
+      const first = refusedConnection();
+      const second = servedConnection((req, res) => res.end(`served ${req.method} ${req.url}`));
+      const conns = [first.conn, second.conn];
+      let connects = 0;
+      const f = await front(() => ({
+        connect: () => Promise.resolve({ conn: conns[connects++] as Connection, refused }),
+        retries: 2,
+      }));
+      expect(await request(`${f.url}/x`, { method: 'DELETE' })).toMatchObject({ status: 200, body: 'served DELETE /x' });
+      expect(connects).toBe(2);
+      expect(first.heads).toHaveLength(1);
+      expect(second.requests).toHaveLength(1);
+      await expect(f.results[0]).resolves.toMatchObject({ status: 200 });
+    });
+
+    it('gives up with 502 once the retries are spent', async () => {
+      let connects = 0;
+      const f = await front(() => ({
+        connect: () => {
+          connects++;
+          return Promise.resolve({ conn: refusedConnection().conn, refused });
+        },
+        retries: 2,
+      }));
+      expect(await request(`${f.url}/`)).toMatchObject({ status: 502 });
+      expect(connects).toBe(3);
+      await expect(f.results[0]).resolves.toMatchObject({ error: { code: 'ERR_UPSTREAM_UNREACHABLE', cause: { code: 'REFUSED' } } });
+    });
+
+    it('does not go again on an error that is not a refusal, nor with a body', async () => {
+      let connects = 0;
+      const f = await front(() => ({
+        connect: () => {
+          connects++;
+          return Promise.resolve({ conn: refusedConnection(Object.assign(new Error('reset'), { code: 'ECONNRESET' })).conn, refused });
+        },
+        retries: 2,
+      }));
+      expect(await request(`${f.url}/`)).toMatchObject({ status: 502 });
+      expect(connects).toBe(1);
+
+      let withBody = 0;
+      const g = await front(() => ({
+        connect: () => {
+          withBody++;
+          return Promise.resolve({ conn: refusedConnection().conn, refused });
+        },
+        retries: 2,
+      }));
+      expect(await request(`${g.url}/`, { method: 'POST', body: 'once' })).toMatchObject({ status: 502 });
+      expect(withBody).toBe(1);
+    });
+  });
+
   it('answers 502, not 504, when the connection closes before any response', async () => {
     const scripted = scriptedConnection((_head, upstream) => upstream.destroy());
     const f = await front(() => ({ connect: () => Promise.resolve({ conn: scripted.conn }) }));

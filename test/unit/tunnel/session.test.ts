@@ -4,6 +4,7 @@ import type { TunnelStream } from '../../../dataplane/tunnel/stream';
 import {
   encodeHeader,
   FLAG_ACK,
+  FLAG_FIN,
   FLAG_RST,
   FLAG_SYN,
   INITIAL_STREAM_WINDOW,
@@ -14,6 +15,17 @@ import {
   decodeHeader,
 } from '../../../dataplane/tunnel/frame';
 import { PipeTransport } from '../../helpers/pipe-transport';
+
+/** The frames in a run of transport bytes, by type and flags. */
+function frames(bytes: Buffer): { type: number; flags: number }[] {
+  const out: { type: number; flags: number }[] = [];
+  for (let at = 0; at < bytes.length;) {
+    const h = decodeHeader(bytes.subarray(at, at + 12));
+    out.push({ type: h.type, flags: h.flags });
+    at += 12 + (h.type === TYPE_DATA ? h.length : 0);
+  }
+  return out;
+}
 
 function pair(opts: { server?: object; client?: object } = {}): { server: Session; client: Session; st: PipeTransport; ct: PipeTransport } {
   const [st, ct] = PipeTransport.pair();
@@ -100,6 +112,69 @@ describe('Session', () => {
     const { server } = pair();
     await expect(server.open()).rejects.toMatchObject({ code: 'ERR_YAMUX_STREAM_REFUSED' });
     server.close();
+  });
+
+  describe('open({ early: true })', () => {
+    it('hands the stream over before the ACK, and what is written follows the SYN', async () => {
+      const { server, client, st } = pair();
+      let sentBeforeAnswer: { type: number; flags: number }[] = [];
+      const got = new Promise<string>((resolve) =>
+        client.on('stream', (s) => {
+          // The peer has just seen the SYN; it has not answered yet.
+          sentBeforeAnswer = frames(Buffer.concat(st.sent));
+          void readAll(s).then((b) => {
+            resolve(b.toString());
+            s.end('answer');
+          });
+        }),
+      );
+      const s = await server.open({ early: true });
+      expect(s.accepted).toBe(false);
+      s.end('request head');
+      expect(await got).toBe('request head');
+      expect(sentBeforeAnswer).toEqual([
+        { type: TYPE_WINDOW_UPDATE, flags: FLAG_SYN },
+        { type: TYPE_DATA, flags: 0 },
+        { type: TYPE_WINDOW_UPDATE, flags: FLAG_FIN },
+      ]);
+      expect((await readAll(s)).toString()).toBe('answer');
+      expect(s.accepted).toBe(true);
+      server.close();
+    });
+
+    it('fails the stream with ERR_YAMUX_STREAM_REFUSED when the peer refuses it', async () => {
+      const { server } = pair();
+      const s = await server.open({ early: true });
+      s.write('dropped unread');
+      const [err] = (await once(s, 'error')) as [Error & { code: string }];
+      expect(err.code).toBe('ERR_YAMUX_STREAM_REFUSED');
+      expect(server.streamCount).toBe(0);
+      server.close();
+    });
+
+    it('reads a reset after the ACK as a reset, not a refusal', async () => {
+      const { server, client } = pair();
+      client.on('stream', (s) => s.once('data', () => s.destroy()));
+      const s = await server.open({ early: true });
+      s.write('x');
+      const [err] = (await once(s, 'error')) as [Error & { code: string }];
+      expect(err.code).toBe('ERR_YAMUX_STREAM_RESET');
+      server.close();
+    });
+
+    it('fails the stream with the open timeout when no ACK comes', async () => {
+      const { server } = pair({ server: { openTimeoutMs: 20 } });
+      // A peer that never answers: its transport drops everything.
+      const [st, ct] = PipeTransport.pair();
+      ct.attach({ onData: () => undefined, onDrain: () => undefined, onClose: () => undefined });
+      const lonely = new Session(st, { role: 'server', keepaliveIntervalMs: 0, openTimeoutMs: 20 });
+      const s = await lonely.open({ early: true });
+      const [err] = (await once(s, 'error')) as [Error & { code: string }];
+      expect(err.code).toBe('ERR_YAMUX_OPEN_TIMEOUT');
+      expect(lonely.streamCount).toBe(0);
+      lonely.close();
+      server.close();
+    });
   });
 
   it('resets a stream when the peer destroys it', async () => {
