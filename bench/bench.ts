@@ -20,7 +20,17 @@ import {
   startChild,
   upstreamCounts,
 } from './lib/procs';
-import { writeReports, type BenchResults, type HttpCase, type IdleSample, type PikoBenchSample, type BodySample } from './lib/report';
+import {
+  median,
+  writeReports,
+  type BenchResults,
+  type HttpCase,
+  type IdleSample,
+  type PikoBenchSample,
+  type BodySample,
+  type DistanceSample,
+} from './lib/report';
+import { startToxiproxy } from '../test/helpers/toxiproxy';
 import { goBinary, ROOT, startHttpAgent, startMultiAgent, startServer, type Impl, type Server } from './lib/servers';
 import type { HolderReply, HolderRequest } from './lib/tunnel-holder';
 import { runWrk } from './lib/wrk';
@@ -58,7 +68,7 @@ const CFG = {
   maxRunMs: envNumber('BENCH_MAX_SECONDS', QUICK ? 300 : 1_500) * 1000,
 };
 
-const SUITES = ['http', 'bodies', 'multi', 'pikobench', 'idle'] as const;
+const SUITES = ['http', 'bodies', 'distance', 'multi', 'pikobench', 'idle'] as const;
 type Suite = (typeof SUITES)[number];
 // BENCH_SUITES=idle,bodies runs only those (for working on one measurement); the default is all.
 const selected = new Set<string>((process.env.BENCH_SUITES ?? SUITES.join(',')).split(',').map((s) => s.trim()));
@@ -185,6 +195,87 @@ async function measureBodies(targets: Target[]): Promise<BodySample[]> {
       out.push({ target: t.name, rep, bytes: res.bytes, seconds: res.seconds, mbps: res.bytes / res.seconds / 1e6 });
       log(`100 MiB ${t.name} #${rep + 1}: ${(res.bytes / res.seconds / 1e6).toFixed(0)} MB/s`);
     }
+  }
+  return out;
+}
+
+/**
+ * Agent and server far apart: the agent's connection to the upstream port
+ * goes through toxiproxy with half the round trip added each way, the
+ * client and the local service stay on loopback (as a tunnel across the
+ * internet to a cluster). One stream's throughput is bounded by the
+ * receive window over the RTT; a request's latency by the round trips it
+ * waits for. Sizes keep Go Piko under its 10 s proxy write timeout.
+ */
+const DISTANCES = QUICK
+  ? [{ rttMs: 50, mib: 8 }]
+  : [
+      { rttMs: 50, mib: 32 },
+      { rttMs: 200, mib: 4 },
+    ];
+const LATENCY_REQUESTS = QUICK ? 5 : 15;
+
+async function measureDistance(servers: Record<Impl, Server>, upstreamAddr: string): Promise<DistanceSample[]> {
+  const out: DistanceSample[] = [];
+  const toxi = await startToxiproxy();
+  try {
+    for (const d of DISTANCES) {
+      const paths: { name: string; agentImpl: Impl; serverImpl: Impl }[] = [
+        { name: 'ours', agentImpl: 'ours', serverImpl: 'ours' },
+        { name: 'go', agentImpl: 'go', serverImpl: 'go' },
+        { name: 'go agent → our server', agentImpl: 'go', serverImpl: 'ours' },
+      ];
+      const running: { target: Target; agent: Child }[] = [];
+      try {
+        for (const [i, p] of paths.entries()) {
+          const server = servers[p.serverImpl];
+          const proxy = await toxi.createProxy(`rtt${d.rttMs}-${i}`, new URL(server.upstreamUrl).host);
+          const half = { type: 'latency' as const, attributes: { latency: d.rttMs / 2 } };
+          await proxy.addToxic('delay-up', half, 'upstream');
+          await proxy.addToxic('delay-down', half, 'downstream');
+          const endpoint = `bench-far-${i}`;
+          const agent = await startHttpAgent(p.agentImpl, { ...server, upstreamUrl: proxy.url('http') }, endpoint, upstreamAddr);
+          running.push({ agent, target: { name: p.name, url: server.proxyUrl, headers: { 'x-piko-endpoint': endpoint } } });
+        }
+        log(`${d.rttMs} ms RTT: warm-up`);
+        for (const { target } of running) await checkTarget(target, '/2m', 2 * 1024 * 1024);
+        for (let rep = 0; rep < CFG.reps; rep++) {
+          for (const { target } of running) {
+            const res = await fetchBody(target, `/${d.mib}m`, 300_000);
+            if (res.status !== 200 || res.bytes !== d.mib * 1024 * 1024) {
+              throw new BenchError(
+                'ERR_BENCH_CHECK',
+                `${target.name}: ${d.mib} MiB body came back as ${res.status} with ${res.bytes} bytes`,
+              );
+            }
+            const latencies: number[] = [];
+            for (let i = 0; i < LATENCY_REQUESTS; i++) {
+              const r = await fetchBody(target, '/1k', 30_000);
+              if (r.status !== 200) throw new BenchError('ERR_BENCH_CHECK', `${target.name}: GET /1k gave ${r.status}`);
+              latencies.push(r.seconds * 1000);
+            }
+            const sample: DistanceSample = {
+              target: target.name,
+              rttMs: d.rttMs,
+              rep,
+              bytes: res.bytes,
+              seconds: res.seconds,
+              mbps: res.bytes / res.seconds / 1e6,
+              requestMs: median(latencies) ?? 0,
+            };
+            out.push(sample);
+            log(
+              `${d.rttMs} ms RTT ${target.name} #${rep + 1}: ${sample.mbps.toFixed(1)} MB/s one stream, ` +
+                `1 KiB request ${sample.requestMs.toFixed(0)} ms`,
+            );
+          }
+        }
+      } finally {
+        await Promise.all(running.map((r) => r.agent.stop(5_000)));
+      }
+    }
+  } finally {
+    await toxi.stop();
   }
   return out;
 }
@@ -465,6 +556,7 @@ async function main(): Promise<void> {
     http.push(...(await measureHttp('1MiB-c10', [direct, oursT, goT], '/1m', 10)));
   }
   const bodies = want('bodies') ? await measureBodies([direct, oursT, goT]) : [];
+  const distance = want('distance') ? await measureDistance({ ours, go }, upstreamAddr) : [];
 
   // 100 endpoints × 100 upstreams: one agent process per server with a listener (session) per endpoint.
   if (want('multi')) await measureMulti(http, ours, go, upstreamAddr);
@@ -500,6 +592,7 @@ async function main(): Promise<void> {
     serverRssAfterLoadKiB: serverRss,
     http,
     bodies,
+    distance,
     idle,
     pikoBench,
   };
@@ -511,7 +604,8 @@ async function main(): Promise<void> {
   const summaryFile = process.env.BENCH_PROFILE_SUMMARY;
   const profileSummary = summaryFile && fs.existsSync(summaryFile) ? fs.readFileSync(summaryFile, 'utf8') : undefined;
   const table = writeReports(results, path.join(ROOT, 'docs', 'benchmarks'), {
-    writeDocs: !QUICK || process.env.BENCH_WRITE_DOCS === '1',
+    // A run of some suites only would leave the page with rows missing.
+    writeDocs: (!QUICK && process.env.BENCH_SUITES === undefined) || process.env.BENCH_WRITE_DOCS === '1',
     ...(profileSummary === undefined ? {} : { profileSummary }),
   });
   process.stdout.write(table);

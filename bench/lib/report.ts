@@ -30,6 +30,19 @@ export interface BodySample {
   mbps: number;
 }
 
+/** One rep across a delayed agent↔server link (the "distance" suite). */
+export interface DistanceSample {
+  target: string;
+  rttMs: number;
+  rep: number;
+  bytes: number;
+  seconds: number;
+  /** One stream: a single large response. */
+  mbps: number;
+  /** Median of sequential 1 KiB requests, each on a new client connection. */
+  requestMs: number;
+}
+
 export interface IdleSample {
   impl: 'ours' | 'go';
   count: number;
@@ -80,6 +93,8 @@ export interface BenchResults {
   serverRssAfterLoadKiB: { ours: number; go: number };
   http: HttpCase[];
   bodies: BodySample[];
+  /** Absent in results from before the suite existed. */
+  distance?: DistanceSample[];
   idle: IdleSample[];
   pikoBench: PikoBenchSample[];
 }
@@ -259,6 +274,41 @@ function httpRows(res: BenchResults): { rows: Row[]; mixed: Row[] } {
     ours: body('ours'),
     go: body('go'),
   });
+
+  const rtts = [...new Set((res.distance ?? []).map((d) => d.rttMs))].sort((a, b) => a - b);
+  for (const rtt of rtts) {
+    const samples = (res.distance ?? []).filter((d) => d.rttMs === rtt);
+    const dm = (t: string, f: (d: DistanceSample) => number): number | undefined => median(samples.filter((d) => d.target === t).map(f));
+    const mib = Math.round((samples[0]?.bytes ?? 0) / 1024 / 1024);
+    const w = `agent ${rtt} ms RTT from the server (toxiproxy latency), client and service on loopback`;
+    rows.push({
+      workload: w,
+      metric: `MB/s, one ${mib} MiB response`,
+      better: 'higher',
+      digits: 1,
+      ours: dm('ours', (d) => d.mbps),
+      go: dm('go', (d) => d.mbps),
+      ...(rtt === 50
+        ? { goal: { text: '≥ 4x Go', met: (r: Row) => (r.ours === undefined || r.go === undefined ? undefined : r.ours >= 4 * r.go) } }
+        : {}),
+    });
+    rows.push({
+      workload: w,
+      metric: `MB/s, one ${mib} MiB response, Go agent → our server`,
+      better: 'higher',
+      digits: 1,
+      ours: dm('go agent → our server', (d) => d.mbps),
+      go: dm('go', (d) => d.mbps),
+    });
+    rows.push({
+      workload: w,
+      metric: '1 KiB request, median ms (new client connection each)',
+      better: 'lower',
+      digits: 0,
+      ours: dm('ours', (d) => d.requestMs),
+      go: dm('go', (d) => d.requestMs),
+    });
+  }
 
   const wx = '100 endpoints × 100 upstreams, 1 KiB, 50 conns (wrk + Lua)';
   rows.push({

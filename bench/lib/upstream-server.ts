@@ -6,7 +6,7 @@ import type { AddressInfo } from 'node:net';
  * HTTP server, run as its own process. Prints `listening <port>` when ready.
  *
  *   /100   100 bytes      /1k   1 KiB      /1m   1 MiB
- *   /100m  100 MiB, streamed in 1 MiB writes with backpressure
+ *   /<n>m  n MiB (2 to 1024), streamed in 1 MiB writes with backpressure (/100m: 100 MiB)
  *   /_stats  {"connections": N}: TCP connections accepted so far, to see how
  *            well an agent reuses its connections to the local service
  */
@@ -18,14 +18,14 @@ const fixed: Record<string, Buffer> = {
   '/1m': Buffer.alloc(MIB, 'c'),
 };
 const CHUNK = Buffer.alloc(MIB, 'd');
-const STREAMED_CHUNKS = 100;
+const MAX_STREAMED_MIB = 1024;
 
-function streamBody(res: http.ServerResponse): void {
+function streamBody(res: http.ServerResponse, chunks: number): void {
   let sent = 0;
   const pump = (): void => {
-    while (sent < STREAMED_CHUNKS) {
+    while (sent < chunks) {
       sent++;
-      if (sent === STREAMED_CHUNKS) {
+      if (sent === chunks) {
         res.end(CHUNK);
         return;
       }
@@ -54,9 +54,11 @@ const server = http.createServer((req, res) => {
     res.end(body);
     return;
   }
-  if (path === '/100m') {
-    res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': STREAMED_CHUNKS * MIB });
-    streamBody(res);
+  const streamed = /^\/(\d+)m$/.exec(path);
+  const mib = streamed ? Number(streamed[1]) : 0;
+  if (mib >= 2 && mib <= MAX_STREAMED_MIB) {
+    res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': mib * MIB });
+    streamBody(res, mib);
     return;
   }
   res.writeHead(404, { 'content-type': 'text/plain' });

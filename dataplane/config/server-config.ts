@@ -55,6 +55,8 @@ export interface UpstreamSessionConfig {
   maxStreams: number;
   maxBufferedBytes: number;
   maxPendingControlFrames: number;
+  maxStreamWindow: number;
+  windowGrowthBudget: number;
 }
 
 export interface UpstreamConfig {
@@ -186,6 +188,19 @@ export const SERVER_SPEC: GroupSpec = group({
         'Control frames (ping answers, window updates) queued for an upstream that is not reading before its connection is dropped.',
         { positive: true },
       ),
+      // An agent far away is window-limited: 256 KiB per round trip. A
+      // stream whose data we pass on as fast as it comes gets its window
+      // doubled (yamux's own window updates, which Go agents honour too).
+      max_stream_window: int(
+        4 * 1024 * 1024,
+        'Largest receive window one stream on an upstream connection grows to (256 KiB = no growth); at most upstream.max_message_bytes.',
+        { min: 256 * 1024 },
+      ),
+      window_growth_budget: int(
+        32 * 1024 * 1024,
+        'What the receive windows of one upstream connection may grow by in all, beyond 256 KiB per stream.',
+        { min: 0 },
+      ),
     }),
     auth: authSpec('upstream'),
     tls: serverTlsSpec('upstream'),
@@ -304,6 +319,12 @@ function finish(c: ServerConfig): void {
   }
   if (c.cluster.secret !== undefined && c.cluster.secret.length < 16) {
     throw new ConfigError('cluster.secret must be at least 16 characters', { path: 'cluster.secret' });
+  }
+  // A Go agent may send a whole window as one WebSocket message.
+  if (c.upstream.session.maxStreamWindow > c.upstream.maxMessageBytes) {
+    throw new ConfigError('upstream.session.max_stream_window must not exceed upstream.max_message_bytes', {
+      path: 'upstream.session.max_stream_window',
+    });
   }
   const k8s = c.cluster.kubernetes;
   if (k8s.renewIntervalMs >= k8s.leaseDurationMs) {

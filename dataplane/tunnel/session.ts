@@ -27,8 +27,18 @@ import { clampDelay } from '../time/timer';
 export interface SessionOptions {
   /** The server opens even stream IDs, the client odd ones (Piko: the server opens all streams). */
   role: 'client' | 'server';
-  /** Receive window granted to the peer per stream; yamux's 256 KiB unless raised. */
+  /** Receive window granted to the peer per stream at its start; yamux's 256 KiB unless raised. */
   streamWindow?: number;
+  /**
+   * The most a stream's receive window grows to. A window caps one stream
+   * at window / RTT (256 KiB at 50 ms: 5 MB/s), so a stream whose reader
+   * keeps up with a window-limited sender gets its window doubled, as
+   * HTTP/2 and QUIC stacks tune theirs (see TunnelStream). Equal to
+   * streamWindow: no growth.
+   */
+  maxStreamWindow?: number;
+  /** What the windows of one session's streams may grow by in all, beyond streamWindow each: its memory budget for distance. */
+  windowGrowthBudget?: number;
   /** Interval between our pings; 0 turns keepalive off. Go yamux: 30 s. */
   keepaliveIntervalMs?: number;
   /** How long a ping may go unanswered before the session is declared dead. */
@@ -57,6 +67,8 @@ type ResolvedOptions = Required<Omit<SessionOptions, 'role'>>;
 
 const DEFAULTS: ResolvedOptions = {
   streamWindow: INITIAL_STREAM_WINDOW,
+  maxStreamWindow: 4 * 1024 * 1024,
+  windowGrowthBudget: 32 * 1024 * 1024,
   keepaliveIntervalMs: 30_000,
   keepaliveTimeoutMs: 10_000,
   openTimeoutMs: 75_000,
@@ -72,6 +84,8 @@ const COALESCE_LIMIT = 64 * 1024;
 // Streams stop writing while this much is queued and unsent.
 const WRITE_HIGH_WATER_MARK = 1024 * 1024;
 const MAX_STREAM_ID = 0xffffffff;
+// An RTT older than this is measured again before windows grow on it.
+const RTT_MAX_AGE_MS = 30_000;
 
 export interface SessionEvents {
   /** A stream the peer opened; it is already acknowledged. */
@@ -105,6 +119,12 @@ export class Session extends EventEmitter<SessionEvents> {
   private nextPingId = 0;
   private readonly pings = new Map<number, PendingPing>();
   private keepaliveTimer: NodeJS.Timeout | undefined;
+  // The last round trip measured (a ping), and whether one is under way:
+  // window growth needs it, and it is measured only once a stream asks.
+  private rttMs: number | undefined;
+  private rttAt = 0;
+  private rttPending = false;
+  private windowGrown = 0;
 
   private outQueue: Buffer[] = [];
   private outBytes = 0;
@@ -132,8 +152,11 @@ export class Session extends EventEmitter<SessionEvents> {
     if (this.options.streamWindow < INITIAL_STREAM_WINDOW) {
       throw new RangeError(`streamWindow must be at least ${INITIAL_STREAM_WINDOW}`);
     }
+    if (this.options.maxStreamWindow < this.options.streamWindow) {
+      throw new RangeError(`maxStreamWindow must be at least streamWindow (${this.options.streamWindow})`);
+    }
     this.nextStreamId = this.role === 'client' ? 1 : 2;
-    this.reader = new FrameReader(this.frameSink(), this.options.streamWindow);
+    this.reader = new FrameReader(this.frameSink(), this.options.maxStreamWindow);
     transport.attach({
       onData: (data) => this.receive(data),
       onDrain: () => this.wakeWriters(),
@@ -203,6 +226,40 @@ export class Session extends EventEmitter<SessionEvents> {
     this.streams.set(id, stream);
     this.writeFrame(TYPE_WINDOW_UPDATE, FLAG_SYN, id, this.options.streamWindow - INITIAL_STREAM_WINDOW);
     return stream.waitForAck(this.options.openTimeoutMs, options.early ?? false);
+  }
+
+  /**
+   * @internal How much a stream's receive window grows at a window update:
+   * doubled (within maxStreamWindow and what is left of the budget) when
+   * its reader took the last half window in under two round trips, which
+   * means the sender was waiting on the window, not on us; else nothing.
+   * Without a recent RTT it starts measuring one and grows nothing yet.
+   */
+  windowGrowth(window: number, epochMs: number): number {
+    const { maxStreamWindow, windowGrowthBudget } = this.options;
+    if (window >= maxStreamWindow) return 0;
+    const now = performance.now();
+    if ((this.rttMs === undefined || now - this.rttAt > RTT_MAX_AGE_MS) && !this.rttPending && !this.closedWith) {
+      this.rttPending = true;
+      this.ping()
+        .catch(() => undefined)
+        .finally(() => (this.rttPending = false));
+    }
+    if (this.rttMs === undefined || epochMs >= 2 * this.rttMs) return 0;
+    const grow = Math.min(window, maxStreamWindow - window, windowGrowthBudget - this.windowGrown);
+    if (grow <= 0) return 0;
+    this.windowGrown += grow;
+    return grow;
+  }
+
+  /** Bytes the session's stream windows have grown by, in all (at most windowGrowthBudget). */
+  get windowGrowthInUse(): number {
+    return this.windowGrown;
+  }
+
+  /** @internal A stream that ends gives back what its window grew by. */
+  releaseWindowGrowth(bytes: number): void {
+    this.windowGrown -= bytes;
   }
 
   /** Measures one round trip with a yamux ping. */
@@ -412,7 +469,10 @@ export class Session extends EventEmitter<SessionEvents> {
       if (!ping) return;
       this.pings.delete(h.length);
       clearTimeout(ping.timer);
-      ping.resolve(performance.now() - ping.sentAt);
+      const rtt = performance.now() - ping.sentAt;
+      this.rttMs = rtt;
+      this.rttAt = performance.now();
+      ping.resolve(rtt);
     }
   }
 

@@ -4,6 +4,10 @@ import { FLAG_ACK, FLAG_FIN, FLAG_RST, INITIAL_STREAM_WINDOW, TYPE_DATA, TYPE_WI
 import type { Session } from './session';
 import { clampDelay } from '../time/timer';
 
+// A grown window does not make frames bigger than an ungrown one allows:
+// every peer (and its WebSocket message limit) already takes this size.
+const MAX_DATA_FRAME = INITIAL_STREAM_WINDOW;
+
 interface PendingWrite {
   chunk: Buffer;
   offset: number;
@@ -35,6 +39,10 @@ export class TunnelStream extends Duplex {
 
   // Credit we have granted and the peer has not used yet.
   private recvCredit = INITIAL_STREAM_WINDOW;
+  // What we let the peer have in flight: streamWindow, grown by the session's rule.
+  private recvWindow: number;
+  // When the last window update went out (or the stream began).
+  private epochStart = performance.now();
   // Bytes our reader took that have not been granted back yet.
   private consumed = 0;
   private readonly recvQueue: Buffer[] = [];
@@ -66,6 +74,7 @@ export class TunnelStream extends Duplex {
     // owner still learns of it from 'close', `errored` and failed writes.
     this.on('error', () => undefined);
     this.recvCredit = session.options.streamWindow;
+    this.recvWindow = session.options.streamWindow;
   }
 
   // ---- net.Socket look-alikes ---------------------------------------------
@@ -278,7 +287,7 @@ export class TunnelStream extends Duplex {
         this.session.waitForDrain(this);
         return;
       }
-      const n = Math.min(this.sendWindow, pending.chunk.length - pending.offset);
+      const n = Math.min(this.sendWindow, pending.chunk.length - pending.offset, MAX_DATA_FRAME);
       const payload =
         pending.offset === 0 && n === pending.chunk.length ? pending.chunk : pending.chunk.subarray(pending.offset, pending.offset + n);
       this.session.writeFrame(TYPE_DATA, 0, this.id, n, payload);
@@ -321,8 +330,12 @@ export class TunnelStream extends Duplex {
     this.consumed += n;
     // Like Go yamux: grant window back once half of it has been read, so
     // updates are few and the sender never stalls on a full window.
-    if (!this.remoteFin && this.consumed >= this.session.options.streamWindow / 2) {
-      const delta = this.consumed;
+    if (!this.remoteFin && this.consumed >= this.recvWindow / 2) {
+      const now = performance.now();
+      const grow = this.session.windowGrowth(this.recvWindow, now - this.epochStart);
+      this.epochStart = now;
+      this.recvWindow += grow;
+      const delta = this.consumed + grow;
       this.consumed = 0;
       this.recvCredit += delta;
       this.session.writeFrame(TYPE_WINDOW_UPDATE, 0, this.id, delta);
@@ -337,7 +350,17 @@ export class TunnelStream extends Duplex {
     waiter.reject(err);
   }
 
+  /** The receive window the peer may fill: streamWindow, or more once grown. */
+  get receiveWindow(): number {
+    return this.recvWindow;
+  }
+
   private release(): void {
+    const grown = this.recvWindow - this.session.options.streamWindow;
+    if (grown > 0) {
+      this.session.releaseWindowGrowth(grown);
+      this.recvWindow = this.session.options.streamWindow;
+    }
     if (this.closeTimer) {
       clearTimeout(this.closeTimer);
       this.closeTimer = undefined;

@@ -14,9 +14,12 @@ export class PipeTransport implements Transport {
   aborted = false;
   bufferedAmount = 0;
 
-  static pair(): [PipeTransport, PipeTransport] {
-    const a = new PipeTransport();
-    const b = new PipeTransport();
+  /** `delayMs` > 0 delivers each send that much later, in order: a link half a round trip long. */
+  constructor(private readonly delayMs = 0) {}
+
+  static pair(delayMs = 0): [PipeTransport, PipeTransport] {
+    const a = new PipeTransport(delayMs);
+    const b = new PipeTransport(delayMs);
     a.peer = b;
     b.peer = a;
     return [a, b];
@@ -31,9 +34,11 @@ export class PipeTransport implements Transport {
     this.sent.push(Buffer.from(data));
     const peer = this.peer;
     const copy = Buffer.from(data);
-    setImmediate(() => {
+    const deliver = (): void => {
       if (peer && !peer.closed) peer.handler?.onData(copy);
-    });
+    };
+    if (this.delayMs > 0) setTimeout(deliver, this.delayMs);
+    else setImmediate(deliver);
     return true;
   }
 

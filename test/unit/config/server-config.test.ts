@@ -63,6 +63,8 @@ describe('server config', () => {
           maxStreams: 1024,
           maxBufferedBytes: 16 * 1024 * 1024,
           maxPendingControlFrames: 10_000,
+          maxStreamWindow: 4 * 1024 * 1024,
+          windowGrowthBudget: 32 * 1024 * 1024,
         },
         auth: noAuth,
         tls: noTls,
@@ -223,5 +225,20 @@ describe('cluster options', () => {
   it('refuses a short secret and a cluster name Kubernetes labels cannot hold', () => {
     expect(() => loadServerConfig({ flags: { 'cluster.secret': 'short' } })).toThrow('at least 16 characters');
     expect(() => loadServerConfig({ flags: { 'cluster.name': 'Not_Valid' } })).toThrow('cluster.name');
+  });
+});
+
+describe('upstream session windows', () => {
+  it('takes a larger stream window with a message limit to match, and refuses one past the limit', () => {
+    const cfg = loadServerConfig({
+      flags: { 'upstream.session.max_stream_window': 8 * 1024 * 1024, 'upstream.max_message_bytes': 8 * 1024 * 1024 },
+    });
+    expect(cfg.upstream.session.maxStreamWindow).toBe(8 * 1024 * 1024);
+    expect(() => loadServerConfig({ flags: { 'upstream.session.max_stream_window': 8 * 1024 * 1024 } })).toThrow(
+      'upstream.session.max_stream_window must not exceed upstream.max_message_bytes',
+    );
+    expect(() => loadServerConfig({ flags: { 'upstream.session.max_stream_window': 1024 } })).toThrow(
+      'max-stream-window must be at least 262144',
+    );
   });
 });

@@ -76,7 +76,8 @@ describe('Session', () => {
   });
 
   it('moves 8 MiB through windows of 256 KiB with a slow reader, never buffering past two windows', async () => {
-    const { server, client } = pair();
+    // Windows that do not grow (window-tuning.test.ts has those).
+    const { server, client } = pair({ client: { maxStreamWindow: INITIAL_STREAM_WINDOW } });
     let maxQueued = 0;
     const received = new Promise<number>((resolve) => {
       client.on('stream', (s) => {
