@@ -29,6 +29,7 @@ import {
   type PikoBenchSample,
   type BodySample,
   type DistanceSample,
+  type FootprintSample,
 } from './lib/report';
 import { startToxiproxy } from '../test/helpers/toxiproxy';
 import { goBinary, ROOT, startHttpAgent, startMultiAgent, startServer, type Impl, type Server } from './lib/servers';
@@ -68,7 +69,7 @@ const CFG = {
   maxRunMs: envNumber('BENCH_MAX_SECONDS', QUICK ? 300 : 1_500) * 1000,
 };
 
-const SUITES = ['http', 'bodies', 'distance', 'multi', 'pikobench', 'idle'] as const;
+const SUITES = ['http', 'bodies', 'distance', 'footprint', 'multi', 'pikobench', 'idle'] as const;
 type Suite = (typeof SUITES)[number];
 // BENCH_SUITES=idle,bodies runs only those (for working on one measurement); the default is all.
 const selected = new Set<string>((process.env.BENCH_SUITES ?? SUITES.join(',')).split(',').map((s) => s.trim()));
@@ -276,6 +277,49 @@ async function measureDistance(servers: Record<Impl, Server>, upstreamAddr: stri
     }
   } finally {
     await toxi.stop();
+  }
+  return out;
+}
+
+/**
+ * What a process costs at rest: a server with nothing connected, and an
+ * agent with one HTTP listener registered (the sidecar case: one per
+ * application pod), each fresh, RSS read once it stops moving; beside
+ * them a bare Node process on the same binary that bin/piko runs.
+ */
+async function measureFootprint(upstreamAddr: string): Promise<FootprintSample[]> {
+  const out: FootprintSample[] = [];
+  const bundled = path.join(ROOT, 'node_modules', 'node', 'bin', 'node');
+  const nodeBin = fs.existsSync(bundled) ? bundled : process.execPath;
+  const settle = async (pid: number): Promise<number> => (await settledRss(pid, CFG.settleMaxMs)).kib;
+  for (let rep = 0; rep < CFG.reps; rep++) {
+    const bare = startChild('bare node', nodeBin, ['-e', 'setInterval(() => undefined, 1 << 30)']);
+    try {
+      out.push({ process: 'bare node', impl: 'ours', rep, rssKiB: await settle(bare.pid) });
+    } finally {
+      await bare.stop(2_000);
+    }
+    for (const impl of ['ours', 'go'] as const) {
+      const server = await startServer(impl);
+      try {
+        out.push({ process: 'server', impl, rep, rssKiB: await settle(server.child.pid) });
+        const agent = await startHttpAgent(impl, server, `bench-footprint-${rep}`, upstreamAddr);
+        try {
+          out.push({ process: 'agent', impl, rep, rssKiB: await settle(agent.pid) });
+        } finally {
+          await agent.stop(5_000);
+        }
+      } finally {
+        await server.child.stop(5_000);
+      }
+    }
+    log(
+      `footprint #${rep + 1}: ` +
+        out
+          .filter((f) => f.rep === rep)
+          .map((f) => `${f.process}${f.process === 'bare node' ? '' : ` (${f.impl})`} ${(f.rssKiB / 1024).toFixed(1)} MiB`)
+          .join(', '),
+    );
   }
   return out;
 }
@@ -557,6 +601,7 @@ async function main(): Promise<void> {
   }
   const bodies = want('bodies') ? await measureBodies([direct, oursT, goT]) : [];
   const distance = want('distance') ? await measureDistance({ ours, go }, upstreamAddr) : [];
+  const footprint = want('footprint') ? await measureFootprint(upstreamAddr) : [];
 
   // 100 endpoints × 100 upstreams: one agent process per server with a listener (session) per endpoint.
   if (want('multi')) await measureMulti(http, ours, go, upstreamAddr);
@@ -593,6 +638,7 @@ async function main(): Promise<void> {
     http,
     bodies,
     distance,
+    footprint,
     idle,
     pikoBench,
   };

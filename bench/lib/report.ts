@@ -43,6 +43,14 @@ export interface DistanceSample {
   requestMs: number;
 }
 
+/** Settled RSS of one fresh process at rest (the "footprint" suite). */
+export interface FootprintSample {
+  process: 'server' | 'agent' | 'bare node';
+  impl: 'ours' | 'go';
+  rep: number;
+  rssKiB: number;
+}
+
 export interface IdleSample {
   impl: 'ours' | 'go';
   count: number;
@@ -95,6 +103,7 @@ export interface BenchResults {
   bodies: BodySample[];
   /** Absent in results from before the suite existed. */
   distance?: DistanceSample[];
+  footprint?: FootprintSample[];
   idle: IdleSample[];
   pikoBench: PikoBenchSample[];
 }
@@ -307,6 +316,32 @@ function httpRows(res: BenchResults): { rows: Row[]; mixed: Row[] } {
       digits: 0,
       ours: dm('ours', (d) => d.requestMs),
       go: dm('go', (d) => d.requestMs),
+    });
+  }
+
+  const fp = res.footprint ?? [];
+  if (fp.length > 0) {
+    const f = (p: FootprintSample['process'], impl: 'ours' | 'go'): number | undefined =>
+      median(fp.filter((s) => s.process === p && s.impl === impl).map((s) => s.rssKiB / 1024));
+    const bare = f('bare node', 'ours');
+    const wf = `at rest, fresh process (a bare Node process: ${bare === undefined ? '–' : bare.toFixed(1)} MiB)`;
+    rows.push({
+      workload: wf,
+      metric: 'server RSS, nothing connected (MiB)',
+      better: 'lower',
+      digits: 1,
+      ours: f('server', 'ours'),
+      go: f('server', 'go'),
+      goal: { text: '≤ 45 MiB', met: (r) => (r.ours === undefined ? undefined : r.ours <= 45) },
+    });
+    rows.push({
+      workload: wf,
+      metric: 'agent RSS, one HTTP listener (MiB)',
+      better: 'lower',
+      digits: 1,
+      ours: f('agent', 'ours'),
+      go: f('agent', 'go'),
+      goal: { text: '≤ 45 MiB', met: (r) => (r.ours === undefined ? undefined : r.ours <= 45) },
     });
   }
 
