@@ -220,42 +220,34 @@ describe('proxyHttp on a connection of its own', () => {
       await expect(f.results[0]).resolves.toMatchObject({ status: 200 });
     });
 
-    it('gives up with 502 once the retries are spent', async () => {
+    /** A front whose every connect hands over a connection the far end refuses with `error`. */
+    async function alwaysRefused(error: Error = REFUSED): Promise<{ f: Front; connects: () => number }> {
       let connects = 0;
       const f = await front(() => ({
         connect: () => {
           connects++;
-          return Promise.resolve({ conn: refusedConnection().conn, refused });
+          return Promise.resolve({ conn: refusedConnection(error).conn, refused });
         },
         retries: 2,
       }));
+      return { f, connects: () => connects };
+    }
+
+    it('gives up with 502 once the retries are spent', async () => {
+      const { f, connects } = await alwaysRefused();
       expect(await request(`${f.url}/`)).toMatchObject({ status: 502 });
-      expect(connects).toBe(3);
+      expect(connects()).toBe(3);
       await expect(f.results[0]).resolves.toMatchObject({ error: { code: 'ERR_UPSTREAM_UNREACHABLE', cause: { code: 'REFUSED' } } });
     });
 
     it('does not go again on an error that is not a refusal, nor with a body', async () => {
-      let connects = 0;
-      const f = await front(() => ({
-        connect: () => {
-          connects++;
-          return Promise.resolve({ conn: refusedConnection(Object.assign(new Error('reset'), { code: 'ECONNRESET' })).conn, refused });
-        },
-        retries: 2,
-      }));
-      expect(await request(`${f.url}/`)).toMatchObject({ status: 502 });
-      expect(connects).toBe(1);
+      const reset = await alwaysRefused(Object.assign(new Error('reset'), { code: 'ECONNRESET' }));
+      expect(await request(`${reset.f.url}/`)).toMatchObject({ status: 502 });
+      expect(reset.connects()).toBe(1);
 
-      let withBody = 0;
-      const g = await front(() => ({
-        connect: () => {
-          withBody++;
-          return Promise.resolve({ conn: refusedConnection().conn, refused });
-        },
-        retries: 2,
-      }));
-      expect(await request(`${g.url}/`, { method: 'POST', body: 'once' })).toMatchObject({ status: 502 });
-      expect(withBody).toBe(1);
+      const withBody = await alwaysRefused();
+      expect(await request(`${withBody.f.url}/`, { method: 'POST', body: 'once' })).toMatchObject({ status: 502 });
+      expect(withBody.connects()).toBe(1);
     });
   });
 
