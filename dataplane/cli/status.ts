@@ -4,7 +4,11 @@
  * reach an admin port with auth on.
  */
 import { posix } from 'node:path';
-import YAML from 'yaml';
+
+// Only the status commands print YAML; the server and agent never load it.
+const toYaml = (value: unknown): string =>
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- the lazy load above
+  (require('yaml') as typeof import('yaml')).stringify(value);
 
 export interface StatusClientOptions {
   /** The admin port, e.g. http://localhost:8002. */
@@ -60,7 +64,7 @@ export async function fetchStatus(options: StatusClientOptions, path: string, wh
 
 export async function upstreamEndpointsYaml(options: StatusClientOptions): Promise<string> {
   const endpoints = await fetchStatus(options, '/status/upstream/endpoints', 'upstream endpoints');
-  return YAML.stringify(endpoints);
+  return toYaml(endpoints);
 }
 
 /** Piko prints `nodes:` sorted by ID, optionally filtered by status. */
@@ -70,11 +74,11 @@ export async function clusterNodesYaml(options: StatusClientOptions, status?: st
   const filtered = (nodes as Array<{ id?: unknown; status?: unknown }>)
     .filter((n) => status === undefined || n.status === status)
     .sort((a, b) => (String(a.id) < String(b.id) ? -1 : String(a.id) > String(b.id) ? 1 : 0));
-  return YAML.stringify({ nodes: filtered });
+  return toYaml({ nodes: filtered });
 }
 
 /** `id` may be `local`. */
 export async function clusterNodeYaml(options: StatusClientOptions, id: string): Promise<string> {
   const node = await fetchStatus(options, `/status/cluster/nodes/${encodeURIComponent(id)}`, `cluster node ${id}`);
-  return YAML.stringify(node);
+  return toYaml(node);
 }

@@ -2,7 +2,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ConfigError } from '../../../dataplane/config/errors';
-import { expandEnvVars, loadRaw, parseYamlConfig } from '../../../dataplane/config/load';
+import { loadRaw } from '../../../dataplane/config/load';
+import { expandEnvVars, parseYamlConfig } from '../../../dataplane/config/yaml-file';
 import { SERVER_SPEC } from '../../../dataplane/config/server-config';
 
 function configError(fn: () => unknown): ConfigError {
