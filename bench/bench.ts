@@ -291,21 +291,24 @@ async function measureFootprint(upstreamAddr: string): Promise<FootprintSample[]
   const out: FootprintSample[] = [];
   const bundled = path.join(ROOT, 'node_modules', 'node', 'bin', 'node');
   const nodeBin = fs.existsSync(bundled) ? bundled : process.execPath;
-  const settle = async (pid: number): Promise<number> => (await settledRss(pid, CFG.settleMaxMs)).kib;
+  const settle = async (pid: number): Promise<{ rssKiB: number; anonKiB: number }> => {
+    const { mem } = await settledRss(pid, CFG.settleMaxMs);
+    return { rssKiB: mem.rss, anonKiB: mem.anon };
+  };
   for (let rep = 0; rep < CFG.reps; rep++) {
     const bare = startChild('bare node', nodeBin, ['-e', 'setInterval(() => undefined, 1 << 30)']);
     try {
-      out.push({ process: 'bare node', impl: 'ours', rep, rssKiB: await settle(bare.pid) });
+      out.push({ process: 'bare node', impl: 'ours', rep, ...(await settle(bare.pid)) });
     } finally {
       await bare.stop(2_000);
     }
     for (const impl of ['ours', 'go'] as const) {
       const server = await startServer(impl);
       try {
-        out.push({ process: 'server', impl, rep, rssKiB: await settle(server.child.pid) });
+        out.push({ process: 'server', impl, rep, ...(await settle(server.child.pid)) });
         const agent = await startHttpAgent(impl, server, `bench-footprint-${rep}`, upstreamAddr);
         try {
-          out.push({ process: 'agent', impl, rep, rssKiB: await settle(agent.pid) });
+          out.push({ process: 'agent', impl, rep, ...(await settle(agent.pid)) });
         } finally {
           await agent.stop(5_000);
         }
@@ -317,7 +320,10 @@ async function measureFootprint(upstreamAddr: string): Promise<FootprintSample[]
       `footprint #${rep + 1}: ` +
         out
           .filter((f) => f.rep === rep)
-          .map((f) => `${f.process}${f.process === 'bare node' ? '' : ` (${f.impl})`} ${(f.rssKiB / 1024).toFixed(1)} MiB`)
+          .map(
+            (f) =>
+              `${f.process}${f.process === 'bare node' ? '' : ` (${f.impl})`} ${(f.rssKiB / 1024).toFixed(1)} MiB (${(f.anonKiB / 1024).toFixed(1)} anon)`,
+          )
           .join(', '),
     );
   }

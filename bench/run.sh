@@ -7,12 +7,14 @@
 #   BENCH_QUICK=1          short runs, one repetition (smoke test; docs/benchmarks is left alone
 #                          unless BENCH_WRITE_DOCS=1)
 #   BENCH_PROFILE=0        skip the --cpu-prof run
-#   BENCH_SUITES=a,b       only these suites (http, bodies, distance, multi, pikobench, idle); the
+#   BENCH_SUITES=a,b       only these suites (http, bodies, distance, footprint, multi,
+#                          pikobench, idle); the
 #                          docs page is then left alone (it would miss rows)
 #   BENCH_REPS, BENCH_DURATION   repetitions per measurement (3) and seconds per wrk run (7)
 #   BENCH_MAX_LOAD=1.5     wait (at most BENCH_LOAD_WAIT_S, default 300 s) for the 1-minute load
 #                          average to drop below this before starting
 #   BENCH_MAX_SECONDS      watchdog for the benchmark proper (default 1500)
+#   BENCH_NODE_OPTIONS     runtime flags for our server and agent (to weigh a V8 flag over a run)
 set -euo pipefail
 
 cd "$(dirname "$0")/.."

@@ -35,7 +35,9 @@ export interface Server {
 function env(nodeOptions: string | undefined): NodeJS.ProcessEnv {
   const out = { ...process.env };
   delete out.NODE_OPTIONS;
-  if (nodeOptions) out.NODE_OPTIONS = nodeOptions;
+  // BENCH_NODE_OPTIONS: runtime flags for our processes only, to weigh a V8 flag in a whole run.
+  const all = [process.env.BENCH_NODE_OPTIONS, nodeOptions].filter(Boolean).join(' ');
+  if (all) out.NODE_OPTIONS = all;
   return out;
 }
 

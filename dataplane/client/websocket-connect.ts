@@ -1,6 +1,7 @@
 import type { ClientRequest, IncomingMessage } from 'node:http';
 import type tls from 'node:tls';
 import WebSocket from 'ws';
+import { isLoopbackHost } from '../net/host-port';
 import { ClientError, statusError } from './errors';
 import { ConnectProxyAgent } from './proxy-agent';
 import { redactUrl } from './urls';
@@ -13,6 +14,30 @@ export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 60_000;
 const MAX_MESSAGE_BYTES = 16 * 1024 * 1024;
 // Enough for any error body Piko writes; the rest is not read.
 const MAX_ERROR_BODY_BYTES = 64 * 1024;
+
+/**
+ * RFC 6455 masks client frames so that a script in a browser cannot choose
+ * the bytes a transparent proxy on the path reads, and poison its cache
+ * (section 10.3). Our clients are agents, not browsers, but they relay bytes
+ * that downstream clients can influence, so the mask stays wherever a
+ * plain-text intermediary could read them. Where none can (inside TLS, or on
+ * loopback with no proxy) a zero key lets ws write the payload as it is: no
+ * copy into a masked buffer and no XOR per byte; the server's unmasking of a
+ * zero key leaves the bytes as they are, so any server reads them the same.
+ */
+function unmaskable(url: string, secure: boolean, proxied: boolean): boolean {
+  if (secure) return true;
+  if (proxied) return false;
+  try {
+    return isLoopbackHost(new URL(url).hostname);
+  } catch {
+    return false;
+  }
+}
+
+const zeroMask = (mask: Buffer): void => {
+  mask.fill(0);
+};
 
 export interface HandshakeOptions {
   headers: Record<string, string>;
@@ -64,6 +89,7 @@ export function openWebSocket<T>(url: string, options: HandshakeOptions, onOpen:
       // ws hands these to tls.connect; the proxy agent applies them itself inside the tunnel.
       ...(secure && !agent ? (options.tls as WebSocket.ClientOptions | undefined) : undefined),
       ...(agent ? { agent } : {}),
+      ...(unmaskable(url, secure, agent !== undefined) ? { generateMask: zeroMask } : {}),
     };
     const ws = new WebSocket(url, clientOptions);
     const where = redactUrl(url);

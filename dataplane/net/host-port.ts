@@ -3,6 +3,7 @@
  * `[::1]:8000`; empty host = every interface) and a dial address of an agent or `piko forward`
  * (a bare port means localhost), plus the split of an address already validated.
  */
+import { BlockList, isIPv4, isIPv6 } from 'node:net';
 
 export interface HostPort {
   /** Empty for all interfaces. */
@@ -57,4 +58,20 @@ function isPort(text: string): boolean {
   if (!/^\d{1,5}$/.test(text)) return false;
   const n = Number(text);
   return n >= 1 && n <= 65535;
+}
+
+const LOOPBACK = new BlockList();
+LOOPBACK.addSubnet('127.0.0.0', 8, 'ipv4');
+LOOPBACK.addAddress('::1', 'ipv6');
+
+/**
+ * Whether a host (name or literal, IPv6 with or without brackets) names this
+ * machine's loopback interface: `localhost`, 127.0.0.0/8, ::1, or an
+ * IPv4-mapped loopback address.
+ */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.replace(/^\[(.*)\]$/, '$1').toLowerCase();
+  if (h === 'localhost' || h.endsWith('.localhost')) return true;
+  if (isIPv4(h)) return LOOPBACK.check(h, 'ipv4');
+  return isIPv6(h) && LOOPBACK.check(h, 'ipv6');
 }
