@@ -93,8 +93,8 @@ export interface ProxyUpgradeOptions extends CommonOptions {
 export interface ExchangeResult {
   /** What the client was told; 499 when it left before any answer. */
   status: number;
-  /** The response headers the client got. */
-  responseHeaders: http.OutgoingHttpHeaders;
+  /** The response headers the client got (built on first read). */
+  readonly responseHeaders: http.OutgoingHttpHeaders;
   /** Body bytes relayed from the upstream (for an upgrade, every byte it sent after the 101). */
   responseBytes: number;
   error?: ProxyError;
@@ -114,6 +114,29 @@ const JSON_ERROR_HEADERS: Readonly<http.OutgoingHttpHeaders> = {
 };
 
 const NO_HEADERS: Readonly<http.OutgoingHttpHeaders> = {};
+
+/**
+ * The response headers as an access log prints them, built from the raw
+ * list only when something reads them: most exchanges are logged by no one.
+ */
+function exchangeResult(
+  status: number,
+  headers: readonly string[] | Readonly<http.OutgoingHttpHeaders>,
+  responseBytes: number,
+  error?: ProxyError,
+): ExchangeResult {
+  let built: http.OutgoingHttpHeaders | undefined;
+  const result: ExchangeResult = {
+    status,
+    responseBytes,
+    get responseHeaders(): http.OutgoingHttpHeaders {
+      built ??= Array.isArray(headers) ? rawHeaderObject(headers as readonly string[]) : (headers as http.OutgoingHttpHeaders);
+      return built;
+    },
+  };
+  if (error) result.error = error;
+  return result;
+}
 
 /** Proxies one HTTP request; resolves when the exchange is over, never rejects. */
 export function proxyHttp(req: http.IncomingMessage, res: http.ServerResponse, options: ProxyHttpOptions): Promise<ExchangeResult> {
@@ -160,7 +183,7 @@ class HttpExchange {
   // The connection of the current attempt, if it is one of its own: destroyed on every failure path.
   private conn: Connection | undefined;
   private timer: Timer | undefined;
-  private responseHeaders: Readonly<http.OutgoingHttpHeaders> = NO_HEADERS;
+  private responseHeaders: readonly string[] | Readonly<http.OutgoingHttpHeaders> = NO_HEADERS;
   private responseBytes = 0;
 
   constructor(
@@ -208,9 +231,7 @@ class HttpExchange {
     this.options.signal?.removeEventListener('abort', this.onAbort);
     const { res } = this;
     const status = res.headersSent ? res.statusCode : (error?.status ?? CLIENT_CLOSED_STATUS);
-    const result: ExchangeResult = { status, responseHeaders: this.responseHeaders, responseBytes: this.responseBytes };
-    if (error) result.error = error;
-    this.resolve(result);
+    this.resolve(exchangeResult(status, this.responseHeaders, this.responseBytes, error));
   }
 
   private fail(err: ProxyError): void {
@@ -343,7 +364,7 @@ class HttpExchange {
       outgoing.setTimeout(clampDelay(options.timeoutMs), () => outgoing.destroy(new ProxyError('ERR_UPSTREAM_TIMEOUT')));
     }
     const raw = downstreamResponseHeaders(upstreamRes.rawHeaders, false);
-    this.responseHeaders = rawHeaderObject(raw);
+    this.responseHeaders = raw;
     res.writeHead(upstreamRes.statusCode ?? 502, upstreamRes.statusMessage, raw);
     upstreamRes.on('data', (chunk: Buffer) => (this.responseBytes += chunk.length));
     // Registered before pipe's own end handler, so trailers go out before the response ends.
@@ -377,7 +398,7 @@ class UpgradeExchange {
     socket.once('close', () => {
       if (this.answered) return;
       this.release();
-      this.finish({ status: CLIENT_CLOSED_STATUS, responseHeaders: NO_HEADERS, responseBytes: 0 });
+      this.finish(exchangeResult(CLIENT_CLOSED_STATUS, NO_HEADERS, 0));
     });
     // Node hands the socket over paused, where a client's FIN stays unseen
     // behind unread bytes: reading (a bounded amount) is what notices a
@@ -435,7 +456,7 @@ class UpgradeExchange {
     if (this.settled || this.answered) return;
     this.release();
     writeJsonErrorToSocket(this.socket, err.status, err.publicMessage);
-    this.finish({ status: err.status, responseHeaders: JSON_ERROR_HEADERS, responseBytes: 0, error: err });
+    this.finish(exchangeResult(err.status, JSON_ERROR_HEADERS, 0, err));
   }
 
   private send(upstream: ConnectionUpstream): void {
@@ -487,9 +508,7 @@ class UpgradeExchange {
     for (const chunk of early) upstreamSocket.write(chunk);
     let bytes = upstreamHead.length;
     upstreamSocket.on('data', (chunk: Buffer) => (bytes += chunk.length));
-    void joinStreams(socket, upstreamSocket).then(() =>
-      this.finish({ status: upstreamRes.statusCode ?? 101, responseHeaders: rawHeaderObject(raw), responseBytes: bytes }),
-    );
+    void joinStreams(socket, upstreamSocket).then(() => this.finish(exchangeResult(upstreamRes.statusCode ?? 101, raw, bytes)));
   }
 
   /** The upstream declined the upgrade: relay its answer as an ordinary response and hang up. */
@@ -514,7 +533,7 @@ class UpgradeExchange {
     upstreamRes.once('close', () => {
       // A body cut short must look cut: no clean end after it.
       if (!upstreamRes.complete) socket.destroy();
-      this.finish({ status, responseHeaders: rawHeaderObject(raw), responseBytes: bytes });
+      this.finish(exchangeResult(status, raw, bytes));
     });
   }
 }

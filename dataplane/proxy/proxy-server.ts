@@ -323,8 +323,7 @@ export class ProxyServer {
       metrics.requestLatency.observe(labels, durationMs / 1000);
       const reqSize = Number(req.headers['content-length'] ?? 0);
       if (Number.isFinite(reqSize)) metrics.requestSize.observe(reqSize);
-      const resSize = Number(result.responseHeaders['content-length'] ?? 0);
-      if (Number.isFinite(resSize)) metrics.responseSize.observe(resSize);
+      metrics.responseSize.observe(result.responseBytes);
     }
     if (!accessLog) return;
     const endpointId = endpointIdFromHeaders(req.headers);

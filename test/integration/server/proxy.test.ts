@@ -92,6 +92,24 @@ describe('proxy through a tunnel', () => {
     expect(JSON.parse(post.body)).toMatchObject({ method: 'POST', body: 'hello upstream' });
   });
 
+  it('counts the body bytes relayed in the response size metric, chunked bodies included', async () => {
+    upstreams.push(
+      await connectRawUpstream(srv.upstreamUrl, 'sized', (_req, res) => {
+        // No Content-Length: the size is only known by counting.
+        res.write('a'.repeat(1000));
+        res.write('b'.repeat(2000));
+        res.end('c'.repeat(500));
+      }),
+    );
+    await waitForUpstreams(srv, 'sized', 1);
+    const res = await request(`${srv.proxyUrl}/`, { headers: { 'x-piko-endpoint': 'sized' } });
+    expect(res.headers['transfer-encoding']).toBe('chunked');
+    expect(res.body.length).toBe(3500);
+    const metrics = await request(`${srv.adminUrl}/metrics`);
+    expect(metrics.body).toMatch(/^piko_proxy_response_size_bytes_sum 3500$/m);
+    expect(metrics.body).toMatch(/^piko_proxy_response_size_bytes_count 1$/m);
+  });
+
   it('balances requests round robin over two upstreams on one endpoint', async () => {
     for (const name of ['one', 'two']) {
       upstreams.push(await connectRawUpstream(srv.upstreamUrl, 'lb', (_req, res) => res.end(name)));
