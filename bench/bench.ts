@@ -156,16 +156,23 @@ async function measureHttp(
 }
 
 /** Fetches one body through a target with a plain Node client; MB/s over the whole exchange. */
-function fetchBody(t: Target, reqPath: string, timeoutMs: number): Promise<{ bytes: number; seconds: number; status: number }> {
+/** A body read to its end, or (complete: false) cut after its head: callers compare `bytes` with what they asked for. */
+function fetchBody(
+  t: Target,
+  reqPath: string,
+  timeoutMs: number,
+): Promise<{ bytes: number; seconds: number; status: number; complete: boolean }> {
   return new Promise((resolve, reject) => {
     const started = performance.now();
     const req = http.get(t.url + reqPath, { agent: false, headers: t.headers, timeout: timeoutMs }, (res) => {
       let bytes = 0;
+      const done = (complete: boolean): void =>
+        resolve({ bytes, seconds: (performance.now() - started) / 1000, status: res.statusCode ?? 0, complete });
       res.on('data', (c: Buffer) => {
         bytes += c.length;
       });
-      res.on('end', () => resolve({ bytes, seconds: (performance.now() - started) / 1000, status: res.statusCode ?? 0 }));
-      res.on('error', reject);
+      res.on('end', () => done(true));
+      res.on('error', () => done(false));
     });
     req.on('timeout', () => req.destroy(new BenchError('ERR_BENCH_TIMEOUT', `GET ${t.url}${reqPath} timed out`)));
     req.on('error', reject);
@@ -243,7 +250,12 @@ async function measureDistance(servers: Record<Impl, Server>, upstreamAddr: stri
         for (let rep = 0; rep < CFG.reps; rep++) {
           for (const { target } of running) {
             const res = await fetchBody(target, `/${d.mib}m`, 300_000);
-            if (res.status !== 200 || res.bytes !== d.mib * 1024 * 1024) {
+            // Go Piko's proxy cuts a response after its 10 s write timeout: its rate is then what
+            // arrived in those 10 s. Ours never cuts, so a short body from ours is a failure.
+            const cutByGo = !res.complete && res.status === 200 && target.name === 'go';
+            if (cutByGo)
+              log(`${target.name}: cut by the server after ${res.seconds.toFixed(1)} s; rate over the ${res.bytes} bytes that arrived`);
+            if (!cutByGo && (res.status !== 200 || res.bytes !== d.mib * 1024 * 1024)) {
               throw new BenchError(
                 'ERR_BENCH_CHECK',
                 `${target.name}: ${d.mib} MiB body came back as ${res.status} with ${res.bytes} bytes`,
@@ -252,7 +264,8 @@ async function measureDistance(servers: Record<Impl, Server>, upstreamAddr: stri
             const latencies: number[] = [];
             for (let i = 0; i < LATENCY_REQUESTS; i++) {
               const r = await fetchBody(target, '/1k', 30_000);
-              if (r.status !== 200) throw new BenchError('ERR_BENCH_CHECK', `${target.name}: GET /1k gave ${r.status}`);
+              if (r.status !== 200 || !r.complete)
+                throw new BenchError('ERR_BENCH_CHECK', `${target.name}: GET /1k gave ${r.status}${r.complete ? '' : ', cut'}`);
               latencies.push(r.seconds * 1000);
             }
             const sample: DistanceSample = {
