@@ -4,6 +4,8 @@ import type tls from 'node:tls';
 import type { Registry } from 'prom-client';
 import { ClientError } from '../client/errors';
 import { listen, type Listener } from '../client/listener';
+import { TokenFile } from '../client/token-file';
+import { ConfigError } from '../config/errors';
 import type { AgentConfig, ListenerConfig } from '../config/agent-config';
 import type { Logger } from '../log/logger';
 import { createProxyMetrics, type EndpointLabel, type ProxyMetrics } from '../metrics/proxy-metrics';
@@ -62,6 +64,7 @@ export class Agent extends EventEmitter<AgentEvents> {
   private metricsServer: MetricsServer | undefined;
   private metricsAddr: AddressInfo | undefined;
   private stopping: Promise<void> | undefined;
+  private readonly tokenFile: TokenFile | undefined;
 
   constructor(
     private readonly config: AgentConfig,
@@ -73,6 +76,18 @@ export class Agent extends EventEmitter<AgentEvents> {
     this.metrics = createProxyMetrics(this.metricsRegistry, { prefix: 'piko_agent', endpointLabel: true });
     // Read the TLS files now, so a bad path fails start-up with the key to fix.
     this.connectTls = clientTlsOptions(config.connect.tls, 'connect.tls');
+    const { tokenFile } = config.connect;
+    if (tokenFile !== undefined) {
+      try {
+        this.tokenFile = new TokenFile(tokenFile, { logger: deps.logger });
+      } catch (err) {
+        throw new ConfigError(`connect.token_file: ${(err as Error).message}`, { path: 'connect.token_file', cause: err });
+      }
+      // A rotated credential: every listener moves to a new session with it before the old one expires.
+      this.tokenFile.on('change', () => {
+        for (const r of this.running) void r.listener.rotate();
+      });
+    }
   }
 
   /** The bound address of the metrics server, when enabled and started. */
@@ -97,10 +112,12 @@ export class Agent extends EventEmitter<AgentEvents> {
       this.metricsAddr = await this.metricsServer.start(config.server.bindAddr);
       this.log.info('metrics server listening', { addr: `${this.metricsAddr.address}:${this.metricsAddr.port}` });
     }
+    this.tokenFile?.watch();
     const started = await Promise.allSettled(config.listeners.map((l, i) => this.startListener(l, i, signal)));
     const failed = started.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failed) {
       for (const r of this.running.splice(0)) r.proxy.destroy(r.listener);
+      this.tokenFile?.close();
       await this.metricsServer?.close();
       throw failed.reason;
     }
@@ -115,6 +132,7 @@ export class Agent extends EventEmitter<AgentEvents> {
   shutdown(gracePeriodMs = this.config.gracePeriodMs): Promise<void> {
     this.stopping ??= (async () => {
       this.log.info('shutting down', { gracePeriodMs });
+      this.tokenFile?.close();
       await Promise.all(this.running.map((r) => r.proxy.shutdown(r.listener, gracePeriodMs)));
       await this.metricsServer?.close();
       this.log.info('shutdown complete');
@@ -125,6 +143,7 @@ export class Agent extends EventEmitter<AgentEvents> {
   /** Cuts every listener and connection at once. */
   destroy(): void {
     for (const r of this.running) r.proxy.destroy(r.listener);
+    this.tokenFile?.close();
     void this.metricsServer?.close();
   }
 
@@ -143,7 +162,7 @@ export class Agent extends EventEmitter<AgentEvents> {
     try {
       listener = await listen(config.endpointId, {
         url: connect.url,
-        ...(connect.token !== undefined ? { token: connect.token } : {}),
+        token: this.tokenFile ? () => (this.tokenFile as TokenFile).token : connect.token,
         ...(connect.tenantId !== undefined ? { tenantId: connect.tenantId } : {}),
         ...(connect.proxyUrl !== undefined ? { proxyUrl: connect.proxyUrl } : {}),
         tls: this.connectTls,

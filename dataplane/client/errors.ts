@@ -8,7 +8,8 @@ export type ClientErrorCode =
   | 'ERR_CLIENT_TIMEOUT' // the connect timeout elapsed before a connection was up
   | 'ERR_CLIENT_ABORTED' // the caller's AbortSignal fired
   | 'ERR_CLIENT_CLOSED' // the listener was closed while connecting
-  | 'ERR_CLIENT_PROTOCOL'; // the server broke the byte-stream protocol (a text message)
+  | 'ERR_CLIENT_PROTOCOL' // the server broke the byte-stream protocol (a text message)
+  | 'ERR_CLIENT_TOKEN_FILE'; // a token file is missing, unreadable, empty or too large
 
 // Piko's agents retry these; anything else (401, 404, ...) will not get better by retrying.
 const RETRYABLE_STATUS: ReadonlySet<number> = new Set([408, 429, 500, 502, 503, 504]);

@@ -13,5 +13,6 @@ export {
   type ReconnectInfo,
 } from './listener';
 export { dial, type DialOptions } from './dial';
+export { TokenFile, type TokenFileEvents, type TokenFileOptions } from './token-file';
 export { serve } from './serve';
 export { ClientError, isClientError, type ClientErrorCode } from './errors';

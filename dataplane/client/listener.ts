@@ -18,8 +18,11 @@ export type Connection = TunnelStream;
 export interface ListenOptions {
   /** Base URL of the server's upstream port; `/piko/v1/upstream/<id>` is appended. Default http://localhost:8001. */
   url?: string;
-  /** JWT sent as `Authorization: Bearer`. */
-  token?: string;
+  /**
+   * JWT sent as `Authorization: Bearer`. A function is asked again at every
+   * connection attempt, for credentials that rotate (see `rotate()`).
+   */
+  token?: string | (() => string);
   /** Sent as `x-piko-tenant-id` (Piko's experimental tenants). */
   tenantId?: string;
   /** For https/wss URLs: CA, client certificate (mTLS), servername, rejectUnauthorized. */
@@ -96,7 +99,8 @@ type State = 'connecting' | 'open' | 'closing' | 'closed';
 
 interface ResolvedOptions {
   wsUrl: string;
-  headers: Record<string, string>;
+  /** Asked at every attempt: the token may have rotated since the last one. */
+  headers: () => Record<string, string>;
   tls: tls.ConnectionOptions | undefined;
   proxyUrl: string | undefined;
   handshakeTimeoutMs: number;
@@ -118,6 +122,10 @@ export class Listener extends EventEmitter<ListenerEvents> implements AsyncItera
   private current: Session | undefined;
   /** Every live session: the current one and any the server told to go away that still carry connections. */
   private readonly sessions = new Set<Session>();
+  /** Sessions replaced by `rotate()`: each closes once it carries no connection. */
+  private readonly retiring = new Set<Session>();
+  /** The session each open connection arrived on. */
+  private readonly streamSessions = new Map<TunnelStream, Session>();
   private readonly streams = new Set<TunnelStream>();
   private readonly backlog: TunnelStream[] = [];
   /** Aborted on close/destroy: cancels connect attempts and backoff waits. */
@@ -132,9 +140,14 @@ export class Listener extends EventEmitter<ListenerEvents> implements AsyncItera
   constructor(endpointId: string, options: ListenOptions = {}) {
     super();
     this.endpointId = endpointId;
-    const headers: Record<string, string> = {};
-    if (options.token) headers.authorization = `Bearer ${options.token}`;
-    if (options.tenantId) headers['x-piko-tenant-id'] = options.tenantId;
+    const { token, tenantId } = options;
+    const headers = (): Record<string, string> => {
+      const out: Record<string, string> = {};
+      const value = typeof token === 'function' ? token() : token;
+      if (value) out.authorization = `Bearer ${value}`;
+      if (tenantId) out['x-piko-tenant-id'] = tenantId;
+      return out;
+    };
     this.options = {
       wsUrl: upstreamUrl(options.url ?? DEFAULT_UPSTREAM_URL, endpointId),
       headers,
@@ -282,7 +295,9 @@ export class Listener extends EventEmitter<ListenerEvents> implements AsyncItera
       try {
         if (delay > 0) await sleep(delay, signal);
         this.log.debug('connecting', { url: redactUrl(this.options.wsUrl) });
-        await openWebSocket(this.options.wsUrl, { ...this.options, signal }, (ws, peer) => this.attach(ws, peer));
+        await openWebSocket(this.options.wsUrl, { ...this.options, headers: this.options.headers(), signal }, (ws, peer) =>
+          this.attach(ws, peer),
+        );
         return;
       } catch (err) {
         if (signal.aborted) {
@@ -313,13 +328,62 @@ export class Listener extends EventEmitter<ListenerEvents> implements AsyncItera
     const connectedAt = performance.now();
     this.sessions.add(session);
     this.current = session;
-    session.on('stream', (stream) => this.accept(stream, peer));
+    session.on('stream', (stream) => this.accept(stream, peer, session));
     session.on('goaway', () => this.onGoAway(session, performance.now() - connectedAt));
     session.on('close', (err) => this.onSessionClose(session, err, performance.now() - connectedAt));
     this.state = 'open';
     this.log.info('connected', { url: redactUrl(this.options.wsUrl), serverAddress: peer.address });
     this.emit('connected');
     return session;
+  }
+
+  /**
+   * Replaces the session without a gap, for a credential that rotated:
+   * connects a new session (asking the token function again) and, once it
+   * is up, sends GoAway on the old one, which the server then routes nothing
+   * new to, and closes the old one when its last connection ends (make
+   * before break, as after a server's GoAway). Resolves once the new session
+   * is up; if it cannot be made, the old one carries on and the error is
+   * logged. A no-op unless listening, or while a reconnect is under way
+   * (that one already uses the new token).
+   */
+  async rotate(): Promise<void> {
+    if (this.state !== 'open' || this.reconnecting) return;
+    const old = this.current;
+    this.reconnecting = true;
+    try {
+      await this.connectLoop(this.stopped.signal, 0, () => undefined);
+    } catch (err) {
+      if (this.stopped.signal.aborted) return;
+      const fatal = isClientError(err) ? err : new ClientError('ERR_CLIENT_CONNECT', String(err), { cause: err });
+      if (this.current === undefined) {
+        // The old session died while the new one failed: nothing is left to carry on.
+        this.log.error('reconnect failed; giving up', { error: fatal.message });
+        this.finish(fatal);
+      } else {
+        this.log.error('session rotation failed; the current session carries on', { error: fatal.message });
+      }
+      return;
+    } finally {
+      this.reconnecting = false;
+    }
+    if (old && !old.closed) this.retire(old);
+    // The old session may have died during the rotation, and its reconnect been skipped for ours.
+    if (this.current === undefined && this.state === 'open') this.reconnect('disconnected', undefined);
+  }
+
+  private retire(session: Session): void {
+    this.log.info('session rotated; draining the previous one');
+    session.goAway();
+    this.retiring.add(session);
+    this.closeIfDrained(session);
+  }
+
+  private closeIfDrained(session: Session): void {
+    if (!this.retiring.has(session)) return;
+    for (const s of this.streamSessions.values()) if (s === session) return;
+    this.retiring.delete(session);
+    session.close();
   }
 
   /**
@@ -338,6 +402,7 @@ export class Listener extends EventEmitter<ListenerEvents> implements AsyncItera
 
   private onSessionClose(session: Session, err: TunnelError | undefined, livedMs: number): void {
     this.sessions.delete(session);
+    this.retiring.delete(session);
     if (session !== this.current) return;
     this.current = undefined;
     if (this.state !== 'open') return;
@@ -367,14 +432,17 @@ export class Listener extends EventEmitter<ListenerEvents> implements AsyncItera
 
   // ---- connections --------------------------------------------------------
 
-  private accept(stream: TunnelStream, peer: PeerAddress): void {
+  private accept(stream: TunnelStream, peer: PeerAddress, session: Session): void {
     // Node's HTTP server and frameworks read the peer from the socket; as in
     // Go, that is the Piko server at the other end of the WebSocket.
     Object.defineProperty(stream, 'remoteAddress', { value: peer.address, enumerable: true });
     Object.defineProperty(stream, 'remotePort', { value: peer.port, enumerable: true });
     this.streams.add(stream);
+    this.streamSessions.set(stream, session);
     stream.once('close', () => {
       this.streams.delete(stream);
+      this.streamSessions.delete(stream);
+      this.closeIfDrained(session);
       if (this.streams.size === 0) this.drained?.();
     });
     // Stream failures are consequences of the session's, which reconnecting reports.

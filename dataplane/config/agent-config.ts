@@ -56,6 +56,8 @@ export interface AgentConnectConfig {
   /** The server's upstream port. */
   url: string;
   token?: string;
+  /** A file holding the token, re-read when it changes (a projected ServiceAccount token). */
+  tokenFile?: string;
   tenantId?: string;
   /** Limit on the first connection at start-up; reconnects retry forever. */
   timeoutMs: number;
@@ -116,6 +118,11 @@ export const AGENT_SPEC: GroupSpec = group({
   connect: group({
     url: str('http://localhost:8001', "Piko server URL; must point at the server's upstream port.", { arg: '<url>' }),
     token: str('', 'Token (JWT) to authenticate with the Piko server.', { optional: true, arg: '<token>' }),
+    token_file: str(
+      '',
+      'File holding the token; re-read when it changes, and each listener then moves to a new session with it (the old one drains).',
+      { optional: true, arg: '<path>' },
+    ),
     tenant_id: str('', 'Tenant ID of the agent (experimental).', { optional: true, arg: '<id>' }),
     timeout: duration(30_000, 'Timeout connecting to the server at start-up; later reconnects retry forever.', {
       positive: true,
@@ -198,6 +205,9 @@ function finish(c: AgentConfig): void {
     if (hc.idleConnTimeoutMs === 0) hc.idleConnTimeoutMs = DEFAULT_IDLE_CONN_MS;
     if (hc.maxIdleConns === 0) hc.maxIdleConns = DEFAULT_MAX_IDLE_CONNS;
   });
+  if (c.connect.token !== undefined && c.connect.tokenFile !== undefined) {
+    throw new ConfigError('connect.token and connect.token_file are mutually exclusive', { path: 'connect.token_file' });
+  }
   checkUrl(c.connect.url, 'connect.url', ['http:', 'https:', 'ws:', 'wss:']);
   if (c.connect.proxyUrl !== undefined) checkUrl(c.connect.proxyUrl, 'connect.proxy_url', ['http:', 'https:']);
   validateClientTlsConfig(c.connect.tls, 'connect.tls');

@@ -1,0 +1,111 @@
+/**
+ * A token read from a file and re-read when the file changes: a Kubernetes
+ * projected ServiceAccount token, which the kubelet replaces well before it
+ * expires, or any credential a sidecar refreshes. The file is polled by
+ * stat, which follows symlinks, so the kubelet's swap of its `..data` link
+ * is seen as a change like an ordinary rewrite is.
+ */
+import { EventEmitter } from 'node:events';
+import { closeSync, fstatSync, openSync, readSync, unwatchFile, watchFile, type Stats } from 'node:fs';
+import { silentLogger, type Logger } from '../log/logger';
+import { ClientError } from './errors';
+
+// A JWT is a few KiB; anything this large is not a token.
+const MAX_TOKEN_BYTES = 64 * 1024;
+
+export interface TokenFileOptions {
+  /** How often the file is checked for a change. Default 1 s. */
+  pollIntervalMs?: number;
+  logger?: Logger;
+}
+
+export interface TokenFileEvents {
+  /** The file now holds a different token. */
+  change: [token: string];
+}
+
+export class TokenFile extends EventEmitter<TokenFileEvents> {
+  private value: string;
+  private closed = false;
+  private readonly log: Logger;
+
+  /** Reads the file once; throws ERR_CLIENT_TOKEN_FILE if it holds no usable token. */
+  constructor(
+    readonly path: string,
+    private readonly options: TokenFileOptions = {},
+  ) {
+    super();
+    this.log = (options.logger ?? silentLogger()).child({ subsystem: 'client', tokenFile: path });
+    this.value = readToken(path);
+  }
+
+  /** The token as last read. */
+  get token(): string {
+    return this.value;
+  }
+
+  /** Starts watching; `change` fires after each rewrite that changes the token. */
+  watch(): this {
+    if (this.closed) return this;
+    // persistent: false: a watched token file alone never keeps the process alive.
+    watchFile(this.path, { interval: this.options.pollIntervalMs ?? 1_000, persistent: false }, this.onStat);
+    return this;
+  }
+
+  /** Re-reads now; the poll does the same. Returns whether the token changed. */
+  reload(): boolean {
+    if (this.closed) return false;
+    let next: string;
+    try {
+      next = readToken(this.path);
+    } catch (err) {
+      // Mid-rotation or deleted: keep the last good token; the server decides when it is no longer good.
+      this.log.warn('cannot re-read token file; keeping the last token', { error: (err as Error).message });
+      return false;
+    }
+    if (next === this.value) return false;
+    this.value = next;
+    this.log.info('token file changed');
+    this.emit('change', next);
+    return true;
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    unwatchFile(this.path, this.onStat);
+  }
+
+  private readonly onStat = (cur: Stats, prev: Stats): void => {
+    if (cur.mtimeMs === prev.mtimeMs && cur.ino === prev.ino && cur.size === prev.size) return;
+    this.reload();
+  };
+}
+
+/** The file's content without surrounding whitespace; at most MAX_TOKEN_BYTES are read. */
+function readToken(path: string): string {
+  let fd: number;
+  try {
+    fd = openSync(path, 'r');
+  } catch (err) {
+    const reason = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+    throw new ClientError('ERR_CLIENT_TOKEN_FILE', `cannot read token file ${path}: ${reason}`, { cause: err });
+  }
+  try {
+    if (!fstatSync(fd).isFile()) throw new ClientError('ERR_CLIENT_TOKEN_FILE', `token file ${path} is not a regular file`);
+    const buf = Buffer.alloc(MAX_TOKEN_BYTES + 1);
+    let n = 0;
+    while (n < buf.length) {
+      const r = readSync(fd, buf, n, buf.length - n, null);
+      if (r === 0) break;
+      n += r;
+    }
+    if (n > MAX_TOKEN_BYTES) throw new ClientError('ERR_CLIENT_TOKEN_FILE', `token file ${path} is over ${MAX_TOKEN_BYTES} bytes`);
+    const token = buf.subarray(0, n).toString('utf8').trim();
+    if (token === '') throw new ClientError('ERR_CLIENT_TOKEN_FILE', `token file ${path} is empty`);
+    if (/\s/.test(token)) throw new ClientError('ERR_CLIENT_TOKEN_FILE', `token file ${path} holds more than one word`);
+    return token;
+  } finally {
+    closeSync(fd);
+  }
+}
