@@ -4,8 +4,8 @@ import type tls from 'node:tls';
 import type { Registry } from 'prom-client';
 import { ClientError } from '../client/errors';
 import { listen, type Listener } from '../client/listener';
-import { TokenFile } from '../client/token-file';
-import { ConfigError } from '../config/errors';
+import type { TokenFile } from '../client/token-file';
+import { openTokenFile } from '../config/token-source';
 import type { AgentConfig, ListenerConfig } from '../config/agent-config';
 import type { Logger } from '../log/logger';
 import { createProxyMetrics, type EndpointLabel, type ProxyMetrics } from '../metrics/proxy-metrics';
@@ -76,18 +76,11 @@ export class Agent extends EventEmitter<AgentEvents> {
     this.metrics = createProxyMetrics(this.metricsRegistry, { prefix: 'piko_agent', endpointLabel: true });
     // Read the TLS files now, so a bad path fails start-up with the key to fix.
     this.connectTls = clientTlsOptions(config.connect.tls, 'connect.tls');
-    const { tokenFile } = config.connect;
-    if (tokenFile !== undefined) {
-      try {
-        this.tokenFile = new TokenFile(tokenFile, { logger: deps.logger });
-      } catch (err) {
-        throw new ConfigError(`connect.token_file: ${(err as Error).message}`, { path: 'connect.token_file', cause: err });
-      }
-      // A rotated credential: every listener moves to a new session with it before the old one expires.
-      this.tokenFile.on('change', () => {
-        for (const r of this.running) void r.listener.rotate();
-      });
-    }
+    this.tokenFile = openTokenFile(config.connect, deps.logger);
+    // A rotated credential: every listener moves to a new session with it before the old one expires.
+    this.tokenFile?.on('change', () => {
+      for (const r of this.running) void r.listener.rotate();
+    });
   }
 
   /** The bound address of the metrics server, when enabled and started. */

@@ -375,8 +375,16 @@ export class Listener extends EventEmitter<ListenerEvents> implements AsyncItera
   private retire(session: Session): void {
     this.log.info('session rotated; draining the previous one');
     session.goAway();
-    this.retiring.add(session);
-    this.closeIfDrained(session);
+    // Streams the server opened before it read our GoAway are still on their
+    // way; closing now would cut them. Frames arrive in order, so once a
+    // ping sent after the GoAway is answered, every such stream is here.
+    session.ping().then(
+      () => {
+        this.retiring.add(session);
+        this.closeIfDrained(session);
+      },
+      () => session.close(),
+    );
   }
 
   private closeIfDrained(session: Session): void {

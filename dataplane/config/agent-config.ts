@@ -28,6 +28,7 @@ export type ListenerProtocol = 'http' | 'tcp';
 export const LISTENER_PROTOCOLS: readonly ListenerProtocol[] = ['http', 'tcp'];
 
 /** The agent's HTTP client toward the local service (HTTP listeners only). */
+import { checkTokenSource, TOKEN_SPEC, tokenFileSpec } from './token-source';
 export interface ListenerHttpClientConfig {
   keepAliveTimeoutMs: number;
   idleConnTimeoutMs: number;
@@ -117,12 +118,8 @@ export const AGENT_SPEC: GroupSpec = group({
   listeners: listOf(LISTENER_SPEC),
   connect: group({
     url: str('http://localhost:8001', "Piko server URL; must point at the server's upstream port.", { arg: '<url>' }),
-    token: str('', 'Token (JWT) to authenticate with the Piko server.', { optional: true, arg: '<token>' }),
-    token_file: str(
-      '',
-      'File holding the token; re-read when it changes, and each listener then moves to a new session with it (the old one drains).',
-      { optional: true, arg: '<path>' },
-    ),
+    token: TOKEN_SPEC,
+    token_file: tokenFileSpec(', and each listener then moves to a new session with it (the old one drains)'),
     tenant_id: str('', 'Tenant ID of the agent (experimental).', { optional: true, arg: '<id>' }),
     timeout: duration(30_000, 'Timeout connecting to the server at start-up; later reconnects retry forever.', {
       positive: true,
@@ -205,9 +202,7 @@ function finish(c: AgentConfig): void {
     if (hc.idleConnTimeoutMs === 0) hc.idleConnTimeoutMs = DEFAULT_IDLE_CONN_MS;
     if (hc.maxIdleConns === 0) hc.maxIdleConns = DEFAULT_MAX_IDLE_CONNS;
   });
-  if (c.connect.token !== undefined && c.connect.tokenFile !== undefined) {
-    throw new ConfigError('connect.token and connect.token_file are mutually exclusive', { path: 'connect.token_file' });
-  }
+  checkTokenSource(c.connect);
   checkUrl(c.connect.url, 'connect.url', ['http:', 'https:', 'ws:', 'wss:']);
   if (c.connect.proxyUrl !== undefined) checkUrl(c.connect.proxyUrl, 'connect.proxy_url', ['http:', 'https:']);
   validateClientTlsConfig(c.connect.tls, 'connect.tls');

@@ -7,6 +7,7 @@ import { loadRaw, type LoadOptions } from './load';
 import { deepFreeze, duration, group, listOf, str, toTyped, type GroupSpec } from './schema';
 import { clientTlsSpec, validateClientTlsConfig, type ClientTlsConfig } from './tls-config';
 import { normaliseDialAddr } from '../net/host-port';
+import { checkTokenSource, TOKEN_SPEC, tokenFileSpec } from './token-source';
 
 export interface ForwardPortConfig {
   /** Local address to listen on, normalised to `host:port` (a bare port means localhost). */
@@ -18,6 +19,8 @@ export interface ForwardConnectConfig {
   /** The server's proxy port. */
   url: string;
   token?: string;
+  /** A file holding the token, read again for each connection after it changes. */
+  tokenFile?: string;
   /** Kept for Piko compatibility; Piko does not use it either. */
   timeoutMs: number;
   tls: ClientTlsConfig;
@@ -39,7 +42,8 @@ export const FORWARD_SPEC: GroupSpec = group({
   ports: listOf(PORT_SPEC),
   connect: group({
     url: str('http://localhost:8000', "Piko server URL; must point at the server's proxy port.", { arg: '<url>' }),
-    token: str('', 'Token (JWT) to authenticate with the Piko server.', { optional: true, arg: '<token>' }),
+    token: TOKEN_SPEC,
+    token_file: tokenFileSpec('; each new connection uses the token as last read'),
     timeout: duration(30_000, 'Timeout connecting to the Piko server.', { positive: true }),
     tls: clientTlsSpec('the Piko server', false),
   }),
@@ -79,6 +83,7 @@ function finish(c: ForwardConfig): void {
       throw new ConfigError(`${path}.endpoint_id: ${idProblem}`, { path: `${path}.endpoint_id` });
     }
   });
+  checkTokenSource(c.connect);
   checkUrl(c.connect.url, 'connect.url', ['http:', 'https:', 'ws:', 'wss:']);
   validateClientTlsConfig(c.connect.tls, 'connect.tls');
 }

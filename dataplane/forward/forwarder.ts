@@ -2,6 +2,8 @@ import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import type tls from 'node:tls';
 import { dial } from '../client/dial';
+import type { TokenFile } from '../client/token-file';
+import { openTokenFile } from '../config/token-source';
 import { joinStreams } from '../net/join-streams';
 import type { ForwardConfig, ForwardPortConfig } from '../config/forward-config';
 import type { Logger } from '../log/logger';
@@ -32,6 +34,7 @@ export class Forwarder {
   private readonly tls: tls.ConnectionOptions;
   private readonly log: Logger;
   private closed = false;
+  private readonly tokenFile: TokenFile | undefined;
 
   constructor(
     private readonly config: ForwardConfig,
@@ -40,6 +43,7 @@ export class Forwarder {
     this.log = deps.logger.child({ subsystem: 'forwarder' });
     // Read the TLS files now, so a bad path fails start-up with the key to fix.
     this.tls = clientTlsOptions(config.connect.tls, 'connect.tls');
+    this.tokenFile = openTokenFile(config.connect, deps.logger)?.watch();
   }
 
   /** Where each port listens, in `ports[]` order, once started. */
@@ -70,6 +74,7 @@ export class Forwarder {
   /** Stops listening and closes every forwarded connection. */
   async close(): Promise<void> {
     this.closed = true;
+    this.tokenFile?.close();
     const closing = this.bound.splice(0).map((b) => new Promise<void>((resolve) => b.server.close(() => resolve())));
     for (const conn of this.open) conn.destroy();
     await Promise.all(closing);
@@ -97,7 +102,7 @@ export class Forwarder {
 
     dial(endpointId, {
       url: connect.url,
-      ...(connect.token !== undefined ? { token: connect.token } : {}),
+      token: this.tokenFile?.token ?? connect.token,
       tls: this.tls,
       // Piko parses connect.timeout and never uses it; here it bounds the handshake.
       timeoutMs: connect.timeoutMs,

@@ -1,4 +1,7 @@
 import { once } from 'node:events';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import net from 'node:net';
 import { SignJWT } from 'jose';
 import { listen, type Listener } from '../../../dataplane/client';
@@ -8,7 +11,7 @@ import { Forwarder } from '../../../dataplane/forward/forwarder';
 import { silentLogger } from '../../../dataplane/log/logger';
 import { waitForUpstreams } from '../../helpers/http-client';
 import { startTestServer, stopAllTestServers, type TestServer } from '../../helpers/piko-server';
-import { agentConfig, startAgent, stopAllAgents } from '../agent/agent-harness';
+import { agentConfig, capturingLogger, startAgent, stopAllAgents } from '../agent/agent-harness';
 import { readBytes } from '../../helpers/streams';
 
 /** A forward config for `endpointId` on an ephemeral local port (the config itself refuses port 0). */
@@ -129,6 +132,48 @@ describe('forward', () => {
     without.on('error', () => undefined);
     without.resume();
     await once(without, 'close');
+  });
+
+  it("takes each connection's token from connect.token_file as last read", async () => {
+    const secret = 'proxy-secret-0123456789abcdef';
+    const secured = await startTestServer({ 'proxy.auth.hmac_secret_key': secret });
+    const listener = await listen('filed', { url: secured.upstreamUrl });
+    listeners.push(listener);
+    listener.on('connection', (conn) => void joinStreams(conn, net.connect(echoPort, '127.0.0.1')));
+    await waitForUpstreams(secured.server.upstreams, 'filed', 1);
+    const signWith = (key: string) =>
+      new SignJWT({})
+        .setProtectedHeader({ alg: 'HS256' })
+        .setExpirationTime(Math.floor(Date.now() / 1000) + 600)
+        .sign(new TextEncoder().encode(key));
+    const dir = mkdtempSync(join(tmpdir(), 'piko-forward-token-'));
+    try {
+      const tokenPath = join(dir, 'token');
+      writeFileSync(tokenPath, await signWith('not-the-proxy-secret-0123456789'));
+      const base = loadForwardConfig({
+        flags: { 'connect.url': secured.proxyUrl, 'connect.token_file': tokenPath },
+        port: { addr: '127.0.0.1:1', endpointId: 'filed' },
+      });
+      const { logger, waitFor } = capturingLogger();
+      const forwarder = new Forwarder({ ...base, ports: [{ addr: '127.0.0.1:0', endpointId: 'filed' }] }, { logger });
+      forwarders.push(forwarder);
+      const [address] = await forwarder.start();
+
+      const refused = await connect(address!.port);
+      sockets.add(refused);
+      refused.on('error', () => undefined);
+      refused.resume();
+      await once(refused, 'close');
+
+      writeFileSync(tokenPath, await signWith(secret));
+      await waitFor((r) => r.message === 'token file changed');
+      const accepted = await connect(address!.port);
+      sockets.add(accepted);
+      accepted.write('ok');
+      expect((await readBytes(accepted, 2)).toString()).toBe('ok');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('close() stops listening and closes forwarded connections', async () => {
