@@ -1,12 +1,14 @@
 /**
  * A token read from a file and re-read when the file changes: a Kubernetes
  * projected ServiceAccount token, which the kubelet replaces well before it
- * expires, or any credential a sidecar refreshes. The file is polled by
- * stat, which follows symlinks, so the kubelet's swap of its `..data` link
- * is seen as a change like an ordinary rewrite is.
+ * expires, or any credential a sidecar refreshes. The file is read again
+ * at each poll and its content compared, not its stat: a rewrite that keeps
+ * the size, the inode and the mtime's tick is still seen, and so is the
+ * kubelet's swap of its `..data` link (the path is opened, so symlinks are
+ * followed). A token is at most 64 KiB, so a read per second costs nothing.
  */
 import { EventEmitter } from 'node:events';
-import { closeSync, fstatSync, openSync, readSync, unwatchFile, watchFile, type Stats } from 'node:fs';
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { silentLogger, type Logger } from '../log/logger';
 import { ClientError } from './errors';
 
@@ -27,6 +29,9 @@ export interface TokenFileEvents {
 export class TokenFile extends EventEmitter<TokenFileEvents> {
   private value: string;
   private closed = false;
+  private timer: NodeJS.Timeout | undefined;
+  // Logged once per run of failed reads, not at every poll.
+  private failing = false;
   private readonly log: Logger;
 
   /** Reads the file once; throws ERR_CLIENT_TOKEN_FILE if it holds no usable token. */
@@ -46,9 +51,10 @@ export class TokenFile extends EventEmitter<TokenFileEvents> {
 
   /** Starts watching; `change` fires after each rewrite that changes the token. */
   watch(): this {
-    if (this.closed) return this;
-    // persistent: false: a watched token file alone never keeps the process alive.
-    watchFile(this.path, { interval: this.options.pollIntervalMs ?? 1_000, persistent: false }, this.onStat);
+    if (this.closed || this.timer) return this;
+    this.timer = setInterval(() => this.reload(), this.options.pollIntervalMs ?? 1_000);
+    // A watched token file alone never keeps the process alive.
+    this.timer.unref();
     return this;
   }
 
@@ -60,9 +66,11 @@ export class TokenFile extends EventEmitter<TokenFileEvents> {
       next = readToken(this.path);
     } catch (err) {
       // Mid-rotation or deleted: keep the last good token; the server decides when it is no longer good.
-      this.log.warn('cannot re-read token file; keeping the last token', { error: (err as Error).message });
+      if (!this.failing) this.log.warn('cannot re-read token file; keeping the last token', { error: (err as Error).message });
+      this.failing = true;
       return false;
     }
+    this.failing = false;
     if (next === this.value) return false;
     this.value = next;
     this.log.info('token file changed');
@@ -73,13 +81,8 @@ export class TokenFile extends EventEmitter<TokenFileEvents> {
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    unwatchFile(this.path, this.onStat);
+    if (this.timer) clearInterval(this.timer);
   }
-
-  private readonly onStat = (cur: Stats, prev: Stats): void => {
-    if (cur.mtimeMs === prev.mtimeMs && cur.ino === prev.ino && cur.size === prev.size) return;
-    this.reload();
-  };
 }
 
 /** The file's content without surrounding whitespace; at most MAX_TOKEN_BYTES are read. */

@@ -42,20 +42,20 @@ describe('agent with --connect.token-file', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  it('moves to a new session before each short-lived token expires, and loses no request', async () => {
+  /** A local service and an agent serving it as `rot`, its token in a file, registered. */
+  async function startWithTokenFile(token: string) {
     const service = await startHttpService((_req, res) => res.end('ok'));
     const tokenPath = join(dir, 'token');
-    writeAtomically(tokenPath, `${await sign(TOKEN_LIFETIME_S)}\n`);
-    const { logger, records } = capturingLogger();
-    const agent = await startAgent(
-      agentConfig(
-        srv.upstreamUrl,
-        { protocol: 'http', endpointId: 'rot', addr: String(service.port) },
-        { 'connect.token_file': tokenPath },
-      ),
-      logger,
-    );
+    writeAtomically(tokenPath, token);
+    const { logger, records, waitFor } = capturingLogger();
+    const listener = { protocol: 'http' as const, endpointId: 'rot', addr: String(service.port) };
+    const agent = await startAgent(agentConfig(srv.upstreamUrl, listener, { 'connect.token_file': tokenPath }), logger);
     await waitForUpstreams(srv.server.upstreams, 'rot', 1);
+    return { service, tokenPath, agent, records, waitFor };
+  }
+
+  it('moves to a new session before each short-lived token expires, and loses no request', async () => {
+    const { service, tokenPath, agent, records } = await startWithTokenFile(`${await sign(TOKEN_LIFETIME_S)}\n`);
     const reconnects: ReconnectInfo[] = [];
     agent.endpointListeners[0]?.on('reconnecting', (info) => reconnects.push(info));
 
@@ -87,19 +87,7 @@ describe('agent with --connect.token-file', () => {
   });
 
   it('keeps the current session when the new token is refused, and says so', async () => {
-    const service = await startHttpService((_req, res) => res.end('ok'));
-    const tokenPath = join(dir, 'token');
-    writeAtomically(tokenPath, await sign(3600));
-    const { logger, waitFor } = capturingLogger();
-    const agent = await startAgent(
-      agentConfig(
-        srv.upstreamUrl,
-        { protocol: 'http', endpointId: 'rot', addr: String(service.port) },
-        { 'connect.token_file': tokenPath },
-      ),
-      logger,
-    );
-    await waitForUpstreams(srv.server.upstreams, 'rot', 1);
+    const { service, tokenPath, agent, waitFor } = await startWithTokenFile(await sign(3600));
     const wrongKey = await new SignJWT({})
       .setProtectedHeader({ alg: 'HS256' })
       .sign(new TextEncoder().encode('another-secret-0123456789abcdef'));

@@ -63,6 +63,15 @@ describe('TokenFile', () => {
     expect(changes).toEqual(['two']);
   });
 
+  it('sees a rewrite in place that keeps the length (same inode, size and possibly mtime tick)', async () => {
+    const path = join(dir, 't');
+    writeFileSync(path, 'aaaa');
+    const f = watched(path);
+    writeFileSync(path, 'bbbb');
+    const [token] = (await once(f, 'change')) as [string];
+    expect(token).toBe('bbbb');
+  });
+
   it("sees the kubelet's swap of the ..data symlink as a change", async () => {
     // The layout of a projected volume: token -> ..data/token, ..data -> a timestamped directory.
     mkdirSync(join(dir, 'v1'));
