@@ -49,6 +49,11 @@ export function runTool(
       clearTimeout(timer);
       resolve({ code: code ?? (signal === null ? 1 : 128), stdout, stderr });
     });
+    // A tool that exits without reading its input (most do) closes the pipe
+    // first; EPIPE then says nothing the exit code does not.
+    child.stdin.on('error', (err: NodeJS.ErrnoException) => {
+      if (err.code !== 'EPIPE') reject(err);
+    });
     child.stdin.end(opts.input ?? '');
   });
 }
