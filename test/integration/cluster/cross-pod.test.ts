@@ -38,6 +38,19 @@ async function startPod(index: number, extra: string[] = []): Promise<ServerProc
     ],
     { host: `127.0.0.${index + 1}`, env: { KUBECONFIG: cp.kubeconfigPath, POD_NAMESPACE: namespace } },
   );
+  // A pod that dies on its own shows in later tests only as ECONNREFUSED; say why here.
+  let stopping = false;
+  const stop = pod.stop.bind(pod);
+  pod.stop = (signal) => {
+    stopping = true;
+    return stop(signal);
+  };
+  pod.child.once('exit', (code, signal) => {
+    if (stopping) return;
+    process.stderr.write(
+      `pod-${index} exited on its own (code ${code}, signal ${signal}); its last output:\n${pod.logs().slice(-8_000)}\n`,
+    );
+  });
   pods[index] = pod;
   return pod;
 }
