@@ -142,6 +142,7 @@ export class Agent extends EventEmitter<AgentEvents> {
 
   private async startListener(config: ListenerConfig, index: number, signal: AbortSignal | undefined): Promise<void> {
     const { connect } = this.config;
+    const { tokenFile } = this;
     const proxy =
       config.protocol === 'http'
         ? new HttpListenerProxy(config, { logger: this.deps.logger, metrics: this.metrics, index })
@@ -155,7 +156,7 @@ export class Agent extends EventEmitter<AgentEvents> {
     try {
       listener = await listen(config.endpointId, {
         url: connect.url,
-        token: this.tokenFile ? () => (this.tokenFile as TokenFile).token : connect.token,
+        token: tokenFile ? () => tokenFile.token : connect.token,
         ...(connect.tenantId !== undefined ? { tenantId: connect.tenantId } : {}),
         ...(connect.proxyUrl !== undefined ? { proxyUrl: connect.proxyUrl } : {}),
         tls: this.connectTls,

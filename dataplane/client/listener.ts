@@ -124,8 +124,6 @@ export class Listener extends EventEmitter<ListenerEvents> implements AsyncItera
   private readonly sessions = new Set<Session>();
   /** Sessions replaced by `rotate()`: each closes once it carries no connection. */
   private readonly retiring = new Set<Session>();
-  /** The session each open connection arrived on. */
-  private readonly streamSessions = new Map<TunnelStream, Session>();
   private readonly streams = new Set<TunnelStream>();
   private readonly backlog: TunnelStream[] = [];
   /** Aborted on close/destroy: cancels connect attempts and backoff waits. */
@@ -388,8 +386,8 @@ export class Listener extends EventEmitter<ListenerEvents> implements AsyncItera
   }
 
   private closeIfDrained(session: Session): void {
-    if (!this.retiring.has(session)) return;
-    for (const s of this.streamSessions.values()) if (s === session) return;
+    // A stream leaves the session's count before its 'close' event, so the last one's event sees 0.
+    if (!this.retiring.has(session) || session.streamCount > 0) return;
     this.retiring.delete(session);
     session.close();
   }
@@ -446,10 +444,8 @@ export class Listener extends EventEmitter<ListenerEvents> implements AsyncItera
     Object.defineProperty(stream, 'remoteAddress', { value: peer.address, enumerable: true });
     Object.defineProperty(stream, 'remotePort', { value: peer.port, enumerable: true });
     this.streams.add(stream);
-    this.streamSessions.set(stream, session);
     stream.once('close', () => {
       this.streams.delete(stream);
-      this.streamSessions.delete(stream);
       this.closeIfDrained(session);
       if (this.streams.size === 0) this.drained?.();
     });

@@ -23,12 +23,12 @@ import {
   type RawObject,
 } from './schema';
 import { clientTlsSpec, validateClientTlsConfig, type ClientTlsConfig } from './tls-config';
+import { checkTokenSource, TOKEN_SPEC, tokenFileSpec } from './token-source';
 
 export type ListenerProtocol = 'http' | 'tcp';
 export const LISTENER_PROTOCOLS: readonly ListenerProtocol[] = ['http', 'tcp'];
 
 /** The agent's HTTP client toward the local service (HTTP listeners only). */
-import { checkTokenSource, TOKEN_SPEC, tokenFileSpec } from './token-source';
 export interface ListenerHttpClientConfig {
   keepAliveTimeoutMs: number;
   idleConnTimeoutMs: number;
