@@ -51,10 +51,15 @@ export async function authenticateTenant(verifiers: TenantVerifiers | undefined,
   return verifyOrInternal(verifiers.forTenant(extractTenantId(headers)), token);
 }
 
-/** Exact match against `piko.endpoints`; no token (auth off) or an empty list permits all. */
+/**
+ * Exact match against `piko.endpoints`, or a prefix of a ServiceAccount rule; no token (auth off)
+ * or a token with neither permits all.
+ */
 export function endpointPermitted(token: Token | undefined, endpointId: string): boolean {
-  if (!token || token.endpoints.length === 0) return true;
-  return token.endpoints.includes(endpointId);
+  if (!token) return true;
+  const prefixes = token.endpointPrefixes ?? [];
+  if (token.endpoints.length === 0 && prefixes.length === 0) return true;
+  return token.endpoints.includes(endpointId) || prefixes.some((p) => endpointId.startsWith(p));
 }
 
 // Piko answers any error it does not recognise with a bare 500.

@@ -1,5 +1,6 @@
 import { authEnabled, validateAuthConfig, type AuthConfig } from './auth-config';
 import { AuthConfigError, AuthError } from './errors';
+import { claimsFor } from './service-account-verifier';
 import { createVerifier, type Token, type TokenVerifier, type VerifierOptions } from './verifier';
 
 /** One `upstream.tenants[]` entry (experimental in Piko). */
@@ -22,6 +23,12 @@ export interface TenantVerifiers {
 export interface TenantVerifierOptions extends Omit<VerifierOptions, 'field'> {
   /** YAML path of the port (`upstream`); auth blocks are `<field>.auth`, `<field>.tenants[i].auth`. */
   field?: string;
+  /**
+   * Pods' ServiceAccount tokens, told apart from Piko JWTs by their audience, and accepted on a
+   * connection without a tenant header beside (not instead of) the JWT keys. The TenantVerifiers
+   * owns it and closes it.
+   */
+  serviceAccounts?: { audience: string; verifier: TokenVerifier };
 }
 
 /**
@@ -34,23 +41,34 @@ export function createTenantVerifiers(
   tenants: readonly TenantConfig[],
   options: TenantVerifierOptions = {},
 ): TenantVerifiers | undefined {
-  const { field = 'upstream', ...verifierOptions } = options;
+  const { field = 'upstream', serviceAccounts, ...verifierOptions } = options;
+  const withAccounts = (fallback: TokenVerifier): TokenVerifier =>
+    serviceAccounts === undefined ? fallback : byAudience(serviceAccounts.audience, serviceAccounts.verifier, fallback);
+  const closeAccounts = (): void => serviceAccounts?.verifier.close();
   if (tenants.length === 0) {
-    if (!defaultAuth || !authEnabled(defaultAuth)) return undefined;
-    const verifier = createVerifier(defaultAuth, { ...verifierOptions, field: `${field}.auth` });
+    const jwt =
+      defaultAuth && authEnabled(defaultAuth) ? createVerifier(defaultAuth, { ...verifierOptions, field: `${field}.auth` }) : undefined;
+    if (!jwt && !serviceAccounts) return undefined;
+    const verifier = withAccounts(jwt ?? refusing('ERR_AUTH_INVALID_TOKEN'));
     return {
       forTenant(tenantId) {
         if (tenantId !== undefined) throw new AuthError('ERR_AUTH_UNKNOWN_TENANT');
         return verifier;
       },
-      close: () => verifier.close(),
+      close: () => {
+        jwt?.close();
+        closeAccounts();
+      },
     };
   }
 
   // Unused once tenants exist, but a broken block should still fail start-up.
   if (defaultAuth && authEnabled(defaultAuth)) validateAuthConfig(defaultAuth, `${field}.auth`);
   const byId = new Map<string, TokenVerifier>();
-  const closeAll = (): void => byId.forEach((v) => v.close());
+  const closeAll = (): void => {
+    byId.forEach((v) => v.close());
+    closeAccounts();
+  };
   try {
     tenants.forEach((tenant, i) => {
       const at = `${field}.tenants[${i}]`;
@@ -62,13 +80,32 @@ export function createTenantVerifiers(
     closeAll();
     throw err;
   }
+  const untenanted = serviceAccounts === undefined ? undefined : withAccounts(refusing('ERR_AUTH_UNKNOWN_TENANT'));
   return {
     forTenant(tenantId) {
-      const verifier = tenantId === undefined ? undefined : byId.get(tenantId);
+      const verifier = tenantId === undefined ? untenanted : byId.get(tenantId);
       if (!verifier) throw new AuthError('ERR_AUTH_UNKNOWN_TENANT');
       return verifier;
     },
     close: closeAll,
+  };
+}
+
+/** ServiceAccount tokens (by their unverified audience) to `accounts`, every other token to `other`. */
+function byAudience(audience: string, accounts: TokenVerifier, other: TokenVerifier): TokenVerifier {
+  return {
+    verify: (token) => (claimsFor(token, audience) !== undefined ? accounts : other).verify(token),
+    close: () => {
+      accounts.close();
+      other.close();
+    },
+  };
+}
+
+function refusing(code: 'ERR_AUTH_INVALID_TOKEN' | 'ERR_AUTH_UNKNOWN_TENANT'): TokenVerifier {
+  return {
+    verify: () => Promise.reject(new AuthError(code)),
+    close: () => undefined,
   };
 }
 

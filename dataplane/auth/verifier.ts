@@ -13,8 +13,12 @@ export interface Token {
    * upstream server does not close the session).
    */
   expiry?: Date;
-  /** The `piko.endpoints` claim: the endpoint IDs it may use; empty = all. */
+  /** The `piko.endpoints` claim: the endpoint IDs it may use; empty (with no prefixes) = all. */
   endpoints: readonly string[];
+  /** Endpoint ID prefixes it may also use (ServiceAccount rules; JWTs have none). */
+  endpointPrefixes?: readonly string[];
+  /** Who presented it, for logs (a ServiceAccount; JWTs have none). */
+  subject?: string;
   /** The tenant it was verified for (upstream port with tenants only). */
   tenantId?: string;
 }

@@ -5,11 +5,13 @@
  */
 import { randomInt } from 'node:crypto';
 import { authEnabled, type AuthConfig } from '../auth/auth-config';
+import type { ServiceAccountAuthConfig } from '../auth/service-account-verifier';
+import { validateEndpointId } from '../protocol/endpoint-id';
 import type { AccessLogConfig } from '../log/access-log';
 import { accessLogSpec, authSpec, finishAuth, LOG_SPEC, validateAccessLog, type LogConfig } from './common-specs';
 import { ConfigError } from './errors';
 import { loadRaw, type LoadOptions } from './load';
-import { deepFreeze, duration, group, int, listOf, str, toTyped, type GroupSpec } from './schema';
+import { deepFreeze, duration, group, int, listOf, str, strList, toTyped, type GroupSpec } from './schema';
 import { serverTlsSpec, validateTlsConfig, type TlsConfig } from './tls-config';
 
 export type ClusterRegistry = 'memory' | 'kubernetes';
@@ -69,6 +71,7 @@ export interface UpstreamConfig {
   auth: AuthConfig;
   tls: TlsConfig;
   tenants: TenantConfig[];
+  serviceAccounts: ServiceAccountAuthConfig;
 }
 
 export interface AdminConfig {
@@ -210,6 +213,23 @@ export const SERVER_SPEC: GroupSpec = group({
         auth: authSpec('upstream'),
       }),
     ),
+    // Pods in the cluster authenticate with their own identity instead of a shared key.
+    service_accounts: group({
+      audience: str('', 'Audience projected ServiceAccount tokens must be issued for; required with rules.', {
+        arg: '<audience>',
+      }),
+      cache_ttl: duration(5 * 60_000, 'Longest a token verified by TokenReview is trusted before the apiserver is asked again.', {
+        positive: true,
+      }),
+      rules: listOf(
+        group({
+          namespace: str('', 'Namespace of the ServiceAccount.', { required: true }),
+          name: str('', 'Name of the ServiceAccount; every ServiceAccount of the namespace when empty.'),
+          endpoints: strList('Endpoint IDs the ServiceAccount may listen on.'),
+          endpoint_prefix: str('', 'Or any endpoint ID starting with this prefix.'),
+        }),
+      ),
+    }),
   }),
   admin: group({
     bind_addr: bindAddr('admin', ':8002'),
@@ -299,6 +319,8 @@ function finish(c: ServerConfig): void {
     }
   });
 
+  validateServiceAccounts(c.upstream.serviceAccounts);
+
   if (c.cluster.nodeId === undefined) {
     c.cluster.nodeId = (c.cluster.nodeIdPrefix ?? '') + generateNodeId();
   }
@@ -332,4 +354,34 @@ function finish(c: ServerConfig): void {
       path: 'cluster.kubernetes.renew_interval',
     });
   }
+}
+
+const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/;
+
+function validateServiceAccounts(sa: ServiceAccountAuthConfig): void {
+  const at = 'upstream.service_accounts';
+  if (sa.rules.length > 0 && !sa.audience) {
+    throw new ConfigError(`${at}.audience is required with rules`, { path: `${at}.audience` });
+  }
+  sa.rules.forEach((rule, i) => {
+    const path = `${at}.rules[${i}]`;
+    if (!DNS_SUBDOMAIN.test(rule.namespace)) {
+      throw new ConfigError(`${path}.namespace ${JSON.stringify(rule.namespace)} is not a namespace name`, { path: `${path}.namespace` });
+    }
+    if (rule.name !== '' && !DNS_SUBDOMAIN.test(rule.name)) {
+      throw new ConfigError(`${path}.name ${JSON.stringify(rule.name)} is not a ServiceAccount name`, { path: `${path}.name` });
+    }
+    // A rule that grants nothing is a mistake; one that grants everything must say so with a prefix.
+    if (rule.endpoints.length === 0 && rule.endpointPrefix === '') {
+      throw new ConfigError(`${path} must set endpoints or endpoint_prefix`, { path });
+    }
+    rule.endpoints.forEach((id, j) => {
+      const problem = validateEndpointId(id);
+      if (problem !== undefined) throw new ConfigError(`${path}.endpoints[${j}]: ${problem}`, { path: `${path}.endpoints` });
+    });
+    const prefixProblem = rule.endpointPrefix === '' ? undefined : validateEndpointId(rule.endpointPrefix);
+    if (prefixProblem !== undefined) {
+      throw new ConfigError(`${path}.endpoint_prefix: ${prefixProblem}`, { path: `${path}.endpoint_prefix` });
+    }
+  });
 }

@@ -150,14 +150,16 @@ export class ClientNodeKubeClient implements KubeClient {
   }
 
   async create<T extends KubeObject = KubeObject>(type: ResourceType, object: WriteObject, options: RequestOptions = {}): Promise<T> {
-    const { namespace, name } = identity(object);
+    // Nameless creates are reviews (TokenReview), which the apiserver answers without storing.
+    const namespace = object.metadata?.namespace ?? '';
+    const name = object.metadata?.name ?? '';
     const res = await this.request('POST', collectionPath(type, namespace), {
       query: { fieldManager: this.fieldManager },
       body: JSON.stringify(object),
       contentType: JSON_TYPE,
       signal: options.signal,
     });
-    return (await this.json(res, `create ${type.kind} ${namespace}/${name}`)) as T;
+    return (await this.json(res, name === '' ? `create ${type.kind}` : `create ${type.kind} ${namespace}/${name}`)) as T;
   }
 
   async update<T extends KubeObject = KubeObject>(type: ResourceType, object: WriteObject, options: RequestOptions = {}): Promise<T> {

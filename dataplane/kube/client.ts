@@ -34,6 +34,7 @@ export const RESOURCES = {
   leases: { group: 'coordination.k8s.io', version: 'v1', kind: 'Lease', plural: 'leases' },
   pods: { group: '', version: 'v1', kind: 'Pod', plural: 'pods' },
   events: { group: '', version: 'v1', kind: 'Event', plural: 'events' },
+  tokenReviews: { group: 'authentication.k8s.io', version: 'v1', kind: 'TokenReview', plural: 'tokenreviews' },
 } as const satisfies Record<string, ResourceType>;
 
 export function apiVersionOf(type: ResourceType): string {
@@ -150,7 +151,7 @@ export interface KubeClient {
    * owns every field it sets. A resourceVersion in the object makes it conditional.
    */
   apply<T extends KubeObject = KubeObject>(type: ResourceType, object: WriteObject, options?: ApplyOptions): Promise<T>;
-  /** Fails with CONFLICT when the object exists. */
+  /** Fails with CONFLICT when the object exists. Without a name: a review, answered and not stored. */
   create<T extends KubeObject = KubeObject>(type: ResourceType, object: WriteObject, options?: RequestOptions): Promise<T>;
   /** A PUT conditional on the object's resourceVersion (CONFLICT when it moved). */
   update<T extends KubeObject = KubeObject>(type: ResourceType, object: WriteObject, options?: RequestOptions): Promise<T>;

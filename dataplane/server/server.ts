@@ -4,6 +4,7 @@ import { createAdminHandler } from '../admin/admin-server';
 import type { StatusProvider } from '../admin/status-provider';
 import { authEnabled } from '../auth/auth-config';
 import { createTenantVerifiers } from '../auth/tenant-verifiers';
+import { createServiceAccountVerifier, type ServiceAccountAuthConfig } from '../auth/service-account-verifier';
 import { createVerifier, type TokenVerifier } from '../auth/verifier';
 import type { ServerConfig } from '../config/server-config';
 import type { TlsConfig } from '../config/tls-config';
@@ -33,6 +34,8 @@ export interface ServerDeps {
   logger: Logger;
   /** Builds the cluster registry once the listeners are bound; memory by default. */
   createRegistry?: (node: RegistryContext) => ClusterRegistry;
+  /** The apiserver that reviews ServiceAccount tokens; default KUBECONFIG, ~/.kube/config, in-cluster. */
+  kubeconfigPath?: string;
 }
 
 /** What a registry is built from: this node and the addresses other nodes reach it at. */
@@ -142,7 +145,9 @@ export class Server {
 
     const proxyVerifier = this.verifier(config.proxy.auth, 'proxy.auth');
     const adminVerifier = this.verifier(config.admin.auth, 'admin.auth');
-    const upstreamAuth = createTenantVerifiers(config.upstream.auth, config.upstream.tenants);
+    const upstreamAuth = createTenantVerifiers(config.upstream.auth, config.upstream.tenants, {
+      serviceAccounts: this.serviceAccountVerifier(config.upstream.serviceAccounts),
+    });
     if (upstreamAuth) this.verifiers.push(upstreamAuth);
 
     // Requests cross to other nodes only in a cluster, and only signed.
@@ -269,6 +274,27 @@ export class Server {
     this.adminHttp.close();
     this.adminHttp.closeAllConnections();
     log.info('shutdown complete');
+  }
+
+  /**
+   * ServiceAccount tokens, judged by the apiserver of the kubeconfig (in a pod: its own). The
+   * verifier owns its apiserver client; both go when the upstream verifiers close.
+   */
+  private serviceAccountVerifier(cfg: ServiceAccountAuthConfig): { audience: string; verifier: TokenVerifier } | undefined {
+    if (cfg.rules.length === 0) return undefined;
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const reviews = (require('../auth/token-review') as typeof import('../auth/token-review')).openTokenReviewer(this.deps.kubeconfigPath);
+    const verifier = createServiceAccountVerifier(cfg, { review: reviews.review });
+    return {
+      audience: cfg.audience,
+      verifier: {
+        verify: (token) => verifier.verify(token),
+        close: () => {
+          verifier.close();
+          void reviews.close();
+        },
+      },
+    };
   }
 
   private verifier(cfg: ServerConfig['proxy']['auth'], field: string): TokenVerifier | undefined {

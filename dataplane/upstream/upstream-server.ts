@@ -152,7 +152,12 @@ export class UpstreamServer {
       role: 'server',
     });
     const upstream = new TunnelUpstream(endpointId, session, req.socket.remoteAddress);
-    const log = logger.child({ endpointId, upstreamId: upstream.id, clientIp: upstream.remoteAddress });
+    const log = logger.child({
+      endpointId,
+      upstreamId: upstream.id,
+      clientIp: upstream.remoteAddress,
+      ...(token?.subject === undefined ? {} : { subject: token.subject }),
+    });
     this.live.add(upstream);
     upstreams.add(upstream);
     metrics?.connectedUpstreams.inc();

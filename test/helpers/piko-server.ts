@@ -23,10 +23,16 @@ export function testLogger(): Logger {
 
 /**
  * Starts a real server on 127.0.0.1 with ephemeral ports. `flags` are
- * YAML-path keyed values as `piko server` flags would give them.
+ * YAML-path keyed values as `piko server` flags would give them; a YAML file
+ * (`configPath`) carries what flags cannot, such as lists.
  */
-export async function startTestServer(flags: Record<string, LeafValue> = {}, deps: Partial<ServerDeps> = {}): Promise<TestServer> {
+export async function startTestServer(
+  flags: Record<string, LeafValue> = {},
+  deps: Partial<ServerDeps> = {},
+  options: { configPath?: string } = {},
+): Promise<TestServer> {
   const config = loadServerConfig({
+    ...options,
     flags: {
       'proxy.bind_addr': '127.0.0.1:0',
       'upstream.bind_addr': '127.0.0.1:0',

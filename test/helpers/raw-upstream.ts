@@ -49,8 +49,11 @@ export async function connectRawStreamUpstream(
       resolve(session);
     }),
   );
-  const failed = once(ws, 'unexpected-response').then(([, res]) => {
-    throw new Error(`upstream rejected with ${(res as http.IncomingMessage).statusCode}`);
+  const failed = once(ws, 'unexpected-response').then(async ([, res]) => {
+    const response = res as http.IncomingMessage;
+    let body = '';
+    for await (const chunk of response) body += String(chunk);
+    throw new Error(`upstream rejected with ${response.statusCode}: ${body}`);
   });
   const session = await Promise.race([opened, failed]);
   return {

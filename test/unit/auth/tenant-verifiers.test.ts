@@ -123,3 +123,44 @@ describe('authenticateTenant', () => {
     await expect(authenticateTenant(undefined, { 'x-piko-tenant-id': 'acme' })).resolves.toBeUndefined();
   });
 });
+
+describe('ServiceAccount tokens beside JWT keys and tenants', () => {
+  const AUDIENCE = 'piko.dev/piko/piko';
+  const accountToken = { expiry: undefined, endpoints: ['web'], subject: 'system:serviceaccount:a:web' };
+  const accounts = (): { audience: string; verifier: { verify: (t: string) => Promise<typeof accountToken>; close: () => void } } => ({
+    audience: AUDIENCE,
+    verifier: { verify: () => Promise.resolve(accountToken), close: () => undefined },
+  });
+  const headers = (token: string, tenant?: string): Record<string, string> => ({
+    authorization: `Bearer ${token}`,
+    ...(tenant ? { 'x-piko-tenant-id': tenant } : {}),
+  });
+
+  it('sends tokens for the audience to the ServiceAccount verifier and every other token to the JWT keys', async () => {
+    const v = create(hmac(HMAC_SECRET), [], { serviceAccounts: accounts() });
+    const sa = await sign({}, hmacKey('another key'), { alg: 'HS256', aud: AUDIENCE });
+    await expect(authenticateTenant(v, headers(sa))).resolves.toBe(accountToken);
+    await expect(
+      authenticateTenant(v, headers(await sign({ piko: { endpoints: ['x'] } }, hmacKey(), { alg: 'HS256' }))),
+    ).resolves.toMatchObject({ endpoints: ['x'] });
+    await expect(
+      authenticateTenant(v, headers(await sign({}, hmacKey('another key'), { alg: 'HS256', aud: 'other' }))),
+    ).rejects.toMatchObject({
+      code: 'ERR_AUTH_INVALID_TOKEN',
+    });
+  });
+
+  it('needs no JWT key, and with tenants admits ServiceAccounts only without a tenant header', async () => {
+    const alone = create(undefined, [], { serviceAccounts: accounts() });
+    await expect(authenticateTenant(alone, headers(await sign({}, hmacKey(), { alg: 'HS256' })))).rejects.toMatchObject({
+      code: 'ERR_AUTH_INVALID_TOKEN',
+    });
+    const tenanted = create(off, [{ id: 'a', auth: hmac('tenant-a-secret-0123456789') }], { serviceAccounts: accounts() });
+    await expect(authenticateTenant(tenanted, headers(await sign({}, hmacKey('x'), { alg: 'HS256', aud: AUDIENCE })))).resolves.toBe(
+      accountToken,
+    );
+    await expect(authenticateTenant(tenanted, headers(await sign({}, hmacKey(), { alg: 'HS256' })))).rejects.toMatchObject({
+      code: 'ERR_AUTH_UNKNOWN_TENANT',
+    });
+  });
+});

@@ -69,6 +69,7 @@ describe('server config', () => {
         auth: noAuth,
         tls: noTls,
         tenants: [],
+        serviceAccounts: { audience: '', cacheTtlMs: 300_000, rules: [] },
       },
       admin: { bindAddr: ':8002', maxConnections: 1_000, auth: noAuth, tls: noTls },
       cluster: {
@@ -209,6 +210,37 @@ grace_period: 30s
       'upstream:\n  tenants:\n    - id: a\n      auth: {hmac_secret_key: x}\n    - id: a\n      auth: {hmac_secret_key: y}\n',
     );
     expect(configError(() => loadServerConfig({ configPath: dup })).path).toBe('upstream.tenants[1].id');
+  });
+
+  it('reads ServiceAccount rules and refuses one without audience, with a bad name, or granting nothing', () => {
+    const config = loadServerConfig({
+      configPath: yaml(
+        'upstream:\n  service_accounts:\n    audience: piko.dev/piko/piko\n    cache_ttl: 1m\n    rules:\n' +
+          '      - {namespace: team-a, name: web, endpoints: [web, api]}\n      - {namespace: team-b, endpoint_prefix: team-b-}\n',
+      ),
+    });
+    expect(config.upstream.serviceAccounts).toEqual({
+      audience: 'piko.dev/piko/piko',
+      cacheTtlMs: 60_000,
+      rules: [
+        { namespace: 'team-a', name: 'web', endpoints: ['web', 'api'], endpointPrefix: '' },
+        { namespace: 'team-b', name: '', endpoints: [], endpointPrefix: 'team-b-' },
+      ],
+    });
+    const rules = (body: string, audience = 'aud'): string =>
+      yaml(`upstream:\n  service_accounts:\n    audience: '${audience}'\n    rules:\n      - ${body}\n`);
+    expect(configError(() => loadServerConfig({ configPath: rules('{namespace: a, endpoints: [x]}', '') })).path).toBe(
+      'upstream.service_accounts.audience',
+    );
+    expect(configError(() => loadServerConfig({ configPath: rules('{namespace: A_b, endpoints: [x]}') })).path).toBe(
+      'upstream.service_accounts.rules[0].namespace',
+    );
+    expect(configError(() => loadServerConfig({ configPath: rules('{namespace: a}') })).message).toContain(
+      'upstream.service_accounts.rules[0] must set endpoints or endpoint_prefix',
+    );
+    expect(configError(() => loadServerConfig({ configPath: rules("{namespace: a, endpoints: ['x/y']}") })).message).toContain(
+      'upstream.service_accounts.rules[0].endpoints[0]: endpoint id "x/y" contains',
+    );
   });
 
   it('rejects an invalid public key with its path', () => {
