@@ -29,6 +29,8 @@ export interface OperatorConfig {
   healthBindAddr: string;
   /** Resolved: never empty. */
   defaultImage: string;
+  /** The ClusterRole granting create on tokenreviews, bound to clusters that admit agents by ServiceAccount; empty: none. */
+  tokenReviewerClusterRole: string;
   log: LogConfig;
 }
 
@@ -53,6 +55,12 @@ export const OPERATOR_SPEC: GroupSpec = group({
     '',
     `Data-plane image for PikoClusters that name none; PIKO_IMAGE, else ${DEFAULT_IMAGE_REPOSITORY}:<version>, when empty.`,
     { arg: '<image>' },
+  ),
+  token_reviewer_cluster_role: str(
+    '',
+    'ClusterRole (create on tokenreviews) bound to the data plane of PikoClusters with spec.auth.upstream.serviceAccounts; ' +
+      'such clusters are not Ready when empty.',
+    { arg: '<name>' },
   ),
   log: LOG_SPEC,
 });

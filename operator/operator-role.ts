@@ -35,6 +35,18 @@ export const OPERATOR_CLUSTER_ROLE_NAME = 'piko-operator';
 /** Children the operator watches, applies (creating them the first time) and prunes. */
 const CHILD_VERBS = ['list', 'watch', 'create', 'patch', 'delete'];
 
+/**
+ * Cluster-scoped, so a RoleBinding in a watched namespace cannot grant them: with
+ * --namespace the chart binds these with a ClusterRoleBinding of their own. The operator binds
+ * the token-reviewer ClusterRole to each data plane that admits agents by ServiceAccount, and
+ * RBAC lets it hand out only what it holds, hence create on tokenreviews (which answers no more
+ * than whether a token is valid).
+ */
+export const TOKEN_REVIEW_OPERATOR_RULES: readonly PolicyRule[] = [
+  { apiGroups: ['rbac.authorization.k8s.io'], resources: ['clusterrolebindings'], verbs: CHILD_VERBS },
+  { apiGroups: ['authentication.k8s.io'], resources: ['tokenreviews'], verbs: ['create'] },
+];
+
 function union(...lists: readonly (readonly string[])[]): string[] {
   const order = ['get', 'list', 'watch', 'create', 'update', 'patch', 'delete'];
   const all = new Set(lists.flat());
@@ -61,6 +73,7 @@ export const OPERATOR_CLUSTER_ROLE_RULES: readonly PolicyRule[] = [
   // Readiness and registry garbage collection.
   { apiGroups: [''], resources: ['pods'], verbs: ['list', 'watch'] },
   { apiGroups: [''], resources: ['events'], verbs: ['create'] },
+  ...TOKEN_REVIEW_OPERATOR_RULES,
 ];
 
 /** Bound by a Role in the namespace of the leader-election Lease only. */

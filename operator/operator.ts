@@ -28,6 +28,8 @@ export interface OperatorOptions {
   /** Watch these namespaces only; empty or undefined: every namespace. */
   namespaces?: readonly string[];
   defaultImage: string;
+  /** See ControllerOptions.tokenReviewerClusterRole. */
+  tokenReviewerClusterRole?: string;
   logger: Logger;
   metricsRegistry: Registry;
   /** false: reconcile at once, as the only replica. */
@@ -59,6 +61,7 @@ export class Operator {
       client: options.client,
       ...(options.namespaces === undefined ? {} : { namespaces: options.namespaces }),
       defaultImage: options.defaultImage,
+      ...(options.tokenReviewerClusterRole ? { tokenReviewerClusterRole: options.tokenReviewerClusterRole } : {}),
       events: new KubeEventRecorder(options.client, {
         instance: this.identity,
         onError: (err) => controllerLogger.warn('could not record an event', { error: err instanceof Error ? err.message : String(err) }),

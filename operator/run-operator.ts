@@ -32,6 +32,7 @@ export async function runOperator(config: OperatorConfig, deps: RunOperatorDeps 
     client,
     namespaces: config.namespaces,
     defaultImage: config.defaultImage,
+    tokenReviewerClusterRole: config.tokenReviewerClusterRole,
     logger,
     metricsRegistry: registry,
     leaderElection: config.leaderElect

@@ -59,14 +59,6 @@ const DEFAULT_REVIEW_TIMEOUT_MS = 5_000;
 // A Kubernetes token is a JWT of about 1 KiB; anything far larger is not one and is not sent on.
 const MAX_TOKEN_LENGTH = 16 * 1024;
 
-/**
- * The audience a PikoCluster's agents request and its servers require. Naming the cluster keeps a
- * token minted for one PikoCluster from opening tunnels on another.
- */
-export function serviceAccountAudience(namespace: string, name: string): string {
-  return `piko.dev/${namespace}/${name}`;
-}
-
 /** The claims of a token, unverified, when it looks like one issued for `audience`; else undefined. */
 export function claimsFor(token: string, audience: string): JWTPayload | undefined {
   if (token.length > MAX_TOKEN_LENGTH) return undefined;

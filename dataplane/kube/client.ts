@@ -30,6 +30,7 @@ export const RESOURCES = {
   serviceAccounts: { group: '', version: 'v1', kind: 'ServiceAccount', plural: 'serviceaccounts' },
   roles: { group: 'rbac.authorization.k8s.io', version: 'v1', kind: 'Role', plural: 'roles' },
   roleBindings: { group: 'rbac.authorization.k8s.io', version: 'v1', kind: 'RoleBinding', plural: 'rolebindings' },
+  clusterRoleBindings: { group: 'rbac.authorization.k8s.io', version: 'v1', kind: 'ClusterRoleBinding', plural: 'clusterrolebindings' },
   podDisruptionBudgets: { group: 'policy', version: 'v1', kind: 'PodDisruptionBudget', plural: 'poddisruptionbudgets' },
   leases: { group: 'coordination.k8s.io', version: 'v1', kind: 'Lease', plural: 'leases' },
   pods: { group: '', version: 'v1', kind: 'Pod', plural: 'pods' },

@@ -7,13 +7,14 @@
  */
 import { createHash } from 'node:crypto';
 import { Scalar, stringify } from 'yaml';
+import { serviceAccountAudience } from '../../dataplane/auth/service-account-audience';
 import type { PikoCluster } from '../api/pikocluster';
 import type { PortAuthSpec } from '../api/spec-auth';
 import { authKeys, type AuthKey } from './auth-keys';
 import { ENV_CLUSTER_SECRET, ENV_POD_IP, ENV_POD_NAME, PORTS, type PortName } from './pod-paths';
 import { tlsFiles, type ForwardingTlsFiles, type PortTlsFiles } from './tls-files';
 
-type Yaml = { [key: string]: Yaml | string | number | boolean | Scalar };
+type Yaml = { [key: string]: Yaml | Yaml[] | string[] | string | number | boolean | Scalar };
 
 /**
  * A single-quoted `${NAME}`: after expansion YAML takes the value verbatim
@@ -76,6 +77,19 @@ export function renderServerConfig(cluster: PikoCluster): string {
         auth,
         keys.find((k) => k.port === name && k.kind === 'hmac'),
       );
+    const accounts = name === 'upstream' ? spec.auth?.upstream?.serviceAccounts : undefined;
+    if (accounts !== undefined && accounts.length > 0) {
+      out['service_accounts'] = {
+        audience: serviceAccountAudience(cluster.metadata.namespace, cluster.metadata.name),
+        rules: accounts.map((r) => {
+          const rule: Yaml = { namespace: r.namespace };
+          if (r.name !== undefined) rule['name'] = r.name;
+          if (r.endpoints !== undefined) rule['endpoints'] = [...r.endpoints];
+          if (r.endpointPrefix !== undefined) rule['endpoint_prefix'] = r.endpointPrefix;
+          return rule;
+        }),
+      };
+    }
     const files = tls.ports[name];
     // Piko's proxy.tls.client is what a pod dials other pods' proxy ports with.
     if (files !== undefined) out['tls'] = tlsYaml(files, name === 'proxy' ? tls.forwarding : undefined);

@@ -21,6 +21,7 @@ import type { Logger } from '../../dataplane/log/logger';
 import type { ConfigMapObject, LeaseObject } from '../../dataplane/registry/kubernetes/objects';
 import { LABEL_CLUSTER, parseLease } from '../../dataplane/registry/kubernetes/objects';
 import { GROUP, KIND, type PikoCluster } from '../api/pikocluster';
+import { LABEL_CLUSTER_NAME, LABEL_CLUSTER_NAMESPACE, TOKEN_REVIEW_SELECTOR } from '../builders/dataplane-role';
 import { OWNED_KINDS } from '../builders/desired-children';
 import { COMPONENT, LABEL_COMPONENT, LABEL_INSTANCE, LABEL_MANAGED_BY, LABEL_NAME, MANAGED_BY } from '../builders/names';
 import { CachedInformer, type CacheEventHandler } from '../../dataplane/kube/cached-informer';
@@ -50,6 +51,11 @@ export interface ControllerOptions {
   /** Watch these namespaces only; undefined or empty: every namespace. */
   namespaces?: readonly string[];
   defaultImage: string;
+  /**
+   * The ClusterRole bound to the data plane of clusters that admit agents by ServiceAccount.
+   * Unset: such clusters are not Ready, and no ClusterRoleBinding is watched.
+   */
+  tokenReviewerClusterRole?: string;
   events: EventRecorder;
   logger: Logger;
   metrics: OperatorMetrics;
@@ -94,11 +100,12 @@ export class PikoClusterController {
       name: string,
       type: ResourceType,
       selection: { labelSelector?: string; metadataOnly?: boolean },
+      scope: 'namespaced' | 'cluster' = 'namespaced',
     ): CachedInformer<T> => {
       const cached = new CachedInformer<T>({
         client: options.client,
         type,
-        ...(namespaces === undefined ? {} : { namespaces }),
+        ...(namespaces === undefined || scope === 'cluster' ? {} : { namespaces }),
         ...selection,
         ...(options.informerBackoff === undefined ? {} : { backoff: options.informerBackoff }),
         onError: (err, restartInMs) =>
@@ -128,9 +135,14 @@ export class PikoClusterController {
     const leases = informer<LeaseObject>('registry-leases', RESOURCES.leases, { labelSelector: REGISTRY_SELECTOR });
     const shards = informer<ConfigMapObject>('registry-configmaps', RESOURCES.configMaps, { labelSelector: REGISTRY_SELECTOR });
 
+    const tokenReviewBindings =
+      options.tokenReviewerClusterRole === undefined
+        ? undefined
+        : informer<KubeObject>('clusterrolebindings', RESOURCES.clusterRoleBindings, { labelSelector: TOKEN_REVIEW_SELECTOR }, 'cluster');
     const caches: ClusterCaches = {
       pikoClusters: this.pikoClusters,
       owned,
+      ...(tokenReviewBindings === undefined ? {} : { tokenReviewBindings }),
       secrets,
       pods: pods as unknown as ClusterCaches['pods'],
       registryLeases: leases,
@@ -141,6 +153,7 @@ export class PikoClusterController {
       client: options.client,
       caches,
       defaultImage: options.defaultImage,
+      ...(options.tokenReviewerClusterRole === undefined ? {} : { tokenReviewerClusterRole: options.tokenReviewerClusterRole }),
       events: options.events,
       logger: options.logger,
       ...(options.now === undefined ? {} : { now: options.now }),
@@ -166,6 +179,14 @@ export class PikoClusterController {
       onDelete: (s) => this.secretChanged(s),
     });
     pods.addHandler(this.byLabel(LABEL_INSTANCE));
+    // A binding left by a cluster deleted while no operator ran reconciles that (gone) cluster, which deletes it.
+    const toCluster = (b: KubeObject): void => {
+      const labels = b.metadata?.labels ?? {};
+      const ns = labels[LABEL_CLUSTER_NAMESPACE];
+      const name = labels[LABEL_CLUSTER_NAME];
+      if (ns && name) this.enqueue(objectKey(ns, name));
+    };
+    tokenReviewBindings?.addHandler({ onAdd: toCluster, onUpdate: (_old, b) => toCluster(b), onDelete: toCluster });
     shards.addHandler(this.byLabel(LABEL_CLUSTER));
     const leaseHandler = this.byLabel<LeaseObject>(LABEL_CLUSTER);
     leases.addHandler({

@@ -20,6 +20,7 @@ import { LABEL_CLUSTER } from '../../dataplane/registry/kubernetes/objects';
 import { API_VERSION, KIND, type PikoCluster } from '../api/pikocluster';
 import { generateClusterSecret } from '../builders/cluster-secret';
 import type { Desired } from '../builders/desired';
+import { buildTokenReviewBinding, LABEL_CLUSTER_NAME, LABEL_CLUSTER_NAMESPACE } from '../builders/dataplane-role';
 import { buildChildren, OWNED_KINDS } from '../builders/desired-children';
 import { childNames, LABEL_INSTANCE } from '../builders/names';
 import { validateSpec } from '../builders/validate-spec';
@@ -54,6 +55,8 @@ export interface ClusterCaches {
   secrets: ObjectCache<KubeObject>;
   /** Data-plane pods of every cluster. */
   pods: ObjectCache<V1Pod>;
+  /** Our token-review ClusterRoleBindings (when the operator has a token-reviewer ClusterRole). */
+  tokenReviewBindings?: ObjectCache<KubeObject>;
   registryLeases: ObjectCache<LeaseObject>;
   registryShards: ObjectCache<ConfigMapObject>;
   /** False while a registry watch is failing: the counts in status then keep their last values. */
@@ -72,6 +75,8 @@ export interface ReconcilerOptions {
   caches: ClusterCaches;
   /** The data-plane image for clusters whose spec names none. */
   defaultImage: string;
+  /** Bound to clusters that admit agents by ServiceAccount; unset: such clusters are not Ready. */
+  tokenReviewerClusterRole?: string;
   events: EventRecorder;
   logger: Logger;
   now?: () => number;
@@ -133,15 +138,25 @@ export class Reconciler {
     const { namespace, name } = splitKey(key);
     const cluster = this.caches.pikoClusters.get(namespace, name);
     // Gone, or going: its children go with it through their owner references.
+    const request = signal === undefined ? {} : { signal };
     if (cluster === undefined || cluster.metadata.deletionTimestamp !== undefined) {
       this.applied.delete(key);
       this.warned.delete(key);
+      // Cluster-scoped, so no owner reference takes it away.
+      await this.deleteTokenReviewBindings(namespace, name, undefined, request);
       return {};
     }
-    const request = signal === undefined ? {} : { signal };
 
     const problems: StatusProblem[] = validateSpec(cluster).map((p) => ({ reason: p.reason, message: p.message }));
     problems.push(...missingSecretProblems(cluster, (secret) => this.caches.secrets.get(namespace, secret) !== undefined));
+    if (wantsTokenReview(cluster) && this.options.tokenReviewerClusterRole === undefined) {
+      problems.push({
+        reason: 'TokenReviewUnavailable',
+        message:
+          'spec.auth.upstream.serviceAccounts needs the operator to bind a token-reviewer ClusterRole ' +
+          '(--token-reviewer-cluster-role; the Helm chart sets it unless rbac.create is false)',
+      });
+    }
 
     if (problems.length === 0) {
       const rejection = await this.applyChildren(key, cluster, request);
@@ -202,6 +217,11 @@ export class Reconciler {
       }
     }
 
+    const role = this.options.tokenReviewerClusterRole;
+    const binding = role !== undefined && wantsTokenReview(cluster) ? buildTokenReviewBinding(cluster, role) : undefined;
+    if (binding !== undefined) await this.applyChild(applied, binding, request);
+    await this.deleteTokenReviewBindings(namespace, cluster.metadata.name, binding?.metadata.name, request);
+
     const wanted = new Set([...children.apply, ...children.createOnly].map((c) => `${c.kind}/${c.metadata.name}`));
     for (const { apiVersion, kind } of OWNED_KINDS) {
       const type = resourceFor(apiVersion, kind);
@@ -234,7 +254,8 @@ export class Reconciler {
     const { namespace, name } = child.metadata;
     const id = `${child.kind}/${name}`;
     const hash = createHash('sha256').update(JSON.stringify(child)).digest('hex');
-    const live = this.caches.owned.get(child.kind)?.get(namespace, name);
+    const cache = child.kind === 'ClusterRoleBinding' ? this.caches.tokenReviewBindings : this.caches.owned.get(child.kind);
+    const live = cache?.get(namespace, name);
     const before = applied.get(id);
     if (before !== undefined && before.hash === hash && unchangedSince(live, before)) return;
     applied.delete(id);
@@ -246,6 +267,25 @@ export class Reconciler {
       ...(generation === undefined ? {} : { generation }),
       meta: metaOf(stored),
     });
+  }
+
+  /** Deletes the token-review bindings of a cluster but `keep`. */
+  private async deleteTokenReviewBindings(
+    namespace: string,
+    name: string,
+    keep: string | undefined,
+    request: { signal?: AbortSignal },
+  ): Promise<void> {
+    for (const b of this.caches.tokenReviewBindings?.list() ?? []) {
+      const labels = b.metadata?.labels ?? {};
+      const bindingName = b.metadata?.name ?? '';
+      if (labels[LABEL_CLUSTER_NAMESPACE] !== namespace || labels[LABEL_CLUSTER_NAME] !== name || bindingName === keep) continue;
+      await this.client.delete(RESOURCES.clusterRoleBindings, '', bindingName, {
+        ...request,
+        preconditions: { uid: b.metadata?.uid ?? '' },
+      });
+      this.options.logger.info('deleted token-review binding', { cluster: `${namespace}/${name}`, name: bindingName });
+    }
   }
 
   private collectRegistry(cluster: PikoCluster): ReturnType<typeof analyseRegistry> {
@@ -339,4 +379,8 @@ function typeOf(child: Desired<KubernetesObject>): ResourceType {
 /** The owner reference with controller: true, if any. */
 export function controllerOf(obj: KubeObject): OwnerReference | undefined {
   return obj.metadata?.ownerReferences?.find((r) => r.controller === true);
+}
+
+function wantsTokenReview(cluster: PikoCluster): boolean {
+  return (cluster.spec.auth?.upstream?.serviceAccounts?.length ?? 0) > 0;
 }

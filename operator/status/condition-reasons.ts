@@ -35,6 +35,6 @@ export function isPodWaitingFailure(reason: string): reason is (typeof POD_WAITI
  * it names that does not exist, or a child the apiserver refused
  * (`ServiceRejected`: the kind and `Rejected`).
  */
-export type SpecProblemReason = `Invalid${string}` | 'SecretNotFound' | `${string}Rejected`;
+export type SpecProblemReason = `Invalid${string}` | 'SecretNotFound' | `${string}Rejected` | 'TokenReviewUnavailable';
 
 export type ConditionReason = RolloutReason | SettledReason | PodFailureReason | SpecProblemReason;

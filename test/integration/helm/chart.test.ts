@@ -26,7 +26,7 @@ import type { PikoClusterSpec } from '../../../operator/api/pikocluster-spec';
 import { applyDefaults } from '../../../operator/api/schema-defaults';
 import { buildChildren } from '../../../operator/builders/desired-children';
 import { buildRole } from '../../../operator/builders/dataplane-role';
-import { LEADER_ELECTION_RULES, OPERATOR_CLUSTER_ROLE_RULES } from '../../../operator/operator-role';
+import { LEADER_ELECTION_RULES, OPERATOR_CLUSTER_ROLE_RULES, TOKEN_REVIEW_OPERATOR_RULES } from '../../../operator/operator-role';
 import { chartFiles } from '../../../operator/scripts/sync-chart';
 import { resourceFor } from '../../../dataplane/kube/client';
 import { WRITE_VERBS, allowedClusterWrites, ownedResources, ruleGrants } from './rbac-expectations';
@@ -86,6 +86,12 @@ function all<T>(objects: readonly K8sObject[], kind: string): (K8sObject & T)[] 
 function one<T>(objects: readonly K8sObject[], kind: string): K8sObject & T {
   const found = all<T>(objects, kind);
   expect(found.map((o) => o.metadata.name)).toHaveLength(1);
+  return found[0]!;
+}
+
+function named<T>(objects: readonly K8sObject[], kind: string, name: string): K8sObject & T {
+  const found = all<T>(objects, kind).filter((o) => o.metadata.name === name);
+  expect(found).toHaveLength(1);
   return found[0]!;
 }
 
@@ -158,6 +164,7 @@ describe('helm template with default values', () => {
     expect(kinds).toEqual(
       [
         'ClusterRole/piko-operator',
+        'ClusterRole/piko-operator-token-reviewer',
         'ClusterRoleBinding/piko-operator',
         'CustomResourceDefinition/pikoclusters.piko.dev',
         'Deployment/piko-operator',
@@ -189,12 +196,12 @@ describe('helm template with default values', () => {
   });
 
   it('gives the ClusterRole exactly the rules of operator/operator-role.ts', () => {
-    const role = one<V1ClusterRole>(objects, 'ClusterRole');
+    const role = named<V1ClusterRole>(objects, 'ClusterRole', 'piko-operator');
     expect(ruleGrants(role.rules ?? [])).toEqual(ruleGrants(OPERATOR_CLUSTER_ROLE_RULES));
   });
 
   it('grants no cluster-wide write beyond what the operator does, and no wildcard', () => {
-    const rules: V1PolicyRule[] = one<V1ClusterRole>(objects, 'ClusterRole').rules ?? [];
+    const rules: V1PolicyRule[] = named<V1ClusterRole>(objects, 'ClusterRole', 'piko-operator').rules ?? [];
     for (const rule of rules) {
       expect([...(rule.apiGroups ?? []), ...(rule.resources ?? []), ...rule.verbs]).not.toContain('*');
       expect(rule.nonResourceURLs).toBeUndefined();
@@ -207,7 +214,7 @@ describe('helm template with default values', () => {
   });
 
   it('grants what server-side apply and pruning need on every kind a PikoCluster owns', () => {
-    const grants = ruleGrants(one<V1ClusterRole>(objects, 'ClusterRole').rules ?? []);
+    const grants = ruleGrants(named<V1ClusterRole>(objects, 'ClusterRole', 'piko-operator').rules ?? []);
     // An apply that creates the object is authorised as a create as well as a patch.
     const applied = buildChildren(sampleCluster(), { defaultImage: IMAGE, clusterSecretValue: 'x'.repeat(64) }).apply.map((c) => {
       const type = resourceFor(c.apiVersion!, c.kind!)!;
@@ -221,9 +228,14 @@ describe('helm template with default values', () => {
   });
 
   it('holds every verb of the registry Role the operator creates, as RBAC requires of its creator', () => {
-    const grants = ruleGrants(one<V1ClusterRole>(objects, 'ClusterRole').rules ?? []);
+    const grants = ruleGrants(named<V1ClusterRole>(objects, 'ClusterRole', 'piko-operator').rules ?? []);
     const registry = ruleGrants(buildRole(sampleCluster()).rules ?? []);
     expect(registry.filter((g) => !grants.includes(g))).toEqual([]);
+  });
+
+  it('installs the ClusterRole the operator binds to data planes that review ServiceAccount tokens: create on tokenreviews, nothing else', () => {
+    const reviewer = named<V1ClusterRole>(objects, 'ClusterRole', 'piko-operator-token-reviewer');
+    expect(ruleGrants(reviewer.rules ?? [])).toEqual(['create authentication.k8s.io/tokenreviews']);
   });
 
   it('binds the ClusterRole cluster-wide to the operator ServiceAccount', () => {
@@ -232,7 +244,7 @@ describe('helm template with default values', () => {
     expect(binding.roleRef).toEqual({
       apiGroup: 'rbac.authorization.k8s.io',
       kind: 'ClusterRole',
-      name: one<V1ClusterRole>(objects, 'ClusterRole').metadata.name,
+      name: named<V1ClusterRole>(objects, 'ClusterRole', 'piko-operator').metadata.name,
     });
     expect(binding.subjects).toEqual([{ kind: 'ServiceAccount', name: sa.metadata.name, namespace: NAMESPACE }]);
   });
@@ -262,6 +274,7 @@ describe('helm template with default values', () => {
     expect(flagValue(args, '--health-bind-addr')).toBe(':8081');
     expect(flagValue(args, '--default-image')).toBe(IMAGE);
     expect(flagValue(args, '--log.level')).toBe('info');
+    expect(flagValue(args, '--token-reviewer-cluster-role')).toBe('piko-operator-token-reviewer');
     expect(args).not.toContain('--namespace');
     expect(container.ports).toEqual([
       { name: 'metrics', containerPort: 8080, protocol: 'TCP' },
@@ -371,7 +384,12 @@ describe('helm template with other values', () => {
   it('watches a list of namespaces with a RoleBinding of the ClusterRole in each instead of a ClusterRoleBinding', async () => {
     const objects = await render({ 'operator.watchNamespaces': '{apps,tunnels}' });
     expect(flagValue(operatorContainer(objects).args ?? [], '--namespace')).toBe('apps,tunnels');
-    expect(all(objects, 'ClusterRoleBinding')).toEqual([]);
+    // Only the cluster-scoped rules (token-review bindings), which no RoleBinding can grant, are bound cluster-wide.
+    const clusterWide = all<V1ClusterRoleBinding>(objects, 'ClusterRoleBinding');
+    expect(clusterWide.map((b) => b.roleRef.name)).toEqual(['piko-operator-token-review']);
+    expect(ruleGrants(named<V1ClusterRole>(objects, 'ClusterRole', 'piko-operator-token-review').rules ?? [])).toEqual(
+      ruleGrants(TOKEN_REVIEW_OPERATOR_RULES),
+    );
     const bindings = all<V1RoleBinding>(objects, 'RoleBinding');
     const scoped = bindings.filter((b) => b.roleRef.kind === 'ClusterRole');
     expect(scoped.map((b) => b.metadata.namespace)).toEqual(['apps', 'tunnels']);

@@ -45,7 +45,7 @@ export function ownedResources(): string[] {
 /**
  * Every write the operator may hold cluster-wide: server-side apply (create, patch) and pruning
  * (delete) of what a PikoCluster owns; status; finalizers (blockOwnerDeletion); Events; deleting
- * registry Leases and ConfigMaps of pods that are gone; and whatever the registry Role grants,
+ * registry Leases and ConfigMaps of pods that are gone; token-review bindings; and whatever the registry Role grants,
  * which RBAC makes its creator hold. The leader Lease's writes belong to a Role in the operator's
  * own namespace, not here.
  */
@@ -60,6 +60,10 @@ export function allowedClusterWrites(): string[] {
     { apiGroups: [''], resources: ['events'], verbs: ['create', 'patch'] },
     { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['delete', ...REGISTRY_VERBS] },
     { apiGroups: [''], resources: ['configmaps'], verbs: ['delete', ...REGISTRY_VERBS] },
+    // The token-review binding of each cluster that admits agents by ServiceAccount (cluster-scoped,
+    // so no owner collects it), and the one grant it hands out, which RBAC makes its creator hold.
+    { apiGroups: ['rbac.authorization.k8s.io'], resources: ['clusterrolebindings'], verbs: ['create', 'patch', 'delete'] },
+    { apiGroups: ['authentication.k8s.io'], resources: ['tokenreviews'], verbs: ['create'] },
   ];
   return ruleGrants(rules).filter((g) => WRITE_VERBS.includes(g.split(' ')[0]!));
 }

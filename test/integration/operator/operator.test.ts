@@ -13,6 +13,7 @@ import { Registry } from 'prom-client';
 import { buildLease, buildShard, serializeShard } from '../../../dataplane/registry/kubernetes/objects';
 import { API_VERSION, KIND, type PikoCluster } from '../../../operator/api/pikocluster';
 import type { PikoClusterSpecInput } from '../../../operator/api/pikocluster-spec';
+import { TOKEN_REVIEWER_RULES } from '../../../operator/builders/dataplane-role';
 import { buildChildren } from '../../../operator/builders/desired-children';
 import { Operator } from '../../../operator/operator';
 import { ClientNodeKubeClient, loadKubeConfig } from '../../../dataplane/kube/client-node';
@@ -39,6 +40,8 @@ import {
 // A cold build of the control plane compiles Kubernetes; a warm start takes seconds.
 const START_TIMEOUT_MS = 60 * 60 * 1000;
 const OPERATOR_NAMESPACE = 'piko-system';
+const TOKEN_REVIEWER_ROLE = 'piko-operator-token-reviewer';
+const CLUSTER_ROLES: ResourceType = { group: 'rbac.authorization.k8s.io', version: 'v1', kind: 'ClusterRole', plural: 'clusterroles' };
 /** Whole seconds (the Lease counts in seconds), short enough for a takeover test. */
 const FAST_ELECTION = { namespace: OPERATOR_NAMESPACE, leaseDurationMs: 3_000, renewDeadlineMs: 2_000, retryPeriodMs: 500 };
 
@@ -72,6 +75,7 @@ function startReplica(name: string): Replica {
   const operator = new Operator({
     client,
     defaultImage: DEFAULT_IMAGE,
+    tokenReviewerClusterRole: TOKEN_REVIEWER_ROLE,
     logger: testLogger(name),
     metricsRegistry: metrics,
     leaderElection: FAST_ELECTION,
@@ -95,6 +99,13 @@ beforeAll(async () => {
   admin = adminClient(cp);
   await installCrd(admin);
   operatorKc = await operatorKubeconfig(cp, admin, OPERATOR_NAMESPACE);
+  // As the chart installs it (templates/token-review-rbac.yaml).
+  await admin.create(CLUSTER_ROLES, {
+    apiVersion: 'rbac.authorization.k8s.io/v1',
+    kind: 'ClusterRole',
+    metadata: { name: TOKEN_REVIEWER_ROLE },
+    rules: TOKEN_REVIEWER_RULES.map((r) => ({ apiGroups: [...r.apiGroups], resources: [...r.resources], verbs: [...r.verbs] })),
+  } as KubeObject);
   primary = startReplica('a');
   await primary.operator.synced;
 }, START_TIMEOUT_MS);
@@ -423,6 +434,47 @@ describe('the operator', () => {
       await waitForObject(type, ns, name, (o) => o === undefined, `${type.kind} ${name} to be collected`);
     }
   }, 180_000);
+
+  it('lets the data plane review tokens while the spec admits ServiceAccounts, and takes the grant back when it stops or the cluster goes', async () => {
+    const rules = [{ namespace: 'team-a', name: 'web', endpoints: ['web'] }];
+    const { ns } = await readyCluster('token-review', { replicas: 1, auth: { upstream: { serviceAccounts: rules } } });
+    const bindingName = `piko.${ns}.piko.token-review`;
+    const binding = await waitForObject(RESOURCES.clusterRoleBindings, '', bindingName, (o) => o !== undefined, 'the token-review binding');
+    expect(binding).toMatchObject({
+      roleRef: { kind: 'ClusterRole', name: TOKEN_REVIEWER_ROLE },
+      subjects: [{ kind: 'ServiceAccount', name: 'piko', namespace: ns }],
+    });
+    const config = await waitForObject(RESOURCES.configMaps, ns, 'piko-config', (o) => o !== undefined, 'the config');
+    expect(config?.data?.['server.yaml']).toContain(
+      `service_accounts:\n    audience: piko.dev/${ns}/piko\n    rules:\n      - namespace: team-a\n        name: web\n        endpoints:\n          - web\n`,
+    );
+
+    // The grant works: the data plane's own ServiceAccount may create a TokenReview, and nothing more cluster-wide.
+    const dataPlane = new ClientNodeKubeClient(loadKubeConfig(await cp.kubeconfigForServiceAccount(ns, 'piko')), { fieldManager: 'test' });
+    try {
+      const review = await dataPlane.create<KubeObject & { status?: { authenticated?: boolean } }>(RESOURCES.tokenReviews, {
+        apiVersion: 'authentication.k8s.io/v1',
+        kind: 'TokenReview',
+        spec: { token: 'not-a-token' },
+      } as KubeObject);
+      expect(review.status?.authenticated).not.toBe(true);
+      await expect(dataPlane.list(RESOURCES.clusterRoleBindings)).rejects.toMatchObject({ code: 'FORBIDDEN' });
+    } finally {
+      await dataPlane.close();
+    }
+
+    const setAuth = async (auth: PikoClusterSpecInput['auth']): Promise<void> => {
+      const patch = auth === undefined ? [{ op: 'remove', path: '/spec/auth' }] : [{ op: 'add', path: '/spec/auth', value: auth }];
+      await kubectl(cp, ['patch', 'pikocluster', 'piko', '-n', ns, '--type=json', '-p', JSON.stringify(patch)]);
+    };
+    await setAuth(undefined);
+    await waitForObject(RESOURCES.clusterRoleBindings, '', bindingName, (o) => o === undefined, 'the binding to go with the rules');
+
+    await setAuth({ upstream: { serviceAccounts: rules } });
+    await waitForObject(RESOURCES.clusterRoleBindings, '', bindingName, (o) => o !== undefined, 'the binding to come back');
+    await admin.delete(RESOURCES.pikoClusters, ns, 'piko');
+    await waitForObject(RESOURCES.clusterRoleBindings, '', bindingName, (o) => o === undefined, 'the binding to go with the cluster');
+  });
 
   it('serves /healthz, /readyz and /metrics as `piko operator`, ready as a standby', async () => {
     const config = loadOperatorConfig({

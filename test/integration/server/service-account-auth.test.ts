@@ -13,7 +13,7 @@ import { request, waitForUpstreams } from '../../helpers/http-client';
 import { startTestServer, stopAllTestServers, type TestServer } from '../../helpers/piko-server';
 import { connectRawUpstream, type RawUpstream } from '../../helpers/raw-upstream';
 import { startControlPlane, type ControlPlane } from '../../k8s/control-plane';
-import { serviceAccountAudience } from '../../../dataplane/auth/service-account-verifier';
+import { serviceAccountAudience } from '../../../dataplane/auth/service-account-audience';
 
 const START_TIMEOUT_MS = 60 * 60 * 1000;
 const AUDIENCE = serviceAccountAudience('piko-system', 'piko');

@@ -49,6 +49,29 @@ describe('renderServerConfig', () => {
     expect(config.gracePeriodMs).toBe(60_000);
   });
 
+  it('renders ServiceAccount rules with the audience of this PikoCluster, beside no JWT key', () => {
+    const cluster = makeCluster({
+      auth: {
+        upstream: {
+          serviceAccounts: [
+            { namespace: 'team-a', name: 'web', endpoints: ['web', 'api'] },
+            { namespace: 'team-b', endpointPrefix: 'b-' },
+          ],
+        },
+      },
+    });
+    const config = load(renderServerConfig(cluster), POD_ENV);
+    expect(config.upstream.serviceAccounts).toEqual({
+      audience: `piko.dev/${cluster.metadata.namespace}/${cluster.metadata.name}`,
+      cacheTtlMs: 300_000,
+      rules: [
+        { namespace: 'team-a', name: 'web', endpoints: ['web', 'api'], endpointPrefix: '' },
+        { namespace: 'team-b', name: '', endpoints: [], endpointPrefix: 'b-' },
+      ],
+    });
+    expect(config.upstream.auth.hmacSecretKey).toBeUndefined();
+  });
+
   it('brackets an IPv6 pod address so host and port stay apart', () => {
     const config = load(renderServerConfig(makeCluster()), { ...POD_ENV, POD_IP: 'fd00:10:4::17' });
     expect(config.proxy.advertiseAddr).toBe('[fd00:10:4::17]:8000');
