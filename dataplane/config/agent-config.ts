@@ -17,12 +17,14 @@ import {
   mergeRaw,
   setPath,
   str,
+  strList,
   toTyped,
   type GroupSpec,
   type LeafValue,
   type RawObject,
 } from './schema';
 import { clientTlsSpec, validateClientTlsConfig, type ClientTlsConfig } from './tls-config';
+import { parseListenSpecs } from './listen-spec';
 import { checkTokenSource, TOKEN_SPEC, tokenFileSpec } from './token-source';
 
 export type ListenerProtocol = 'http' | 'tcp';
@@ -116,6 +118,10 @@ export const TCP_LISTENER_FLAG_PATHS: readonly string[] = ['timeout', 'access_lo
 
 export const AGENT_SPEC: GroupSpec = group({
   listeners: listOf(LISTENER_SPEC),
+  listen: strList(
+    'Listeners in short form, <endpoint>=<port|host:port>[/http|/tcp] (comma-separated, repeatable), added to the listeners of the file.',
+    { arg: '<endpoint>=<addr>' },
+  ),
   connect: group({
     url: str('http://localhost:8001', "Piko server URL; must point at the server's upstream port.", { arg: '<url>' }),
     token: TOKEN_SPEC,
@@ -157,7 +163,15 @@ export function loadAgentConfig(options: AgentLoadOptions = {}): AgentConfig {
   const { listener, ...load } = options;
   const replace = listener === undefined ? load.replace : { ...load.replace, listeners: [cliListenerRaw(listener)] };
   const raw = loadRaw(AGENT_SPEC, { ...load, ...(replace === undefined ? {} : { replace }) });
-  const config = toTyped(AGENT_SPEC, raw) as unknown as AgentConfig;
+  const config = toTyped(AGENT_SPEC, raw) as unknown as AgentConfig & { listen?: string[] };
+  // `listen` is a way to write listeners, not a setting of its own: it joins them and is gone.
+  const short = parseListenSpecs(config.listen ?? []);
+  delete config.listen;
+  if ('problem' in short) throw new ConfigError(`listen: ${short.problem}`, { path: 'listen' });
+  for (const s of short) {
+    const raw = cliListenerRaw({ protocol: s.protocol, endpointId: s.endpointId, addr: s.addr });
+    config.listeners.push(toTyped(LISTENER_SPEC, raw) as unknown as ListenerConfig);
+  }
   finish(config);
   return deepFreeze(config);
 }

@@ -128,6 +128,30 @@ listeners:
     });
   });
 
+  it('adds --listen listeners in short form to those of the file, with listener defaults', () => {
+    const config = loadAgentConfig({
+      configPath: yaml('listeners:\n  - endpoint_id: file\n    addr: "9000"\n    timeout: 5s\n'),
+      flags: { listen: ['web=8080,db=localhost:5432/tcp', 'api=8081/http'] },
+    });
+    expect(config.listeners.map((l) => [l.endpointId, l.addr, l.protocol, l.timeoutMs])).toEqual([
+      ['file', 'http://localhost:9000', 'http', 5_000],
+      ['web', 'http://localhost:8080', 'http', 10_000],
+      ['db', 'localhost:5432', 'tcp', 10_000],
+      ['api', 'http://localhost:8081', 'http', 10_000],
+    ]);
+    expect(Object.keys(config)).not.toContain('listen');
+  });
+
+  it('refuses a --listen listener with its problem', () => {
+    const problem = (listen: string): string => configError(() => loadAgentConfig({ flags: { listen: [listen] } })).message;
+    expect(problem('web')).toContain('"web" is not <endpoint>=<port>[/http|/tcp]');
+    expect(problem('web=8080/udp')).toContain('protocol "udp" is not http or tcp');
+    expect(problem('we b=8080')).toContain('contains " "');
+    expect(problem('web=70000')).toContain('port 70000 is out of range (1-65535)');
+    expect(problem('web=8080,web=8081')).toContain('endpoint "web" is listed twice');
+    expect(problem('web=local:host')).toContain('"local:host" is not a port or host:port');
+  });
+
   it('replaces YAML listeners with the CLI listener, as Piko', () => {
     const config = loadAgentConfig({
       configPath: yaml('listeners:\n  - endpoint_id: from-file\n    addr: 3000\n    timeout: 1s\n'),
