@@ -17,6 +17,7 @@ import {
   type InferInput,
   type ValidationRule,
 } from './schema-builder';
+import { agentSchema } from './spec-agent';
 import { authSchema } from './spec-auth';
 import { servicesSchema } from './spec-services';
 import { tlsSchema } from './spec-tls';
@@ -169,6 +170,7 @@ export const specSchema = obj(
     podDisruptionBudget: pdbSchema,
     podLabels: map(str({ description: 'Label value.' }), { description: 'Extra labels of the pods.' }),
     podAnnotations: map(str({ description: 'Annotation value.' }), { description: 'Extra annotations of the pods.' }),
+    agent: agentSchema,
   },
   { description: 'Desired state of the Piko data plane.', default: {} },
 );

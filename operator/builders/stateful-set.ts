@@ -89,13 +89,16 @@ function probes(spec: PikoClusterSpec): { readiness: V1Probe; liveness: V1Probe 
   };
 }
 
-function resources(spec: PikoClusterSpec): V1ResourceRequirements | undefined {
-  if (spec.resources === undefined) return undefined;
+/** Quantities as the Kubernetes API types them (strings); a spec may hold numbers (`cpu: 1`). */
+export function resourceRequirements(
+  r: { requests?: Record<string, number | string>; limits?: Record<string, number | string> } | undefined,
+): V1ResourceRequirements | undefined {
+  if (r === undefined) return undefined;
   const strings = (m: Record<string, number | string> | undefined): Record<string, string> | undefined =>
     m === undefined ? undefined : Object.fromEntries(Object.entries(m).map(([k, v]) => [k, String(v)]));
   const out: V1ResourceRequirements = {};
-  const requests = strings(spec.resources.requests);
-  const limits = strings(spec.resources.limits);
+  const requests = strings(r.requests);
+  const limits = strings(r.limits);
   if (requests !== undefined) out.requests = requests;
   if (limits !== undefined) out.limits = limits;
   return out;
@@ -123,7 +126,7 @@ function container(cluster: PikoCluster, inputs: StatefulSetInputs, mounts: V1Vo
     },
     volumeMounts: mounts,
   };
-  const res = resources(spec);
+  const res = resourceRequirements(spec.resources);
   if (res !== undefined) c.resources = res;
   return c;
 }

@@ -94,6 +94,11 @@ describe('PikoCluster CRD', () => {
   it('defaults an empty spec to a complete one', () => {
     expect(applyDefaults(pikoClusterSpecSchema(), {})).toEqual({
       replicas: 3,
+      agent: {
+        logLevel: 'info',
+        resources: { requests: { cpu: '20m', memory: '64Mi' }, limits: { memory: '128Mi' } },
+        tokenExpirationSeconds: 3600,
+      },
       image: { pullPolicy: 'IfNotPresent' },
       ports: { proxy: 8000, upstream: 8001, admin: 8002 },
       proxyTimeout: '30s',
