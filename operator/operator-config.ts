@@ -31,7 +31,22 @@ export interface OperatorConfig {
   defaultImage: string;
   /** The ClusterRole granting create on tokenreviews, bound to clusters that admit agents by ServiceAccount; empty: none. */
   tokenReviewerClusterRole: string;
+  webhook: WebhookConfig;
   log: LogConfig;
+}
+
+/** The sidecar injector (operator/webhook/). */
+export interface WebhookConfig {
+  /** Empty: no webhook server. */
+  bindAddr: string;
+  /** The MutatingWebhookConfiguration that calls it, whose caBundle the operator keeps. */
+  configuration: string;
+  /** The Service in front of the operator's webhook port: the serving certificate's names. */
+  service: string;
+  /** The Secret (in leaderElectionNamespace, the operator's own) holding its CA and certificate. */
+  secret: string;
+  /** A directory with tls.crt and tls.key (cert-manager's Secret, mounted) instead of the Secret above. */
+  certDir: string;
 }
 
 export const OPERATOR_SPEC: GroupSpec = group({
@@ -62,6 +77,19 @@ export const OPERATOR_SPEC: GroupSpec = group({
       'such clusters are not Ready when empty.',
     { arg: '<name>' },
   ),
+  webhook: group({
+    bind_addr: str('', 'Address of the sidecar-injection webhook (HTTPS); no webhook when empty.', { arg: '<addr>' }),
+    configuration: str('piko-operator', 'MutatingWebhookConfiguration whose caBundle the operator keeps (without --webhook.cert-dir).', {
+      arg: '<name>',
+    }),
+    service: str('piko-operator-webhook', "Service in front of the webhook port; the serving certificate's DNS names.", { arg: '<name>' }),
+    secret: str('piko-operator-webhook-tls', "Secret of the operator's namespace holding the webhook's CA and certificate.", {
+      arg: '<name>',
+    }),
+    cert_dir: str('', 'Directory with tls.crt and tls.key (such as a mounted cert-manager Secret), re-read when they change.', {
+      arg: '<dir>',
+    }),
+  }),
   log: LOG_SPEC,
 });
 
@@ -101,8 +129,9 @@ function finish(c: OperatorConfig): void {
   for (const [path, value] of [
     ['metrics_bind_addr', c.metricsBindAddr],
     ['health_bind_addr', c.healthBindAddr],
+    ['webhook.bind_addr', c.webhook.bindAddr],
   ] as const) {
-    if (path === 'metrics_bind_addr' && value === '0') continue;
+    if ((path === 'metrics_bind_addr' && value === '0') || (path === 'webhook.bind_addr' && value === '')) continue;
     try {
       parseListenAddr(value, path);
     } catch (err) {

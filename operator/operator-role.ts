@@ -28,6 +28,7 @@ export interface PolicyRule {
   apiGroups: string[];
   resources: string[];
   verbs: string[];
+  resourceNames?: string[];
 }
 
 export const OPERATOR_CLUSTER_ROLE_NAME = 'piko-operator';
@@ -75,6 +76,26 @@ export const OPERATOR_CLUSTER_ROLE_RULES: readonly PolicyRule[] = [
   { apiGroups: [''], resources: ['events'], verbs: ['create'] },
   ...TOKEN_REVIEW_OPERATOR_RULES,
 ];
+
+/**
+ * The sidecar injector's: it keeps the caBundle of its one MutatingWebhookConfiguration (by name:
+ * a grant on every webhook configuration would let it redirect any cluster's admissions) and its
+ * certificates in one Secret of its own namespace (creating it is covered by the ClusterRole).
+ */
+export function webhookConfigurationRules(configuration: string): PolicyRule[] {
+  return [
+    {
+      apiGroups: ['admissionregistration.k8s.io'],
+      resources: ['mutatingwebhookconfigurations'],
+      verbs: ['get', 'update'],
+      resourceNames: [configuration],
+    },
+  ];
+}
+
+export function webhookSecretRules(secret: string): PolicyRule[] {
+  return [{ apiGroups: [''], resources: ['secrets'], verbs: ['get', 'update'], resourceNames: [secret] }];
+}
 
 /** Bound by a Role in the namespace of the leader-election Lease only. */
 export const LEADER_ELECTION_RULES: readonly PolicyRule[] = [

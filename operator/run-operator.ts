@@ -16,8 +16,8 @@ export interface RunOperatorDeps {
   logger?: Logger;
   /** Resolves when the operator should stop; the first SIGTERM or SIGINT by default. */
   stopSignal?: Promise<unknown>;
-  /** Told the bound addresses once both servers listen (tests bind port 0). */
-  onListening?: (addrs: { metrics?: string; health: string }) => void;
+  /** Told the bound addresses once the servers listen (tests bind port 0). */
+  onListening?: (addrs: { metrics?: string; health: string; webhook?: string }) => void;
 }
 
 export async function runOperator(config: OperatorConfig, deps: RunOperatorDeps = {}): Promise<void> {
@@ -48,14 +48,31 @@ export async function runOperator(config: OperatorConfig, deps: RunOperatorDeps 
     probeRoutes(() => operator.notReady()),
     logger,
   );
+  const injector =
+    config.webhook.bindAddr === ''
+      ? undefined
+      : // eslint-disable-next-line @typescript-eslint/no-require-imports
+        new (require('./webhook/sidecar-injector') as typeof import('./webhook/sidecar-injector')).SidecarInjector({
+          config: config.webhook,
+          namespace: config.leaderElectionNamespace,
+          client,
+          lookup: (namespace, name) => operator.controller.pikoCluster(namespace, name),
+          notReady: () => operator.controller.notReady(),
+          defaultImage: config.defaultImage,
+          logger: logger.child({ subsystem: 'webhook' }),
+          metricsRegistry: registry,
+        });
   try {
     const metricsAddr = await metrics?.start(config.metricsBindAddr, '--metrics-bind-addr');
     const healthAddr = await probes.start(config.healthBindAddr, '--health-bind-addr');
+    // Every replica serves admissions, the standbys too: the Service spreads them over all.
+    operator.start();
+    const webhookAddr = await injector?.start();
     deps.onListening?.({
       ...(metricsAddr === undefined ? {} : { metrics: `${metricsAddr.address}:${metricsAddr.port}` }),
       health: `${healthAddr.address}:${healthAddr.port}`,
+      ...(webhookAddr === undefined ? {} : { webhook: `${webhookAddr.address}:${webhookAddr.port}` }),
     });
-    operator.start();
     logger.info('operator started', {
       identity,
       namespaces: config.namespaces.length > 0 ? config.namespaces : '(all)',
@@ -68,6 +85,7 @@ export async function runOperator(config: OperatorConfig, deps: RunOperatorDeps 
     // the probe server goes last, so the kubelet sees us alive until then.
     await operator.stop({ releaseLease: true });
   } finally {
+    await injector?.close();
     await client.close();
     await metrics?.close();
     await probes.close();

@@ -9,6 +9,7 @@ import { HttpMethod, IsomorphicFetchHttpLibrary, KubeConfig, RequestContext, typ
 import { codeForStatus, KubeApiError } from './errors';
 import {
   type ApplyOptions,
+  type CreateOptions,
   type DeleteOptions,
   type KubeClient,
   type KubeObject,
@@ -149,12 +150,12 @@ export class ClientNodeKubeClient implements KubeClient {
     return (await this.json(res, what)) as T;
   }
 
-  async create<T extends KubeObject = KubeObject>(type: ResourceType, object: WriteObject, options: RequestOptions = {}): Promise<T> {
+  async create<T extends KubeObject = KubeObject>(type: ResourceType, object: WriteObject, options: CreateOptions = {}): Promise<T> {
     // Nameless creates are reviews (TokenReview), which the apiserver answers without storing.
     const namespace = object.metadata?.namespace ?? '';
     const name = object.metadata?.name ?? '';
     const res = await this.request('POST', collectionPath(type, namespace), {
-      query: { fieldManager: this.fieldManager },
+      query: { fieldManager: this.fieldManager, ...(options.dryRun === true ? { dryRun: 'All' } : {}) },
       body: JSON.stringify(object),
       contentType: JSON_TYPE,
       signal: options.signal,

@@ -132,6 +132,11 @@ export interface RequestOptions {
   signal?: AbortSignal;
 }
 
+export interface CreateOptions extends RequestOptions {
+  /** Admission runs (webhooks included) and the answer comes back; nothing is stored. */
+  dryRun?: boolean;
+}
+
 export interface ApplyOptions extends RequestOptions {
   /** Apply to the status subresource instead of the object. */
   subresource?: 'status';
@@ -153,7 +158,7 @@ export interface KubeClient {
    */
   apply<T extends KubeObject = KubeObject>(type: ResourceType, object: WriteObject, options?: ApplyOptions): Promise<T>;
   /** Fails with CONFLICT when the object exists. Without a name: a review, answered and not stored. */
-  create<T extends KubeObject = KubeObject>(type: ResourceType, object: WriteObject, options?: RequestOptions): Promise<T>;
+  create<T extends KubeObject = KubeObject>(type: ResourceType, object: WriteObject, options?: CreateOptions): Promise<T>;
   /** A PUT conditional on the object's resourceVersion (CONFLICT when it moved). */
   update<T extends KubeObject = KubeObject>(type: ResourceType, object: WriteObject, options?: RequestOptions): Promise<T>;
   /** Resolves false when the object was already gone (404). */

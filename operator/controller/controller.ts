@@ -197,6 +197,11 @@ export class PikoClusterController {
     });
   }
 
+  /** PikoClusters as the informer last saw them (the sidecar injector reads them). */
+  pikoCluster(namespace: string, name: string): PikoCluster | undefined {
+    return this.pikoClusters.get(namespace, name);
+  }
+
   /** Starts every informer; reconciling waits for startWorkers(). */
   startInformers(): void {
     for (const i of this.informers.values()) i.start();

@@ -1,0 +1,382 @@
+/**
+ * The sidecar injector behind a real kube-apiserver: `piko operator` serves the webhook with the
+ * certificates it keeps in its Secret, the apiserver calls it for pods of labelled namespaces
+ * (as the chart's MutatingWebhookConfiguration scopes it, but by URL on loopback: there is no
+ * Service without a node), and what is stored is what the injector decided.
+ */
+import * as net from 'node:net';
+import { Registry } from 'prom-client';
+import { API_VERSION, KIND } from '../../../operator/api/pikocluster';
+import type { PikoClusterSpecInput } from '../../../operator/api/pikocluster-spec';
+import { loadOperatorConfig } from '../../../operator/operator-config';
+import { runOperator } from '../../../operator/run-operator';
+import { webhookConfigurationRules, webhookSecretRules } from '../../../operator/operator-role';
+import { SidecarInjector } from '../../../operator/webhook/sidecar-injector';
+import { MUTATE_PODS_PATH } from '../../../operator/webhook/admission-server';
+import { MUTATING_WEBHOOK_CONFIGURATIONS } from '../../../operator/webhook/webhook-tls';
+import { dueForRenewal } from '../../../operator/webhook/webhook-certificates';
+import { ClientNodeKubeClient, loadKubeConfig } from '../../../dataplane/kube/client-node';
+import { KubeApiError } from '../../../dataplane/kube/errors';
+import { RESOURCES, type KubeObject, type ResourceType } from '../../../dataplane/kube/client';
+import { startControlPlane, type ControlPlane } from '../../k8s/control-plane';
+import { adminClient, installCrd, newNamespace, operatorKubeconfig, testLogger, waitFor } from './harness';
+import { FIELD_MANAGER } from '../../../operator/field-manager';
+
+const START_TIMEOUT_MS = 60 * 60 * 1000;
+const OPERATOR_NAMESPACE = 'piko-system';
+const CONFIGURATION = 'piko-operator';
+const CLUSTER_ROLES: ResourceType = { group: 'rbac.authorization.k8s.io', version: 'v1', kind: 'ClusterRole', plural: 'clusterroles' };
+const CLUSTER_ROLE_BINDINGS = RESOURCES.clusterRoleBindings;
+const DEPLOYMENTS: ResourceType = { group: 'apps', version: 'v1', kind: 'Deployment', plural: 'deployments' };
+const NAMESPACES: ResourceType = { group: '', version: 'v1', kind: 'Namespace', plural: 'namespaces' };
+
+type Pod = KubeObject & {
+  spec: {
+    serviceAccountName?: string;
+    initContainers?: { name: string; restartPolicy?: string; args?: string[]; image?: string }[];
+    containers: { name: string; image: string }[];
+    volumes?: { name: string; projected?: { sources: { serviceAccountToken?: { audience: string } }[] } }[];
+  };
+};
+
+let cp: ControlPlane;
+let admin: ClientNodeKubeClient;
+let operatorKc: string;
+let stopOperator: (() => void) | undefined;
+let operatorDone: Promise<void> | undefined;
+let shop: string;
+
+async function freePort(): Promise<number> {
+  const server = net.createServer().listen(0, '127.0.0.1');
+  await new Promise((resolve) => server.once('listening', resolve));
+  const { port } = server.address() as net.AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+/** The chart's webhook, reached by URL: pods of labelled namespaces, Fail when unreachable. */
+function webhookConfiguration(name: string, port: number): KubeObject {
+  return {
+    apiVersion: 'admissionregistration.k8s.io/v1',
+    kind: 'MutatingWebhookConfiguration',
+    metadata: { name },
+    webhooks: [
+      {
+        name: 'inject.piko.dev',
+        admissionReviewVersions: ['v1'],
+        sideEffects: 'None',
+        failurePolicy: 'Fail',
+        timeoutSeconds: 5,
+        reinvocationPolicy: 'IfNeeded',
+        clientConfig: { url: `https://localhost:${port}${MUTATE_PODS_PATH}` },
+        namespaceSelector: { matchLabels: { 'piko.dev/injection': 'enabled' } },
+        objectSelector: { matchExpressions: [{ key: 'piko.dev/injection', operator: 'NotIn', values: ['disabled'] }] },
+        rules: [{ apiGroups: [''], apiVersions: ['v1'], operations: ['CREATE'], resources: ['pods'], scope: 'Namespaced' }],
+      },
+    ],
+  } as KubeObject;
+}
+
+function pod(namespace: string, name: string, annotations: Record<string, string>, serviceAccountName = 'web'): Pod {
+  return {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { name, namespace, annotations },
+    spec: { serviceAccountName, containers: [{ name: 'app', image: 'app:1' }] },
+  } as Pod;
+}
+
+async function rejection(p: Promise<unknown>): Promise<string> {
+  try {
+    await p;
+  } catch (err) {
+    if (err instanceof KubeApiError) return err.message;
+    throw err;
+  }
+  throw new Error('expected the apiserver to refuse the pod');
+}
+
+const splitPem = (bundle: string): string[] => bundle.match(/-----BEGIN CERTIFICATE-----/g) ?? [];
+
+const ANNOTATED = { 'piko.dev/cluster': 'edge/piko', 'piko.dev/listeners': 'web=8080,db=5432/tcp' };
+
+beforeAll(async () => {
+  cp = await startControlPlane({ withControllerManager: true });
+  admin = adminClient(cp);
+  await installCrd(admin);
+  operatorKc = await operatorKubeconfig(cp, admin, OPERATOR_NAMESPACE);
+  // The webhook's own grants, as the chart's templates/webhook.yaml gives them.
+  await admin.create(CLUSTER_ROLES, {
+    apiVersion: 'rbac.authorization.k8s.io/v1',
+    kind: 'ClusterRole',
+    metadata: { name: 'piko-operator-webhook' },
+    rules: webhookConfigurationRules(CONFIGURATION),
+  } as KubeObject);
+  await admin.create(CLUSTER_ROLE_BINDINGS, {
+    apiVersion: 'rbac.authorization.k8s.io/v1',
+    kind: 'ClusterRoleBinding',
+    metadata: { name: 'piko-operator-webhook' },
+    roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'piko-operator-webhook' },
+    subjects: [{ kind: 'ServiceAccount', name: 'piko-operator', namespace: OPERATOR_NAMESPACE }],
+  } as KubeObject);
+  await admin.create(RESOURCES.roles, {
+    apiVersion: 'rbac.authorization.k8s.io/v1',
+    kind: 'Role',
+    metadata: { name: 'piko-operator-webhook', namespace: OPERATOR_NAMESPACE },
+    rules: [...webhookSecretRules('piko-operator-webhook-tls'), ...webhookSecretRules('rotation-webhook-tls')],
+  } as KubeObject);
+  await admin.create(RESOURCES.roleBindings, {
+    apiVersion: 'rbac.authorization.k8s.io/v1',
+    kind: 'RoleBinding',
+    metadata: { name: 'piko-operator-webhook', namespace: OPERATOR_NAMESPACE },
+    roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'piko-operator-webhook' },
+    subjects: [{ kind: 'ServiceAccount', name: 'piko-operator', namespace: OPERATOR_NAMESPACE }],
+  } as KubeObject);
+
+  const port = await freePort();
+  await admin.create(MUTATING_WEBHOOK_CONFIGURATIONS, webhookConfiguration(CONFIGURATION, port));
+  await admin.create(NAMESPACES, {
+    apiVersion: 'v1',
+    kind: 'Namespace',
+    metadata: { name: 'edge' },
+  } as KubeObject);
+  const spec: PikoClusterSpecInput = {
+    replicas: 1,
+    auth: { upstream: { serviceAccounts: [{ namespace: 'shop', name: 'web', endpoints: ['web', 'db'] }] } },
+  };
+  await admin.create(RESOURCES.pikoClusters, {
+    apiVersion: API_VERSION,
+    kind: KIND,
+    metadata: { name: 'piko', namespace: 'edge' },
+    spec,
+  } as KubeObject);
+
+  shop = 'shop';
+  await admin.create(NAMESPACES, {
+    apiVersion: 'v1',
+    kind: 'Namespace',
+    metadata: { name: shop, labels: { 'piko.dev/injection': 'enabled' } },
+  } as KubeObject);
+  for (const sa of ['web', 'batch']) {
+    await admin.create(RESOURCES.serviceAccounts, { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: sa, namespace: shop } });
+  }
+
+  const config = loadOperatorConfig({
+    version: '0.0.0-test',
+    env: {},
+    flags: {
+      kubeconfig: operatorKc,
+      leader_elect: false,
+      leader_election_namespace: OPERATOR_NAMESPACE,
+      metrics_bind_addr: '0',
+      health_bind_addr: '127.0.0.1:0',
+      default_image: 'ghcr.io/piko-k8s/piko:0.0.0-test',
+      'webhook.bind_addr': `127.0.0.1:${port}`,
+      'webhook.service': 'localhost',
+      'webhook.configuration': CONFIGURATION,
+    },
+  });
+  let stop!: () => void;
+  const stopped = new Promise<void>((resolve) => (stop = resolve));
+  stopOperator = stop;
+  const listening = new Promise<void>((resolve) => {
+    operatorDone = runOperator(config, { logger: testLogger('webhook'), stopSignal: stopped, onListening: () => resolve() });
+  });
+  await listening;
+  // The apiserver trusts the webhook once the operator has published its CA: a dry-run pod says when.
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    try {
+      await admin.create(RESOURCES.pods, pod(shop, 'probe', ANNOTATED), { dryRun: true });
+      break;
+    } catch (err) {
+      if (Date.now() > deadline) throw err;
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+  }
+}, START_TIMEOUT_MS);
+
+afterAll(async () => {
+  stopOperator?.();
+  await operatorDone;
+  await admin?.close();
+  await cp?.stop();
+});
+
+describe('sidecar injection through the apiserver', () => {
+  it('stores an annotated pod with the agent as a native sidecar and a projected token for the cluster', async () => {
+    const created = await admin.create<Pod>(RESOURCES.pods, pod(shop, 'web-1', ANNOTATED));
+    const agent = created.spec.initContainers?.find((c) => c.name === 'piko-agent');
+    expect(agent).toMatchObject({ restartPolicy: 'Always', image: 'ghcr.io/piko-k8s/piko:0.0.0-test' });
+    expect(agent?.args).toContain('--connect.url=http://piko-upstream.edge.svc:8001');
+    expect(agent?.args).toContain('--listen=web=8080/http,db=5432/tcp');
+    const token = created.spec.volumes?.find((v) => v.name === 'piko-agent-token');
+    expect(token?.projected?.sources[0]?.serviceAccountToken?.audience).toBe('piko.dev/edge/piko');
+  });
+
+  it('refuses bad annotations, and an endpoint the ServiceAccount may not serve, with the message', async () => {
+    expect(
+      await rejection(admin.create(RESOURCES.pods, pod(shop, 'bad-port', { ...ANNOTATED, 'piko.dev/listeners': 'web=99999' }))),
+    ).toContain('piko.dev/listeners: "web=99999": port 99999 is out of range (1-65535)');
+    expect(
+      await rejection(admin.create(RESOURCES.pods, pod(shop, 'no-cluster', { ...ANNOTATED, 'piko.dev/cluster': 'edge/nope' }))),
+    ).toContain('piko.dev/cluster: PikoCluster edge/nope not found');
+    expect(await rejection(admin.create(RESOURCES.pods, pod(shop, 'other-sa', ANNOTATED, 'batch')))).toContain(
+      'ServiceAccount shop/batch may not listen on endpoint "web" of PikoCluster edge/piko',
+    );
+  });
+
+  it('leaves an unlabelled namespace and an opted-out pod untouched', async () => {
+    const plain = await newNamespace(admin, 'plain');
+    const untouched = await admin.create<Pod>(RESOURCES.pods, pod(plain, 'p', ANNOTATED, 'default'));
+    expect(untouched.spec.initContainers ?? []).toEqual([]);
+    const optedOut = {
+      ...pod(shop, 'opted-out', ANNOTATED),
+      metadata: { name: 'opted-out', namespace: shop, annotations: ANNOTATED, labels: { 'piko.dev/injection': 'disabled' } },
+    };
+    const stored = await admin.create<Pod>(RESOURCES.pods, optedOut as Pod);
+    expect(stored.spec.initContainers ?? []).toEqual([]);
+  });
+
+  it('injects once into the pods of a Deployment, across kubectl rollout restart', async () => {
+    const deployment = {
+      apiVersion: 'apps/v1',
+      kind: 'Deployment',
+      metadata: { name: 'shopfront', namespace: shop },
+      spec: {
+        replicas: 1,
+        selector: { matchLabels: { app: 'shopfront' } },
+        template: {
+          metadata: { labels: { app: 'shopfront' }, annotations: { ...ANNOTATED } as Record<string, string> },
+          spec: { serviceAccountName: 'web', containers: [{ name: 'app', image: 'app:1' }] },
+        },
+      },
+    };
+    await admin.create(DEPLOYMENTS, deployment as KubeObject);
+    const podsOf = async (): Promise<Pod[]> =>
+      (await admin.list<Pod>(RESOURCES.pods, { namespace: shop, labelSelector: 'app=shopfront' })).items;
+    const waitPods = async (predicate: (pods: Pod[]) => boolean, what: string): Promise<Pod[]> => {
+      const deadline = Date.now() + 30_000;
+      for (;;) {
+        const pods = await podsOf();
+        if (predicate(pods)) return pods;
+        if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}: ${pods.map((p) => p.metadata?.name).join(', ')}`);
+        await new Promise((resolve) => setTimeout(resolve, 200));
+      }
+    };
+    const first = await waitPods((p) => p.length === 1, 'the first pod');
+    expect(first[0]!.spec.initContainers!.filter((c) => c.name === 'piko-agent')).toHaveLength(1);
+    // kubectl rollout restart: a template annotation, so a new ReplicaSet and new pods.
+    const live = await admin.get<KubeObject & { spec: typeof deployment.spec }>(DEPLOYMENTS, shop, 'shopfront');
+    live.spec.template.metadata.annotations = { ...ANNOTATED, 'kubectl.kubernetes.io/restartedAt': new Date().toISOString() };
+    await admin.update(DEPLOYMENTS, live);
+    const names = new Set(first.map((p) => p.metadata?.name));
+    const after = await waitPods((p) => p.some((x) => !names.has(x.metadata?.name)), 'a restarted pod');
+    for (const p of after) expect(p.spec.initContainers!.filter((c) => c.name === 'piko-agent')).toHaveLength(1);
+  });
+});
+
+describe('webhook certificate rotation', () => {
+  it('renews the serving certificate and rotates the CA without a failed admission', async () => {
+    const port = await freePort();
+    const configuration = 'rotation-test';
+    const cfg = webhookConfiguration(configuration, port) as KubeObject & { webhooks: { name: string }[] };
+    cfg.webhooks[0]!.name = 'rotation.piko.dev';
+    await admin.create(MUTATING_WEBHOOK_CONFIGURATIONS, cfg);
+    // The operator's credentials, with the grants on this configuration too.
+    await admin.apply(CLUSTER_ROLES, {
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'ClusterRole',
+      metadata: { name: 'piko-operator-webhook' },
+      rules: [...webhookConfigurationRules(CONFIGURATION), ...webhookConfigurationRules(configuration)],
+    } as KubeObject);
+    const kube = new ClientNodeKubeClient(loadKubeConfig(operatorKc), { fieldManager: FIELD_MANAGER });
+    const injector = new SidecarInjector({
+      config: { bindAddr: `127.0.0.1:${port}`, configuration, service: 'localhost', secret: 'rotation-webhook-tls', certDir: '' },
+      namespace: OPERATOR_NAMESPACE,
+      client: kube,
+      lookup: () => undefined,
+      defaultImage: 'ghcr.io/piko-k8s/piko:0.0.0-test',
+      logger: testLogger('rotation'),
+      metricsRegistry: new Registry(),
+      syncIntervalMs: 3_600_000,
+      // Short enough to age within the test: the serving certificate is due after 4 s, the CA after 8 s.
+      validity: { caMs: 12_000, servingMs: 6_000 },
+    });
+    let failures: string[] = [];
+    let admitted = 0;
+    let running = true;
+    // Pods in flight all the time: each is a dry run the apiserver sends through both webhooks.
+    const load = (async () => {
+      while (running) {
+        try {
+          await admin.create(RESOURCES.pods, pod(shop, `rotate-${admitted}`, { note: 'x' }), { dryRun: true });
+          admitted++;
+        } catch (err) {
+          if (failures.length < 20) failures.push(err instanceof Error ? err.message : String(err));
+          await new Promise((resolve) => setTimeout(resolve, 20));
+        }
+      }
+    })();
+    /** Resolves once `n` more admissions succeeded; fails with the failures seen meanwhile. */
+    const admissions = async (n: number): Promise<void> => {
+      const target = admitted + n;
+      const deadline = Date.now() + 20_000;
+      while (admitted < target) {
+        if (Date.now() > deadline) throw new Error(`${target - admitted} admissions short; failures: ${failures.join(' | ')}`);
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+    };
+    try {
+      await injector.start();
+      const readSecret = () =>
+        admin.get<KubeObject & { data: Record<string, string> }>(RESOURCES.secrets, OPERATOR_NAMESPACE, 'rotation-webhook-tls');
+      // The first certificates take a moment to reach the apiserver: failures before it are not rotation's.
+      await waitFor(
+        admin,
+        MUTATING_WEBHOOK_CONFIGURATIONS,
+        '',
+        configuration,
+        (c) => JSON.stringify(c).includes('caBundle'),
+        'the CA bundle',
+      );
+      await admissions(5);
+      const settle = admitted;
+      failures = [];
+      const before = await readSecret();
+
+      const pem = (secret: { data: Record<string, string> }, key: string): string => Buffer.from(secret.data[key]!, 'base64').toString();
+      /** Until the certificate under `key` is due for renewal by its own dates, admitting all along. */
+      const ageUntilDue = async (key: string): Promise<void> => {
+        const secret = await readSecret();
+        while (!dueForRenewal(pem(secret, key), Date.now())) await admissions(1);
+      };
+
+      await ageUntilDue('tls.crt');
+      await injector.sync();
+      const renewed = await readSecret();
+      expect(renewed.data['tls.crt']).not.toBe(before.data['tls.crt']);
+      expect(renewed.data['ca.crt']).toBe(before.data['ca.crt']);
+      await admissions(10);
+
+      await ageUntilDue('ca.crt');
+      await injector.sync(); // the new CA joins the bundle
+      expect(splitPem(pem(await readSecret(), 'ca.crt'))).toHaveLength(2);
+      // Syncs are an interval apart (10 minutes by default), which gives the apiserver time to load
+      // the new bundle before a certificate from the new CA is served; 1.5 s stands for it here.
+      await new Promise((resolve) => setTimeout(resolve, 1_500));
+      await injector.sync(); // the serving certificate from the new CA
+      const rotated = await readSecret();
+      expect(rotated.data['ca.crt']).not.toBe(before.data['ca.crt']);
+      await admissions(10);
+      expect(failures).toEqual([]);
+      process.stderr.write(`webhook rotation: ${admitted - settle} admissions during two rotations, ${failures.length} failed\n`);
+    } finally {
+      running = false;
+      await load;
+      await injector.close();
+      await kube.close();
+      await admin.delete(MUTATING_WEBHOOK_CONFIGURATIONS, '', configuration);
+    }
+  }, 120_000);
+});
