@@ -11,6 +11,7 @@ import type {
   V1ClusterRoleBinding,
   V1Container,
   V1Deployment,
+  V1MutatingWebhookConfiguration,
   V1PolicyRule,
   V1Role,
   V1RoleBinding,
@@ -25,8 +26,14 @@ import { API_VERSION, KIND, pikoClusterSpecSchema, type PikoCluster } from '../.
 import type { PikoClusterSpec } from '../../../operator/api/pikocluster-spec';
 import { applyDefaults } from '../../../operator/api/schema-defaults';
 import { buildChildren } from '../../../operator/builders/desired-children';
+import {
+  LEADER_ELECTION_RULES,
+  OPERATOR_CLUSTER_ROLE_RULES,
+  TOKEN_REVIEW_OPERATOR_RULES,
+  webhookConfigurationRules,
+  webhookSecretRules,
+} from '../../../operator/operator-role';
 import { buildRole } from '../../../operator/builders/dataplane-role';
-import { LEADER_ELECTION_RULES, OPERATOR_CLUSTER_ROLE_RULES, TOKEN_REVIEW_OPERATOR_RULES } from '../../../operator/operator-role';
 import { chartFiles } from '../../../operator/scripts/sync-chart';
 import { resourceFor } from '../../../dataplane/kube/client';
 import { WRITE_VERBS, allowedClusterWrites, ownedResources, ruleGrants } from './rbac-expectations';
@@ -83,8 +90,12 @@ function all<T>(objects: readonly K8sObject[], kind: string): (K8sObject & T)[] 
   return objects.filter((o) => o.kind === kind) as (K8sObject & T)[];
 }
 
+/** The sidecar injector's objects (templates/webhook.yaml), tested on their own below. */
+const isWebhookPart = (o: K8sObject): boolean => o.metadata.name === `${RELEASE}-operator-webhook`;
+
+/** The one object of a kind, the webhook's own left aside. */
 function one<T>(objects: readonly K8sObject[], kind: string): K8sObject & T {
-  const found = all<T>(objects, kind);
+  const found = all<T>(objects, kind).filter((o) => !isWebhookPart(o));
   expect(found.map((o) => o.metadata.name)).toHaveLength(1);
   return found[0]!;
 }
@@ -165,7 +176,13 @@ describe('helm template with default values', () => {
       [
         'ClusterRole/piko-operator',
         'ClusterRole/piko-operator-token-reviewer',
+        'ClusterRole/piko-operator-webhook',
         'ClusterRoleBinding/piko-operator',
+        'ClusterRoleBinding/piko-operator-webhook',
+        'MutatingWebhookConfiguration/piko-operator',
+        'Role/piko-operator-webhook',
+        'RoleBinding/piko-operator-webhook',
+        'Service/piko-operator-webhook',
         'CustomResourceDefinition/pikoclusters.piko.dev',
         'Deployment/piko-operator',
         'Role/piko-operator-leader-election',
@@ -183,6 +200,7 @@ describe('helm template with default values', () => {
         'ClusterRoleBinding',
         'ValidatingAdmissionPolicy',
         'ValidatingAdmissionPolicyBinding',
+        'MutatingWebhookConfiguration',
       ].includes(o.kind);
       expect([o.kind, o.metadata.namespace]).toEqual([o.kind, clusterScoped ? undefined : NAMESPACE]);
     }
@@ -279,6 +297,7 @@ describe('helm template with default values', () => {
     expect(container.ports).toEqual([
       { name: 'metrics', containerPort: 8080, protocol: 'TCP' },
       { name: 'health', containerPort: 8081, protocol: 'TCP' },
+      { name: 'webhook', containerPort: 9443, protocol: 'TCP' },
     ]);
   });
 
@@ -378,7 +397,7 @@ describe('helm template with other values', () => {
     const args = operatorContainer(objects).args ?? [];
     expect(args).not.toContain('--leader-elect');
     expect(args).not.toContain('--leader-election-namespace');
-    expect(all(objects, 'Role')).toEqual([]);
+    expect(all(objects, 'Role').filter((o) => !isWebhookPart(o))).toEqual([]);
   });
 
   it('watches a list of namespaces with a RoleBinding of the ClusterRole in each instead of a ClusterRoleBinding', async () => {
@@ -386,7 +405,7 @@ describe('helm template with other values', () => {
     expect(flagValue(operatorContainer(objects).args ?? [], '--namespace')).toBe('apps,tunnels');
     // Only the cluster-scoped rules (token-review bindings), which no RoleBinding can grant, are bound cluster-wide.
     const clusterWide = all<V1ClusterRoleBinding>(objects, 'ClusterRoleBinding');
-    expect(clusterWide.map((b) => b.roleRef.name)).toEqual(['piko-operator-token-review']);
+    expect(clusterWide.filter((b) => !isWebhookPart(b)).map((b) => b.roleRef.name)).toEqual(['piko-operator-token-review']);
     expect(ruleGrants(named<V1ClusterRole>(objects, 'ClusterRole', 'piko-operator-token-review').rules ?? [])).toEqual(
       ruleGrants(TOKEN_REVIEW_OPERATOR_RULES),
     );
@@ -472,8 +491,82 @@ describe('helm template with other values', () => {
       'rbac.create': 'false',
       'rbac.registryWritePolicy': 'false',
     });
-    expect(objects.map((o) => o.kind).sort()).toEqual(['CustomResourceDefinition', 'Deployment', 'Service']);
+    expect(objects.map((o) => o.kind).sort()).toEqual([
+      'CustomResourceDefinition',
+      'Deployment',
+      'MutatingWebhookConfiguration',
+      'Service',
+      'Service',
+    ]);
     expect(one<V1Deployment>(objects, 'Deployment').spec!.template.spec!.serviceAccountName).toBe('mine');
+  });
+
+  it('installs the sidecar injector: its Service, a webhook scoped to labelled namespaces (never its own), and grants on its configuration and Secret only', async () => {
+    const objects = await render();
+    const config = one<V1MutatingWebhookConfiguration>(objects, 'MutatingWebhookConfiguration');
+    expect(config.metadata.name).toBe('piko-operator');
+    const [hook] = config.webhooks ?? [];
+    expect(hook).toMatchObject({
+      name: 'inject.piko.dev',
+      failurePolicy: 'Fail',
+      timeoutSeconds: 5,
+      reinvocationPolicy: 'IfNeeded',
+      sideEffects: 'None',
+      clientConfig: { service: { name: 'piko-operator-webhook', namespace: NAMESPACE, path: '/mutate-pods', port: 443 } },
+      rules: [{ apiGroups: [''], apiVersions: ['v1'], operations: ['CREATE'], resources: ['pods'], scope: 'Namespaced' }],
+    });
+    expect(hook!.clientConfig.caBundle).toBeUndefined();
+    expect(hook!.namespaceSelector?.matchExpressions).toEqual([
+      { key: 'piko.dev/injection', operator: 'In', values: ['enabled'] },
+      { key: 'kubernetes.io/metadata.name', operator: 'NotIn', values: [NAMESPACE] },
+    ]);
+    expect(hook!.objectSelector?.matchExpressions).toEqual([{ key: 'piko.dev/injection', operator: 'NotIn', values: ['disabled'] }]);
+    const service = named<V1Service>(objects, 'Service', 'piko-operator-webhook');
+    expect(service.spec?.ports).toEqual([{ name: 'webhook', port: 443, targetPort: 'webhook', protocol: 'TCP' }]);
+    expect(service.spec?.selector).toEqual(one<V1Deployment>(objects, 'Deployment').spec!.selector.matchLabels);
+    expect(named<V1ClusterRole>(objects, 'ClusterRole', 'piko-operator-webhook').rules).toEqual(webhookConfigurationRules('piko-operator'));
+    expect(named<V1Role>(objects, 'Role', 'piko-operator-webhook').rules).toEqual(webhookSecretRules('piko-operator-webhook-tls'));
+    const args = operatorContainer(objects).args ?? [];
+    expect(flagValue(args, '--webhook.bind-addr')).toBe(':9443');
+    expect(flagValue(args, '--webhook.configuration')).toBe('piko-operator');
+    expect(flagValue(args, '--webhook.service')).toBe('piko-operator-webhook');
+    expect(flagValue(args, '--webhook.secret')).toBe('piko-operator-webhook-tls');
+    expect(args).not.toContain('--webhook.cert-dir');
+  });
+
+  it('hands the webhook certificate to cert-manager when asked, with a self-signed Issuer by default', async () => {
+    const objects = await render({ 'webhook.certManager.enabled': 'true' });
+    const config = one<V1MutatingWebhookConfiguration>(objects, 'MutatingWebhookConfiguration');
+    expect(config.metadata.annotations).toEqual({ 'cert-manager.io/inject-ca-from': `${NAMESPACE}/piko-operator-webhook` });
+    const cert = named<{ spec: { secretName: string; dnsNames: string[]; issuerRef: unknown } }>(
+      objects,
+      'Certificate',
+      'piko-operator-webhook',
+    );
+    expect(cert.spec.dnsNames).toEqual([`piko-operator-webhook.${NAMESPACE}.svc`, `piko-operator-webhook.${NAMESPACE}.svc.cluster.local`]);
+    expect(cert.spec.issuerRef).toEqual({ name: 'piko-operator-webhook', kind: 'Issuer' });
+    expect(named<{ spec: unknown }>(objects, 'Issuer', 'piko-operator-webhook').spec).toEqual({ selfSigned: {} });
+    expect(flagValue(operatorContainer(objects).args ?? [], '--webhook.cert-dir')).toBe('/etc/piko-webhook');
+    expect(one<V1Deployment>(objects, 'Deployment').spec!.template.spec!.volumes).toEqual([
+      { name: 'webhook-cert', secret: { secretName: cert.spec.secretName } },
+    ]);
+    expect(all(objects, 'Role').filter(isWebhookPart)).toEqual([]);
+    const issued = await render({
+      'webhook.certManager.enabled': 'true',
+      'webhook.certManager.issuerRef.name': 'corp-ca',
+      'webhook.certManager.issuerRef.kind': 'ClusterIssuer',
+    });
+    expect(all(issued, 'Issuer')).toEqual([]);
+    expect(named<{ spec: { issuerRef: unknown } }>(issued, 'Certificate', 'piko-operator-webhook').spec.issuerRef).toEqual({
+      name: 'corp-ca',
+      kind: 'ClusterIssuer',
+    });
+  });
+
+  it('leaves the webhook out when disabled', async () => {
+    const objects = await render({ 'webhook.enabled': 'false' });
+    expect(objects.filter((o) => isWebhookPart(o) || o.kind === 'MutatingWebhookConfiguration')).toEqual([]);
+    expect((operatorContainer(objects).args ?? []).some((a) => a.startsWith('--webhook'))).toBe(false);
   });
 });
 

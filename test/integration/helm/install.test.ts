@@ -17,7 +17,7 @@ import type { PikoCluster } from '../../../operator/api/pikocluster';
 import { buildChildren } from '../../../operator/builders/desired-children';
 import { childNames } from '../../../operator/builders/names';
 import { runTool, type ToolResult } from './cli';
-import { OPERATOR_CLUSTER_ROLE_RULES } from '../../../operator/operator-role';
+import { OPERATOR_CLUSTER_ROLE_RULES, webhookConfigurationRules, webhookSecretRules } from '../../../operator/operator-role';
 import { ruleGrants } from './rbac-expectations';
 
 const ROOT = path.resolve(__dirname, '..', '..', '..');
@@ -119,13 +119,20 @@ describe('the chart installed into a real API server', () => {
     ok(await kubectl(['get', `clusterrole/${OPERATOR}`, `clusterrolebinding/${OPERATOR}`]));
   });
 
-  it('gives the operator exactly the ClusterRole rules in any namespace', async () => {
-    expect(await operatorRules(APPS)).toEqual(ruleGrants(OPERATOR_CLUSTER_ROLE_RULES));
+  it('gives the operator exactly the ClusterRole rules in any namespace, and its one webhook configuration', async () => {
+    expect(await operatorRules(APPS)).toEqual(ruleGrants([...OPERATOR_CLUSTER_ROLE_RULES, ...webhookConfigurationRules(OPERATOR)]));
   });
 
-  it('adds only the leader Lease verbs in the release namespace', async () => {
+  it('adds only the leader Lease verbs and the webhook Secret in the release namespace', async () => {
     const leader: V1PolicyRule = { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'create', 'update'] };
-    expect(await operatorRules(NAMESPACE)).toEqual(ruleGrants([...OPERATOR_CLUSTER_ROLE_RULES, leader]));
+    expect(await operatorRules(NAMESPACE)).toEqual(
+      ruleGrants([
+        ...OPERATOR_CLUSTER_ROLE_RULES,
+        ...webhookConfigurationRules(OPERATOR),
+        leader,
+        ...webhookSecretRules(`${OPERATOR}-webhook-tls`),
+      ]),
+    );
   });
 
   it('admits the example PikoCluster, defaulted by the CRD', async () => {
