@@ -120,7 +120,10 @@ export class WebhookTls {
     }
 
     const trusted = await this.publishBundle(bundle.join(''));
-    if (trusted && (dueForRenewal(serving.cert, now) || !servesFor(serving.cert, ca.cert, this.o.dnsNames))) {
+    // With no usable certificate there is nothing a new one can break; otherwise wait until the
+    // apiserver trusts the CA it would come from.
+    const usable = stillValid(serving.cert, now) && bundle.some((c) => servesFor(serving.cert, c, this.o.dnsNames));
+    if (!usable || (trusted && (dueForRenewal(serving.cert, now) || !servesFor(serving.cert, ca.cert, this.o.dnsNames)))) {
       serving = issueServing(ca, this.o.dnsNames, now, this.o.validity?.servingMs);
       // Older CAs stay in the bundle until they expire: another replica may serve a certificate
       // they signed until its next sync.
@@ -146,7 +149,8 @@ export class WebhookTls {
         labels: { 'app.kubernetes.io/managed-by': 'piko-operator', 'app.kubernetes.io/component': 'webhook' },
         ...(prior?.metadata?.resourceVersion === undefined ? {} : { resourceVersion: prior.metadata.resourceVersion }),
       },
-      type: 'kubernetes.io/tls',
+      // Opaque: the chart creates it empty (so uninstalling removes it), and a type cannot change.
+      type: 'Opaque',
       data: { 'ca.crt': b64(bundle.join('')), 'ca.key': b64(ca.key), 'tls.crt': b64(serving.cert), 'tls.key': b64(serving.key) },
     };
   }

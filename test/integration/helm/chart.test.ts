@@ -91,7 +91,7 @@ function all<T>(objects: readonly K8sObject[], kind: string): (K8sObject & T)[] 
 }
 
 /** The sidecar injector's objects (templates/webhook.yaml), tested on their own below. */
-const isWebhookPart = (o: K8sObject): boolean => o.metadata.name === `${RELEASE}-operator-webhook`;
+const isWebhookPart = (o: K8sObject): boolean => o.metadata.name.startsWith(`${RELEASE}-operator-webhook`);
 
 /** The one object of a kind, the webhook's own left aside. */
 function one<T>(objects: readonly K8sObject[], kind: string): K8sObject & T {
@@ -182,6 +182,7 @@ describe('helm template with default values', () => {
         'MutatingWebhookConfiguration/piko-operator',
         'Role/piko-operator-webhook',
         'RoleBinding/piko-operator-webhook',
+        'Secret/piko-operator-webhook-tls',
         'Service/piko-operator-webhook',
         'CustomResourceDefinition/pikoclusters.piko.dev',
         'Deployment/piko-operator',
@@ -495,6 +496,7 @@ describe('helm template with other values', () => {
       'CustomResourceDefinition',
       'Deployment',
       'MutatingWebhookConfiguration',
+      'Secret',
       'Service',
       'Service',
     ]);
@@ -551,6 +553,7 @@ describe('helm template with other values', () => {
       { name: 'webhook-cert', secret: { secretName: cert.spec.secretName } },
     ]);
     expect(all(objects, 'Role').filter(isWebhookPart)).toEqual([]);
+    expect(all(objects, 'Secret')).toEqual([]);
     const issued = await render({
       'webhook.certManager.enabled': 'true',
       'webhook.certManager.issuerRef.name': 'corp-ca',

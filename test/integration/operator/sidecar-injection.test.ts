@@ -303,6 +303,13 @@ describe('webhook certificate rotation', () => {
       // Short enough to age within the test: the serving certificate is due after 4 s, the CA after 8 s.
       validity: { caMs: 12_000, servingMs: 6_000 },
     });
+    // As the chart leaves it: created empty, so uninstalling removes it; the operator fills it in.
+    await admin.create(RESOURCES.secrets, {
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: { name: 'rotation-webhook-tls', namespace: OPERATOR_NAMESPACE },
+      type: 'Opaque',
+    } as KubeObject);
     let failures: string[] = [];
     let admitted = 0;
     let running = true;
