@@ -62,6 +62,7 @@ export class WebhookTls {
   private timer: Timer | undefined;
   private stopped = false;
   private served = '';
+  private missingLogged = false;
 
   constructor(private readonly o: WebhookTlsOptions) {
     this.now = o.now ?? Date.now;
@@ -92,6 +93,19 @@ export class WebhookTls {
   async sync(): Promise<void> {
     const { client, namespace, secretName } = this.o;
     const now = this.now();
+    // Nothing to serve for without the configuration (the chart is being uninstalled, or not yet
+    // installed): issuing now would leave a Secret behind.
+    let config: WebhookConfiguration;
+    try {
+      config = await client.get<WebhookConfiguration>(MUTATING_WEBHOOK_CONFIGURATIONS, '', this.o.configurationName);
+    } catch (err) {
+      if (!isApiError(err, 'NOT_FOUND')) throw err;
+      if (!this.missingLogged)
+        this.o.logger.warn('no webhook configuration; not issuing certificates', { configuration: this.o.configurationName });
+      this.missingLogged = true;
+      return;
+    }
+    this.missingLogged = false;
     let secret: SecretObject | undefined;
     try {
       secret = await client.get<SecretObject>(RESOURCES.secrets, namespace, secretName);
@@ -101,7 +115,17 @@ export class WebhookTls {
     if (secret === undefined) {
       const ca = issueCa(now, this.o.validity?.caMs);
       const serving = issueServing(ca, this.o.dnsNames, now, this.o.validity?.servingMs);
-      secret = await client.create<SecretObject>(RESOURCES.secrets, this.secretObject(undefined, ca, [ca.cert], serving));
+      const created = this.secretObject(undefined, ca, [ca.cert], serving);
+      // Owned by the configuration it serves, so the garbage collector takes it when that goes.
+      created.metadata!.ownerReferences = [
+        {
+          apiVersion: apiVersionOf(MUTATING_WEBHOOK_CONFIGURATIONS),
+          kind: MUTATING_WEBHOOK_CONFIGURATIONS.kind,
+          name: this.o.configurationName,
+          uid: config.metadata?.uid ?? '',
+        },
+      ];
+      secret = await client.create<SecretObject>(RESOURCES.secrets, created);
       this.o.logger.info('created webhook certificates', { secret: `${namespace}/${secretName}` });
     }
 
@@ -119,7 +143,7 @@ export class WebhookTls {
       this.o.logger.info('rotated the webhook CA', { secret: `${namespace}/${secretName}` });
     }
 
-    const trusted = await this.publishBundle(bundle.join(''));
+    const trusted = await this.publishBundle(config, bundle.join(''));
     // With no usable certificate there is nothing a new one can break; otherwise wait until the
     // apiserver trusts the CA it would come from.
     const usable = stillValid(serving.cert, now) && bundle.some((c) => servesFor(serving.cert, c, this.o.dnsNames));
@@ -148,8 +172,9 @@ export class WebhookTls {
         namespace: this.o.namespace,
         labels: { 'app.kubernetes.io/managed-by': 'piko-operator', 'app.kubernetes.io/component': 'webhook' },
         ...(prior?.metadata?.resourceVersion === undefined ? {} : { resourceVersion: prior.metadata.resourceVersion }),
+        ...(prior?.metadata?.ownerReferences === undefined ? {} : { ownerReferences: prior.metadata.ownerReferences }),
       },
-      // Opaque: the chart creates it empty (so uninstalling removes it), and a type cannot change.
+      // Opaque: one made by hand (empty, to be filled in) may be, and a Secret's type cannot change.
       type: 'Opaque',
       data: { 'ca.crt': b64(bundle.join('')), 'ca.key': b64(ca.key), 'tls.crt': b64(serving.cert), 'tls.key': b64(serving.key) },
     };
@@ -164,9 +189,8 @@ export class WebhookTls {
    * Puts the bundle into every webhook of the configuration that calls our Service. True when
    * the configuration then carries exactly it (the apiserver trusts what it holds).
    */
-  private async publishBundle(bundle: string): Promise<boolean> {
+  private async publishBundle(config: WebhookConfiguration, bundle: string): Promise<boolean> {
     const type = MUTATING_WEBHOOK_CONFIGURATIONS;
-    const config = await this.o.client.get<WebhookConfiguration>(type, '', this.o.configurationName);
     const caBundle = b64(bundle);
     const webhooks = config.webhooks ?? [];
     if (webhooks.every((w) => w.clientConfig?.caBundle === caBundle)) return true;

@@ -373,10 +373,146 @@ describe('the user path on a real node', () => {
     }
   }, 600_000);
 
+  /** The app of the examples, in a pod of our image, for the injected agent to forward to. */
+  const appContainer = (): Record<string, unknown> => ({
+    name: 'app',
+    image: imageString(cluster!.image),
+    imagePullPolicy: image().pullPolicy,
+    command: ['node', '-e', APP_SCRIPT],
+    securityContext: { runAsNonRoot: true, runAsUser: 65532, readOnlyRootFilesystem: true, allowPrivilegeEscalation: false },
+  });
+
+  it('injects the agent into an annotated Deployment of a labelled namespace; it registers with its ServiceAccount token and serves through piko-proxy', async () => {
+    await cluster!.kubectl(['create', 'namespace', 'shop']);
+    await cluster!.kubectl(['label', 'namespace', 'shop', 'piko.dev/injection=enabled']);
+    await cluster!.kubectl(['-n', 'shop', 'create', 'serviceaccount', 'web']);
+    await cluster!.kubectl(['-n', 'shop', 'create', 'serviceaccount', 'batch']);
+    // The PikoCluster admits shop/web to the endpoint shop-web; its pods roll to the new config.
+    const generation = Number(
+      await cluster!.kubectl(['-n', 'piko-system', 'get', 'statefulset', 'piko', '-o', 'jsonpath={.metadata.generation}']),
+    );
+    const rules = [{ namespace: 'shop', name: 'web', endpoints: ['shop-web'] }];
+    await cluster!.kubectl([
+      '-n',
+      'piko-system',
+      'patch',
+      'pikocluster/piko',
+      '--type=merge',
+      '-p',
+      JSON.stringify({ spec: { auth: { upstream: { serviceAccounts: rules } } } }),
+    ]);
+    await cluster!.kubectl([
+      '-n',
+      'piko-system',
+      'wait',
+      `--for=jsonpath={.metadata.generation}=${generation + 1}`,
+      'statefulset/piko',
+      '--timeout=60s',
+    ]);
+    await cluster!.kubectl(['-n', 'piko-system', 'rollout', 'status', 'statefulset/piko', '--timeout=300s']);
+
+    const deployment = {
+      apiVersion: 'apps/v1',
+      kind: 'Deployment',
+      metadata: { name: 'shopfront', namespace: 'shop' },
+      spec: {
+        replicas: 1,
+        selector: { matchLabels: { app: 'shopfront' } },
+        template: {
+          metadata: {
+            labels: { app: 'shopfront' },
+            // The one-annotation form of docs/agent-sidecar.md.
+            annotations: { 'piko.dev/cluster': 'piko-system/piko', 'piko.dev/listeners': 'shop-web=8080' },
+          },
+          spec: { serviceAccountName: 'web', containers: [appContainer()] },
+        },
+      },
+    };
+    const applied = performance.now();
+    await cluster!.kubectl(['apply', '-f', '-'], JSON.stringify(deployment));
+    await cluster!.kubectl(['-n', 'shop', 'rollout', 'status', 'deployment/shopfront', '--timeout=180s']);
+    const pods = await json<{ items: { spec: { initContainers?: { name: string; restartPolicy?: string }[] } }[] }>([
+      '-n',
+      'shop',
+      'get',
+      'pods',
+      '-l',
+      'app=shopfront',
+    ]);
+    expect(pods.items).toHaveLength(1);
+    expect(pods.items[0]!.spec.initContainers?.filter((c) => c.name === 'piko-agent')).toEqual([
+      expect.objectContaining({ restartPolicy: 'Always' }),
+    ]);
+    const deadline = Date.now() + 60_000;
+    let res = await client!.get(`${PROXY_URL}/shop`, 'shop-web');
+    while (res.status !== 200 && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 500));
+      res = await client!.get(`${PROXY_URL}/shop`, 'shop-web');
+    }
+    report(`injected sidecar: deployment applied to first request served in ${((performance.now() - applied) / 1000).toFixed(1)} s`);
+    expect(res.status).toBe(200);
+    expect(JSON.parse(res.body ?? '')).toMatchObject({ app: ENDPOINT, url: '/shop' });
+  }, 600_000);
+
+  it('refuses a pod of another ServiceAccount asking for the endpoint at admission, and at the server when it bypasses the webhook', async () => {
+    const annotations = { 'piko.dev/cluster': 'piko-system/piko', 'piko.dev/listeners': 'shop-web=8080' };
+    const pod = (name: string, extra: Record<string, unknown>): string =>
+      JSON.stringify({
+        apiVersion: 'v1',
+        kind: 'Pod',
+        metadata: { name, namespace: 'shop', annotations, ...extra },
+        spec: { serviceAccountName: 'batch', restartPolicy: 'Never', containers: [appContainer()] },
+      });
+    await expect(cluster!.kubectl(['apply', '-f', '-'], pod('intruder', {}))).rejects.toThrow(
+      'ServiceAccount shop/batch may not listen on endpoint',
+    );
+    // Opted out of injection, with an agent of its own presenting batch's token for the cluster.
+    const bypass = {
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name: 'bypass', namespace: 'shop', labels: { 'piko.dev/injection': 'disabled' } },
+      spec: {
+        serviceAccountName: 'batch',
+        restartPolicy: 'Never',
+        containers: [
+          {
+            name: 'agent',
+            image: imageString(cluster!.image),
+            imagePullPolicy: image().pullPolicy,
+            args: [
+              'agent',
+              'start',
+              '--connect.url=http://piko-upstream.piko-system.svc:8001',
+              '--listen=shop-web=8080',
+              '--connect.token-file=/var/run/secrets/piko.dev/token',
+              '--connect.timeout=20s',
+            ],
+            securityContext: { runAsNonRoot: true, runAsUser: 65532, readOnlyRootFilesystem: true, allowPrivilegeEscalation: false },
+            volumeMounts: [{ name: 'token', mountPath: '/var/run/secrets/piko.dev', readOnly: true }],
+          },
+        ],
+        volumes: [
+          {
+            name: 'token',
+            projected: {
+              defaultMode: 0o444,
+              sources: [{ serviceAccountToken: { audience: 'piko.dev/piko-system/piko', expirationSeconds: 600, path: 'token' } }],
+            },
+          },
+        ],
+      },
+    };
+    await cluster!.kubectl(['apply', '-f', '-'], JSON.stringify(bypass));
+    await cluster!.kubectl(['-n', 'shop', 'wait', '--for=jsonpath={.status.phase}=Failed', 'pod/bypass', '--timeout=120s']);
+    const logs = await cluster!.kubectl(['-n', 'shop', 'logs', 'bypass']);
+    expect(logs).toContain('endpoint not permitted');
+  }, 300_000);
+
   it('leaves no Lease, ConfigMap, Secret, Role or pod behind after the PikoCluster is deleted and the chart uninstalled', async () => {
     await client!.delete();
     client = undefined;
     await cluster!.kubectl(['-n', 'default', 'delete', 'deployment', 'my-service', '--wait=true']);
+    await cluster!.kubectl(['delete', 'namespace', 'shop', '--wait=true', '--timeout=120s']);
     // Foreground: the PikoCluster goes only once the garbage collector has deleted what it owns.
     await cluster!.kubectl(['-n', 'piko-system', 'delete', 'pikocluster', 'piko', '--cascade=foreground', '--wait=true', '--timeout=120s']);
     await cluster!.helm(['uninstall', 'piko', '--namespace', 'piko-system', '--wait', '--timeout', '2m']);
@@ -398,6 +534,8 @@ describe('the user path on a real node', () => {
       if (Date.now() > deadline) throw new Error(`left behind: ${left.join(', ')}`);
       await new Promise((r) => setTimeout(r, 500));
     }
+    // The token-review grant is cluster-scoped, so no owner reference took it: the operator did, before it went.
+    expect(await cluster!.kubectl(['get', 'clusterrolebindings', '-l', 'piko.dev/cluster-name=piko', '-o', 'name'])).toBe('');
     // Every image came from the node's own store: containerd never tried a registry.
     if (cluster!.local) expect(cluster!.local.logs('containerd')).not.toMatch(/PullImage|pulling image|fetch failed|resolving/i);
   }, 300_000);

@@ -182,7 +182,6 @@ describe('helm template with default values', () => {
         'MutatingWebhookConfiguration/piko-operator',
         'Role/piko-operator-webhook',
         'RoleBinding/piko-operator-webhook',
-        'Secret/piko-operator-webhook-tls',
         'Service/piko-operator-webhook',
         'CustomResourceDefinition/pikoclusters.piko.dev',
         'Deployment/piko-operator',
@@ -496,7 +495,6 @@ describe('helm template with other values', () => {
       'CustomResourceDefinition',
       'Deployment',
       'MutatingWebhookConfiguration',
-      'Secret',
       'Service',
       'Service',
     ]);
