@@ -2,8 +2,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
 import type { Logger } from '../log/logger';
-import { listen } from '../net/listen';
-import { parseListenAddr } from '../net/host-port';
+import { closeServer, listenOn } from '../net/listen';
 
 /** The agent's optional `/metrics` server (`server.enabled`, `server.bind_addr`). */
 export class MetricsServer {
@@ -18,14 +17,11 @@ export class MetricsServer {
   }
 
   start(bindAddr: string): Promise<AddressInfo> {
-    return listen(this.server, parseListenAddr(bindAddr, 'server.bind-addr'), 'server.bind-addr');
+    return listenOn(this.server, bindAddr, 'server.bind-addr');
   }
 
-  async close(): Promise<void> {
-    if (!this.server.listening) return;
-    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
-    this.server.closeAllConnections();
-    await closed;
+  close(): Promise<void> {
+    return closeServer(this.server);
   }
 
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {

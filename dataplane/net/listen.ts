@@ -1,7 +1,8 @@
 import type { AddressInfo, Server } from 'node:net';
+import type { Server as HttpServer } from 'node:http';
 import { once } from 'node:events';
 import { networkInterfaces } from 'node:os';
-import type { HostPort } from './host-port';
+import { parseListenAddr, type HostPort } from './host-port';
 
 /** Listens and resolves with the bound address; fails with the address in the message. */
 export async function listen(server: Server, addr: HostPort, field: string): Promise<AddressInfo> {
@@ -14,6 +15,22 @@ export async function listen(server: Server, addr: HostPort, field: string): Pro
     throw new Error(`${field}: cannot listen on ${addr.host || '*'}:${addr.port}: ${reason}`, { cause: err });
   }
   return server.address() as AddressInfo;
+}
+
+/** listen() on a `bind_addr` string; `field` names the flag in errors. */
+export function listenOn(server: Server, bindAddr: string, field: string): Promise<AddressInfo> {
+  return listen(server, parseListenAddr(bindAddr, field), field);
+}
+
+/**
+ * Stops a small HTTP server (metrics, probes, a webhook) at once: no new connections, the open
+ * ones dropped, resolved when it has closed. A server that never listened resolves at once.
+ */
+export async function closeServer(server: HttpServer): Promise<void> {
+  if (!server.listening) return;
+  const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+  server.closeAllConnections();
+  await closed;
 }
 
 /** host:port for an address other processes can dial; `advertise` wins when set. */

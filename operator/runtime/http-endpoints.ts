@@ -7,8 +7,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
 import type { Logger } from '../../dataplane/log/logger';
-import { listen } from '../../dataplane/net/listen';
-import { parseListenAddr } from '../../dataplane/net/host-port';
+import { closeServer, listenOn } from '../../dataplane/net/listen';
 
 export interface EndpointAnswer {
   status: number;
@@ -31,14 +30,11 @@ export class HttpEndpoints {
 
   /** `field` names the flag in errors (`--health-bind-addr: cannot listen ...`). */
   start(bindAddr: string, field: string): Promise<AddressInfo> {
-    return listen(this.server, parseListenAddr(bindAddr, field), field);
+    return listenOn(this.server, bindAddr, field);
   }
 
-  async close(): Promise<void> {
-    if (!this.server.listening) return;
-    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
-    this.server.closeAllConnections();
-    await closed;
+  close(): Promise<void> {
+    return closeServer(this.server);
   }
 
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {

@@ -10,8 +10,7 @@ import type { SecureContextOptions } from 'node:tls';
 import type { V1Pod } from '@kubernetes/client-node';
 import { Counter, Histogram, type Registry } from 'prom-client';
 import type { Logger } from '../../dataplane/log/logger';
-import { parseListenAddr } from '../../dataplane/net/host-port';
-import { listen } from '../../dataplane/net/listen';
+import { closeServer, listenOn } from '../../dataplane/net/listen';
 import { ANNOTATION_CLUSTER, injectAgent, type InjectionContext, type InjectionResult } from './sidecar-injection';
 
 export const MUTATE_PODS_PATH = '/mutate-pods';
@@ -69,14 +68,11 @@ export class AdmissionServer {
   }
 
   start(bindAddr: string, field: string): Promise<AddressInfo> {
-    return listen(this.server, parseListenAddr(bindAddr, field), field);
+    return listenOn(this.server, bindAddr, field);
   }
 
-  async close(): Promise<void> {
-    if (!this.server.listening) return;
-    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
-    this.server.closeAllConnections();
-    await closed;
+  close(): Promise<void> {
+    return closeServer(this.server);
   }
 
   private handle(req: http.IncomingMessage, res: http.ServerResponse): void {

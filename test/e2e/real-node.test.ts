@@ -69,6 +69,22 @@ function example(file: string): Obj[] {
   return parseAllDocuments(fs.readFileSync(path.join(REPO, 'docs', 'examples', file), 'utf8')).map((d) => d.toJS() as Obj);
 }
 
+/**
+ * Waits for the data plane's StatefulSet to move past `generation` (for a spec change, once the
+ * operator applied it), then for the controller to replace every pod, one at a time.
+ */
+async function rolledFrom(generation: number): Promise<void> {
+  await cluster!.kubectl([
+    '-n',
+    'piko-system',
+    'wait',
+    `--for=jsonpath={.metadata.generation}=${generation + 1}`,
+    'statefulset/piko',
+    '--timeout=60s',
+  ]);
+  await cluster!.kubectl(['-n', 'piko-system', 'rollout', 'status', 'statefulset/piko', '--timeout=300s']);
+}
+
 async function json<T>(args: readonly string[]): Promise<T> {
   return JSON.parse(await cluster!.kubectl([...args, '-o', 'json'])) as T;
 }
@@ -210,17 +226,7 @@ describe('the user path on a real node', () => {
       const traffic = client!.load(PROXY_URL, ENDPOINT, 8);
       const started = performance.now();
       await roll();
-      // The new template reached the StatefulSet (for a spec change, once the operator applied
-      // it); rollout status then waits as the controller replaces one pod at a time.
-      await cluster!.kubectl([
-        '-n',
-        'piko-system',
-        'wait',
-        `--for=jsonpath={.metadata.generation}=${generation + 1}`,
-        'statefulset/piko',
-        '--timeout=60s',
-      ]);
-      await cluster!.kubectl(['-n', 'piko-system', 'rollout', 'status', 'statefulset/piko', '--timeout=300s']);
+      await rolledFrom(generation);
       const rolledMs = performance.now() - started;
       const result = await traffic.stop();
       const failures = result.failed.map((f) => f.detail);
@@ -401,15 +407,7 @@ describe('the user path on a real node', () => {
       '-p',
       JSON.stringify({ spec: { auth: { upstream: { serviceAccounts: rules } } } }),
     ]);
-    await cluster!.kubectl([
-      '-n',
-      'piko-system',
-      'wait',
-      `--for=jsonpath={.metadata.generation}=${generation + 1}`,
-      'statefulset/piko',
-      '--timeout=60s',
-    ]);
-    await cluster!.kubectl(['-n', 'piko-system', 'rollout', 'status', 'statefulset/piko', '--timeout=300s']);
+    await rolledFrom(generation);
 
     const deployment = {
       apiVersion: 'apps/v1',

@@ -75,6 +75,10 @@ describe('agent with --connect.token-file', () => {
     stop = true;
     await load;
 
+    process.stderr.write(
+      `token rotation: ${statuses.length} requests back to back across ${ROTATIONS} rotations of ${TOKEN_LIFETIME_S} s tokens, ` +
+        `${statuses.filter((s) => s !== 200).length} failed\n`,
+    );
     expect(statuses.length).toBeGreaterThan(20);
     expect(statuses.filter((s) => s !== 200)).toEqual([]);
     // Every change was a rotation: no session ended by expiry, nothing to reconnect.
