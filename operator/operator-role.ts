@@ -74,6 +74,9 @@ export const OPERATOR_CLUSTER_ROLE_RULES: readonly PolicyRule[] = [
   // Readiness and registry garbage collection.
   { apiGroups: [''], resources: ['pods'], verbs: ['list', 'watch'] },
   { apiGroups: [''], resources: ['events'], verbs: ['create'] },
+  { apiGroups: ['networking.k8s.io'], resources: ['networkpolicies'], verbs: CHILD_VERBS },
+  // The apiserver's addresses, for the data plane's NetworkPolicy egress.
+  { apiGroups: [''], resources: ['endpoints'], verbs: ['get'], resourceNames: ['kubernetes'] },
   ...TOKEN_REVIEW_OPERATOR_RULES,
 ];
 
@@ -114,6 +117,11 @@ export function operatorClusterRole(name: string = OPERATOR_CLUSTER_ROLE_NAME): 
     apiVersion: 'rbac.authorization.k8s.io/v1',
     kind: 'ClusterRole',
     metadata: { name, labels: { 'app.kubernetes.io/name': 'piko', 'app.kubernetes.io/component': 'operator' } },
-    rules: OPERATOR_CLUSTER_ROLE_RULES.map((r) => ({ apiGroups: [...r.apiGroups], resources: [...r.resources], verbs: [...r.verbs] })),
+    rules: OPERATOR_CLUSTER_ROLE_RULES.map((r) => ({
+      apiGroups: [...r.apiGroups],
+      resources: [...r.resources],
+      verbs: [...r.verbs],
+      ...(r.resourceNames === undefined ? {} : { resourceNames: [...r.resourceNames] }),
+    })),
   };
 }

@@ -30,6 +30,8 @@ export interface OperatorOptions {
   defaultImage: string;
   /** See ControllerOptions.tokenReviewerClusterRole. */
   tokenReviewerClusterRole?: string;
+  /** See ControllerOptions.operatorNamespace. */
+  operatorNamespace?: string;
   logger: Logger;
   metricsRegistry: Registry;
   /** false: reconcile at once, as the only replica. */
@@ -62,6 +64,7 @@ export class Operator {
       ...(options.namespaces === undefined ? {} : { namespaces: options.namespaces }),
       defaultImage: options.defaultImage,
       ...(options.tokenReviewerClusterRole ? { tokenReviewerClusterRole: options.tokenReviewerClusterRole } : {}),
+      ...(options.operatorNamespace ? { operatorNamespace: options.operatorNamespace } : {}),
       events: new KubeEventRecorder(options.client, {
         instance: this.identity,
         onError: (err) => controllerLogger.warn('could not record an event', { error: err instanceof Error ? err.message : String(err) }),

@@ -33,6 +33,7 @@ export async function runOperator(config: OperatorConfig, deps: RunOperatorDeps 
     namespaces: config.namespaces,
     defaultImage: config.defaultImage,
     tokenReviewerClusterRole: config.tokenReviewerClusterRole,
+    operatorNamespace: config.leaderElectionNamespace,
     logger,
     metricsRegistry: registry,
     leaderElection: config.leaderElect

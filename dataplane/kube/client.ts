@@ -32,6 +32,8 @@ export const RESOURCES = {
   roleBindings: { group: 'rbac.authorization.k8s.io', version: 'v1', kind: 'RoleBinding', plural: 'rolebindings' },
   clusterRoleBindings: { group: 'rbac.authorization.k8s.io', version: 'v1', kind: 'ClusterRoleBinding', plural: 'clusterrolebindings' },
   podDisruptionBudgets: { group: 'policy', version: 'v1', kind: 'PodDisruptionBudget', plural: 'poddisruptionbudgets' },
+  networkPolicies: { group: 'networking.k8s.io', version: 'v1', kind: 'NetworkPolicy', plural: 'networkpolicies' },
+  endpoints: { group: '', version: 'v1', kind: 'Endpoints', plural: 'endpoints' },
   leases: { group: 'coordination.k8s.io', version: 'v1', kind: 'Lease', plural: 'leases' },
   pods: { group: '', version: 'v1', kind: 'Pod', plural: 'pods' },
   events: { group: '', version: 'v1', kind: 'Event', plural: 'events' },

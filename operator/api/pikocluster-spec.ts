@@ -19,6 +19,7 @@ import {
 } from './schema-builder';
 import { agentSchema } from './spec-agent';
 import { authSchema } from './spec-auth';
+import { networkPolicySchema } from './spec-network-policy';
 import { servicesSchema } from './spec-services';
 import { tlsSchema } from './spec-tls';
 
@@ -171,6 +172,7 @@ export const specSchema = obj(
     podLabels: map(str({ description: 'Label value.' }), { description: 'Extra labels of the pods.' }),
     podAnnotations: map(str({ description: 'Annotation value.' }), { description: 'Extra annotations of the pods.' }),
     agent: agentSchema,
+    networkPolicy: networkPolicySchema,
   },
   { description: 'Desired state of the Piko data plane.', default: {} },
 );

@@ -5,6 +5,7 @@ import { buildClusterSecret } from './cluster-secret';
 import { buildConfigMap } from './config-map';
 import type { Desired } from './desired';
 import { resolveImage } from './image';
+import { buildNetworkPolicy, type NetworkPolicyInputs } from './network-policy';
 import { buildPodDisruptionBudget } from './pod-disruption-budget';
 import { buildRole, buildRoleBinding, buildServiceAccount } from './dataplane-role';
 import { configHash, renderServerConfig } from './server-config';
@@ -20,6 +21,8 @@ export interface BuildInputs {
    * when the Secret does not exist yet; an existing one is never replaced.
    */
   clusterSecretValue: string;
+  /** The operator's namespace and the apiserver's addresses, for the NetworkPolicy; unknown when unset. */
+  network?: NetworkPolicyInputs;
 }
 
 export interface DesiredChildren {
@@ -37,6 +40,7 @@ export const OWNED_KINDS: readonly { apiVersion: string; kind: string }[] = [
   { apiVersion: 'v1', kind: 'ConfigMap' },
   { apiVersion: 'v1', kind: 'Service' },
   { apiVersion: 'policy/v1', kind: 'PodDisruptionBudget' },
+  { apiVersion: 'networking.k8s.io/v1', kind: 'NetworkPolicy' },
   { apiVersion: 'apps/v1', kind: 'StatefulSet' },
   { apiVersion: 'v1', kind: 'Secret' },
 ];
@@ -45,6 +49,7 @@ export const OWNED_KINDS: readonly { apiVersion: string; kind: string }[] = [
 export function buildChildren(cluster: PikoCluster, inputs: BuildInputs): DesiredChildren {
   const serverYaml = renderServerConfig(cluster);
   const pdb = buildPodDisruptionBudget(cluster);
+  const networkPolicy = buildNetworkPolicy(cluster, inputs.network ?? { apiServer: undefined });
   return {
     apply: [
       buildServiceAccount(cluster),
@@ -55,6 +60,7 @@ export function buildChildren(cluster: PikoCluster, inputs: BuildInputs): Desire
       buildProxyService(cluster),
       buildUpstreamService(cluster),
       ...(pdb === undefined ? [] : [pdb]),
+      ...(networkPolicy === undefined ? [] : [networkPolicy]),
       buildStatefulSet(cluster, {
         image: resolveImage(cluster.spec.image, inputs.defaultImage),
         configHash: configHash(serverYaml),

@@ -26,6 +26,7 @@ export interface ChildNames {
   role: string;
   roleBinding: string;
   podDisruptionBudget: string;
+  networkPolicy: string;
   clusterSecret: string;
 }
 
@@ -41,6 +42,7 @@ export function childNames(cluster: PikoCluster): ChildNames {
     role: `${name}-registry`,
     roleBinding: `${name}-registry`,
     podDisruptionBudget: name,
+    networkPolicy: name,
     clusterSecret: `${name}-cluster`,
   };
 }

@@ -56,6 +56,8 @@ export interface ControllerOptions {
    * Unset: such clusters are not Ready, and no ClusterRoleBinding is watched.
    */
   tokenReviewerClusterRole?: string;
+  /** Where the operator runs, for the NetworkPolicy's admin rule. */
+  operatorNamespace?: string;
   events: EventRecorder;
   logger: Logger;
   metrics: OperatorMetrics;
@@ -154,6 +156,7 @@ export class PikoClusterController {
       caches,
       defaultImage: options.defaultImage,
       ...(options.tokenReviewerClusterRole === undefined ? {} : { tokenReviewerClusterRole: options.tokenReviewerClusterRole }),
+      ...(options.operatorNamespace === undefined ? {} : { operatorNamespace: options.operatorNamespace }),
       events: options.events,
       logger: options.logger,
       ...(options.now === undefined ? {} : { now: options.now }),

@@ -22,6 +22,7 @@ import { generateClusterSecret } from '../builders/cluster-secret';
 import type { Desired } from '../builders/desired';
 import { buildTokenReviewBinding, LABEL_CLUSTER_NAME, LABEL_CLUSTER_NAMESPACE } from '../builders/dataplane-role';
 import { buildChildren, OWNED_KINDS } from '../builders/desired-children';
+import type { ApiServerEndpoints } from '../builders/network-policy';
 import { childNames, LABEL_INSTANCE } from '../builders/names';
 import { validateSpec } from '../builders/validate-spec';
 import { deriveStatus, type StatusProblem } from '../status/derive-status';
@@ -77,6 +78,8 @@ export interface ReconcilerOptions {
   defaultImage: string;
   /** Bound to clusters that admit agents by ServiceAccount; unset: such clusters are not Ready. */
   tokenReviewerClusterRole?: string;
+  /** Where the operator runs: its pods may reach the data plane's admin port. */
+  operatorNamespace?: string;
   events: EventRecorder;
   logger: Logger;
   now?: () => number;
@@ -86,6 +89,11 @@ export interface ReconcilerOptions {
 }
 
 export const DEFAULT_REGISTRY_GC_GRACE_MS = 10_000;
+const API_SERVER_REFRESH_MS = 60_000;
+
+interface EndpointsObject extends KubeObject {
+  subsets?: { addresses?: { ip: string }[]; ports?: { port: number }[] }[];
+}
 /** Reconcile a little after a Lease's deadline, not on it, so the Lease is expired by then. */
 const EXPIRY_SLACK_MS = 500;
 
@@ -125,6 +133,7 @@ export class Reconciler {
   private readonly applied = new Map<string, Map<string, Applied>>();
   /** By cluster key: the problems the last Warning Event reported. */
   private readonly warned = new Map<string, string>();
+  private apiServer: { at: number; endpoints: ApiServerEndpoints } | undefined;
 
   constructor(private readonly options: ReconcilerOptions) {
     this.client = options.client;
@@ -194,6 +203,10 @@ export class Reconciler {
       defaultImage: this.options.defaultImage,
       // The value only matters when the Secret is created: an existing one is never replaced.
       clusterSecretValue: secretExists ? '' : this.generateSecret(),
+      network: {
+        ...(this.options.operatorNamespace === undefined ? {} : { operatorNamespace: this.options.operatorNamespace }),
+        apiServer: await this.apiServerEndpoints(request),
+      },
     });
 
     for (const secret of children.createOnly) {
@@ -267,6 +280,28 @@ export class Reconciler {
       ...(generation === undefined ? {} : { generation }),
       meta: metaOf(stored),
     });
+  }
+
+  /**
+   * The addresses behind the `kubernetes` Service, for the NetworkPolicy's egress; read at most
+   * once a minute. Undefined when they cannot be read (no grant with --namespace): the policy
+   * then allows the apiserver's usual ports anywhere.
+   */
+  private async apiServerEndpoints(request: { signal?: AbortSignal }): Promise<ApiServerEndpoints> {
+    const now = this.now();
+    if (this.apiServer !== undefined && now - this.apiServer.at < API_SERVER_REFRESH_MS) return this.apiServer.endpoints;
+    let endpoints: ApiServerEndpoints;
+    try {
+      const ep = await this.client.get<EndpointsObject>(RESOURCES.endpoints, 'default', 'kubernetes', request);
+      endpoints = (ep.subsets ?? []).flatMap((s) =>
+        (s.addresses ?? []).flatMap((a) => (s.ports ?? []).map((p) => ({ ip: a.ip, port: p.port }))),
+      );
+    } catch (err) {
+      if (!isApiError(err, 'FORBIDDEN') && !isApiError(err, 'NOT_FOUND')) throw err;
+      endpoints = undefined;
+    }
+    this.apiServer = { at: now, endpoints };
+    return endpoints;
   }
 
   /** Deletes the token-review bindings of a cluster but `keep`. */

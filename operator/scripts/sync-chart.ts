@@ -42,7 +42,12 @@ const RULES_HEADER =
 
 /** The rules as YAML, each list on one line (`verbs: [list, watch]`), as RBAC manifests are usually read. */
 export function renderRulesYaml(source: readonly PolicyRule[] = OPERATOR_CLUSTER_ROLE_RULES, header = RULES_HEADER): string {
-  const rules = source.map((r) => ({ apiGroups: [...r.apiGroups], resources: [...r.resources], verbs: [...r.verbs] }));
+  const rules = source.map((r) => ({
+    apiGroups: [...r.apiGroups],
+    resources: [...r.resources],
+    verbs: [...r.verbs],
+    ...(r.resourceNames === undefined ? {} : { resourceNames: [...r.resourceNames] }),
+  }));
   // Rules share verb lists; anchors and aliases would only make the file harder to read.
   const doc = new Document(rules, { aliasDuplicateObjects: false });
   visit(doc, {

@@ -164,11 +164,24 @@ describe('the user path on a real node', () => {
       'service/piko-proxy',
       'service/piko-upstream',
       'poddisruptionbudget/piko',
+      'networkpolicy/piko',
       'statefulset/piko',
     ]) {
       const object = await json<{ metadata: { ownerReferences?: unknown[] } }>(['-n', 'piko-system', 'get', child]);
       expect({ child, owners: object.metadata.ownerReferences }).toEqual({ child, owners: [owner] });
     }
+    // The NetworkPolicy names the apiserver by the address it publishes for the kubernetes Service
+    // (this node's CNI does not enforce NetworkPolicy; the object is what is asserted).
+    const policy = await json<{ spec: { egress: { to?: { ipBlock?: { cidr: string } }[] }[] } }>([
+      '-n',
+      'piko-system',
+      'get',
+      'networkpolicy',
+      'piko',
+    ]);
+    const endpoints = await json<{ subsets: { addresses: { ip: string }[] }[] }>(['-n', 'default', 'get', 'endpoints', 'kubernetes']);
+    const cidrs = policy.spec.egress.flatMap((r) => (r.to ?? []).map((t) => t.ipBlock?.cidr)).filter((c) => c !== undefined);
+    expect(cidrs).toEqual(endpoints.subsets.flatMap((s) => s.addresses.map((a) => `${a.ip}/32`)));
     // The client pod every request below comes from.
     client = await InClusterClient.start(cluster!, 'default');
   }, 300_000);

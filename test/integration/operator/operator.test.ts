@@ -193,7 +193,22 @@ describe('the operator', () => {
       controller: true,
       blockOwnerDeletion: true,
     };
-    const desired = buildChildren(cluster, { defaultImage: DEFAULT_IMAGE, clusterSecretValue: 'unused' });
+    // The NetworkPolicy's egress names the apiserver by the addresses of the `kubernetes` Service;
+    // an apiserver on loopback publishes none (the real node's does), and the policy then allows its usual ports.
+    const ep = await admin
+      .get<KubeObject & { subsets?: { addresses?: { ip: string }[]; ports?: { port: number }[] }[] }>(
+        RESOURCES.endpoints,
+        'default',
+        'kubernetes',
+      )
+      .catch((err: unknown) => {
+        if (err instanceof KubeApiError && err.code === 'NOT_FOUND') return undefined;
+        throw err;
+      });
+    const apiServer = ep?.subsets?.flatMap((s) =>
+      (s.addresses ?? []).flatMap((a) => (s.ports ?? []).map((p) => ({ ip: a.ip, port: p.port }))),
+    );
+    const desired = buildChildren(cluster, { defaultImage: DEFAULT_IMAGE, clusterSecretValue: 'unused', network: { apiServer } });
     for (const child of desired.apply) {
       const type = Object.values(RESOURCES).find((r) => r.kind === child.kind)!;
       const live = await admin.get<Obj>(type, ns, child.metadata.name);
@@ -213,6 +228,7 @@ describe('the operator', () => {
       'Service/piko-proxy',
       'Service/piko-upstream',
       'PodDisruptionBudget/piko',
+      'NetworkPolicy/piko',
       'StatefulSet/piko',
     ]);
     const sts = await admin.get<Obj>(RESOURCES.statefulSets, ns, 'piko');

@@ -99,6 +99,7 @@ describe('PikoCluster CRD', () => {
         resources: { requests: { cpu: '20m', memory: '64Mi' }, limits: { memory: '128Mi' } },
         tokenExpirationSeconds: 3600,
       },
+      networkPolicy: { enabled: true },
       image: { pullPolicy: 'IfNotPresent' },
       ports: { proxy: 8000, upstream: 8001, admin: 8002 },
       proxyTimeout: '30s',

@@ -43,6 +43,7 @@ describe('buildChildren', () => {
       'Service/piko-proxy',
       'Service/piko-upstream',
       'PodDisruptionBudget/piko',
+      'NetworkPolicy/piko',
       'StatefulSet/piko',
     ]);
     expect(c.createOnly.map((o) => `${o.kind}/${o.metadata.name}`)).toEqual(['Secret/piko-cluster']);

@@ -67,6 +67,7 @@ describe('Reconciler', () => {
       'apply services edge/piko-proxy',
       'apply services edge/piko-upstream',
       'apply poddisruptionbudgets edge/piko',
+      'apply networkpolicies edge/piko',
       'apply statefulsets edge/piko',
       'apply pikoclusters/status edge/piko',
     ]);
