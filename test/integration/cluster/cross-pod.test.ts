@@ -3,7 +3,10 @@
  * loopback address, sharing the Kubernetes registry of a real kube-apiserver
  * (test/k8s/control-plane.ts, or the cluster PIKO_TEST_KUBECONFIG names).
  */
+import * as fs from 'node:fs';
 import http from 'node:http';
+import * as path from 'node:path';
+import { parse as parseYaml } from 'yaml';
 import { randomBytes } from 'node:crypto';
 import * as k8s from '@kubernetes/client-node';
 import { listen, serve, type Listener } from '../../../dataplane/client';
@@ -119,6 +122,31 @@ describe('routing across pods through the Kubernetes registry', () => {
     // pod 2 holds the request (proxy.upstream-wait) until its registry view shows the endpoint.
     const res = await get(pods[2] as ServerProcess, 'svc');
     expect(res).toMatchObject({ status: 200, body: 'from-pod-0' });
+  });
+
+  it("exports every series the chart's dashboard and alerts query", async () => {
+    const chart = path.join(__dirname, '..', '..', '..', 'helm', 'piko', 'files');
+    const dashboard = JSON.parse(fs.readFileSync(path.join(chart, 'dashboard.json'), 'utf8')) as {
+      panels: { title: string; targets: { expr: string }[] }[];
+      templating: { list: { query?: { query?: string } | string }[] };
+    };
+    const rules = parseYaml(fs.readFileSync(path.join(chart, 'prometheus-rules.yaml'), 'utf8')) as {
+      groups: { rules: { alert: string; expr: string }[] }[];
+    };
+    const queries = [
+      ...dashboard.panels.flatMap((p) => p.targets.map((t) => t.expr)),
+      ...dashboard.templating.list.map((v) => (typeof v.query === 'string' ? v.query : (v.query?.query ?? ''))),
+      ...rules.groups.flatMap((g) => g.rules.map((r) => r.expr)),
+    ];
+    const wanted = new Set(queries.flatMap((q) => q.match(/\bpiko_[a-z_]+/g) ?? []).map((m) => m.replace(/_(bucket|sum|count)$/, '')));
+    expect(wanted.size).toBeGreaterThan(5);
+    const families = new Set(
+      (await request(`${pods[0]!.adminUrl}/metrics`)).body
+        .split('\n')
+        .filter((l) => l.startsWith('# TYPE '))
+        .map((l) => l.split(' ')[2]),
+    );
+    expect([...wanted].filter((m) => !families.has(m))).toEqual([]);
   });
 
   it('follows the upstream when it moves from pod 0 to pod 1', async () => {

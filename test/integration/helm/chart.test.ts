@@ -179,6 +179,7 @@ describe('helm template with default values', () => {
         'ClusterRole/piko-operator-webhook',
         'ClusterRoleBinding/piko-operator',
         'ClusterRoleBinding/piko-operator-webhook',
+        'ConfigMap/piko-dashboard',
         'MutatingWebhookConfiguration/piko-operator',
         'Role/piko-operator-webhook',
         'RoleBinding/piko-operator-webhook',
@@ -492,6 +493,7 @@ describe('helm template with other values', () => {
       'rbac.registryWritePolicy': 'false',
     });
     expect(objects.map((o) => o.kind).sort()).toEqual([
+      'ConfigMap',
       'CustomResourceDefinition',
       'Deployment',
       'MutatingWebhookConfiguration',
@@ -562,6 +564,33 @@ describe('helm template with other values', () => {
       name: 'corp-ca',
       kind: 'ClusterIssuer',
     });
+  });
+
+  it("ships the dashboard for Grafana's sidecar, and the alerts as a PrometheusRule when asked", async () => {
+    const objects = await render();
+    const dashboard = named<{ metadata: { labels: Record<string, string> }; data: Record<string, string> }>(
+      objects,
+      'ConfigMap',
+      'piko-dashboard',
+    );
+    expect(dashboard.metadata.labels['grafana_dashboard']).toBe('1');
+    const file = fs.readFileSync(path.join(CHART, 'files', 'dashboard.json'), 'utf8');
+    expect(JSON.parse(dashboard.data['piko.json']!)).toEqual(JSON.parse(file));
+    expect(all(objects, 'PrometheusRule')).toEqual([]);
+    const withRules = await render({ 'monitoring.prometheusRule.enabled': 'true', 'monitoring.prometheusRule.labels.release': 'kps' });
+    const rule = one<{ metadata: { labels: Record<string, string> }; spec: { groups: { rules: { alert: string; expr: string }[] }[] } }>(
+      withRules,
+      'PrometheusRule',
+    );
+    expect(rule.metadata.labels['release']).toBe('kps');
+    expect(rule.spec.groups[0]!.rules.map((r) => r.alert)).toEqual([
+      'PikoClusterNoReadyPods',
+      'PikoPodLeaseExpired',
+      'PikoRegistryWritesFailing',
+      'PikoProxyErrorRate',
+    ]);
+    // Prometheus' own templates survive Helm untouched.
+    expect(JSON.stringify(rule.spec)).toContain('{{ $labels.namespace }}');
   });
 
   it('leaves the webhook out when disabled', async () => {
