@@ -8,7 +8,7 @@ NPM_STAMP := node_modules/.package-lock.json
 # this flag.
 JEST := NODE_OPTIONS="--experimental-vm-modules --disable-warning=ExperimentalWarning" jest
 
-.PHONY: install build run test test-unit test-integration typecheck lint format bench go-piko control-plane node image toxiproxy clean
+.PHONY: sdk install build run test test-unit test-integration typecheck lint format bench go-piko control-plane node image toxiproxy clean
 
 $(NPM_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund
@@ -47,6 +47,11 @@ test-unit: install
 
 test-integration: build
 	$(JEST) test/integration
+
+## The SDK as the npm package users install (dist/sdk: the SDK's modules, an ESM entry, ws as its
+## only dependency); `npm pack dist/sdk` makes the tarball.
+sdk: build
+	node dist/dataplane/client/sdk-package.js --out dist/sdk
 
 ## The original Piko, built from the Go module proxy into a cache outside the clone.
 go-piko:

@@ -16,3 +16,4 @@ export { dial, type DialOptions } from './dial';
 export { TokenFile, type TokenFileEvents, type TokenFileOptions } from './token-file';
 export { serve } from './serve';
 export { ClientError, isClientError, type ClientErrorCode } from './errors';
+export type { ClientLogger } from './client-logger';

@@ -1,7 +1,7 @@
 import { EventEmitter, on } from 'node:events';
 import type tls from 'node:tls';
 import type WebSocket from 'ws';
-import { silentLogger, type Logger } from '../log/logger';
+import { silentClientLogger, type ClientLogger } from './client-logger';
 import { Session } from '../tunnel/session';
 import type { TunnelError } from '../tunnel/errors';
 import type { TunnelStream } from '../tunnel/stream';
@@ -46,7 +46,7 @@ export interface ListenOptions {
   /** How long a ping may go unanswered before the connection is given up and replaced. Default 10 s. */
   keepaliveTimeoutMs?: number;
   /** Defaults to a silent logger. Records use subsystem `client`. */
-  logger?: Logger;
+  logger?: ClientLogger;
   /** Aborts the first connection (rejecting `listen`); once listening, aborting closes the listener gracefully. */
   signal?: AbortSignal;
 }
@@ -115,7 +115,7 @@ interface ResolvedOptions {
 export class Listener extends EventEmitter<ListenerEvents> implements AsyncIterable<Connection> {
   readonly endpointId: string;
   private readonly options: ResolvedOptions;
-  private readonly log: Logger;
+  private readonly log: ClientLogger;
   private readonly backoff: Backoff;
   private state: State = 'connecting';
   /** The session new connections are expected on; undefined while (re)connecting. */
@@ -161,7 +161,7 @@ export class Listener extends EventEmitter<ListenerEvents> implements AsyncItera
       minMs: options.minReconnectBackoffMs ?? 100,
       maxMs: options.maxReconnectBackoffMs ?? 15_000,
     });
-    this.log = (options.logger ?? silentLogger()).child({ subsystem: 'client', endpointId });
+    this.log = (options.logger ?? silentClientLogger()).child({ subsystem: 'client', endpointId });
     // Connections that arrived before anyone listened are handed over once someone does.
     (this as EventEmitter).on('newListener', (event: string | symbol) => {
       if (event === 'connection' && this.backlog.length > 0) process.nextTick(() => this.flushBacklog());

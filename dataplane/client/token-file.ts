@@ -9,7 +9,7 @@
  */
 import { EventEmitter } from 'node:events';
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
-import { silentLogger, type Logger } from '../log/logger';
+import { silentClientLogger, type ClientLogger } from './client-logger';
 import { ClientError } from './errors';
 
 // A JWT is a few KiB; anything this large is not a token.
@@ -18,7 +18,7 @@ const MAX_TOKEN_BYTES = 64 * 1024;
 export interface TokenFileOptions {
   /** How often the file is checked for a change. Default 1 s. */
   pollIntervalMs?: number;
-  logger?: Logger;
+  logger?: ClientLogger;
 }
 
 export interface TokenFileEvents {
@@ -32,7 +32,7 @@ export class TokenFile extends EventEmitter<TokenFileEvents> {
   private timer: NodeJS.Timeout | undefined;
   // Logged once per run of failed reads, not at every poll.
   private failing = false;
-  private readonly log: Logger;
+  private readonly log: ClientLogger;
 
   /** Reads the file once; throws ERR_CLIENT_TOKEN_FILE if it holds no usable token. */
   constructor(
@@ -40,7 +40,7 @@ export class TokenFile extends EventEmitter<TokenFileEvents> {
     private readonly options: TokenFileOptions = {},
   ) {
     super();
-    this.log = (options.logger ?? silentLogger()).child({ subsystem: 'client', tokenFile: path });
+    this.log = (options.logger ?? silentClientLogger()).child({ subsystem: 'client', tokenFile: path });
     this.value = readToken(path);
   }
 
