@@ -267,6 +267,30 @@ describe('the chart installed into a real API server', () => {
     expect(out).toContain('configmap/my-service-piko-agent created (server dry run)');
   });
 
+  it('admits the autoscaling example against the PikoCluster scale subresource', async () => {
+    const name = examplePikoCluster(APPS).metadata.name;
+    const hpa = parseYaml(fs.readFileSync(path.join(EXAMPLES, 'hpa.yaml'), 'utf8')) as {
+      metadata: { namespace: string };
+      spec: { scaleTargetRef: { name: string } };
+    };
+    hpa.metadata.namespace = APPS;
+    hpa.spec.scaleTargetRef.name = name;
+    const out = ok(await kubectl(['apply', '--dry-run=server', '-f', '-', '-o', 'json'], JSON.stringify(hpa)));
+    expect((JSON.parse(out) as { spec: { scaleTargetRef: unknown } }).spec.scaleTargetRef).toEqual({
+      apiVersion: 'piko.dev/v1alpha1',
+      kind: 'PikoCluster',
+      name,
+    });
+    // What the autoscaler reads and writes: the scale subresource of that PikoCluster.
+    const scale = JSON.parse(
+      ok(await kubectl(['get', '--raw', `/apis/piko.dev/v1alpha1/namespaces/${APPS}/pikoclusters/${name}/scale`])),
+    ) as {
+      kind: string;
+      spec: { replicas: number };
+    };
+    expect(scale).toMatchObject({ kind: 'Scale', spec: { replicas: 3 } });
+  });
+
   it('uninstalls, leaving the CRD (and so every PikoCluster) in place', async () => {
     ok(await helm(['uninstall', RELEASE, '--namespace', NAMESPACE]));
     expect((await kubectl(['get', `clusterrole/${OPERATOR}`])).stderr).toContain('NotFound');
