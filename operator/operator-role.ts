@@ -74,7 +74,7 @@ export const OPERATOR_CLUSTER_ROLE_RULES: readonly PolicyRule[] = [
   // Readiness and registry garbage collection.
   { apiGroups: [''], resources: ['pods'], verbs: ['list', 'watch'] },
   { apiGroups: [''], resources: ['events'], verbs: ['create'] },
-  { apiGroups: ['networking.k8s.io'], resources: ['networkpolicies'], verbs: CHILD_VERBS },
+  { apiGroups: ['networking.k8s.io'], resources: ['networkpolicies', 'ingresses'], verbs: CHILD_VERBS },
   // The apiserver's addresses, for the data plane's NetworkPolicy egress.
   { apiGroups: [''], resources: ['endpoints'], verbs: ['get'], resourceNames: ['kubernetes'] },
   ...TOKEN_REVIEW_OPERATOR_RULES,

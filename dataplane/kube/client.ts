@@ -33,6 +33,7 @@ export const RESOURCES = {
   clusterRoleBindings: { group: 'rbac.authorization.k8s.io', version: 'v1', kind: 'ClusterRoleBinding', plural: 'clusterrolebindings' },
   podDisruptionBudgets: { group: 'policy', version: 'v1', kind: 'PodDisruptionBudget', plural: 'poddisruptionbudgets' },
   networkPolicies: { group: 'networking.k8s.io', version: 'v1', kind: 'NetworkPolicy', plural: 'networkpolicies' },
+  ingresses: { group: 'networking.k8s.io', version: 'v1', kind: 'Ingress', plural: 'ingresses' },
   endpoints: { group: '', version: 'v1', kind: 'Endpoints', plural: 'endpoints' },
   leases: { group: 'coordination.k8s.io', version: 'v1', kind: 'Lease', plural: 'leases' },
   pods: { group: '', version: 'v1', kind: 'Pod', plural: 'pods' },

@@ -43,6 +43,13 @@ export const PRINTER_COLUMNS: readonly PrinterColumn[] = [
   { name: 'Endpoints', type: 'integer', jsonPath: '.status.endpoints', description: 'Endpoints with an upstream.' },
   { name: 'Upstreams', type: 'integer', jsonPath: '.status.upstreams', description: 'Upstream connections.' },
   { name: 'Reason', type: 'string', jsonPath: readyCondition('reason'), description: 'Reason of the Ready condition.', priority: 1 },
+  {
+    name: 'Proxy URL',
+    type: 'string',
+    jsonPath: '.status.urls.proxy',
+    description: 'Where clients reach the proxy from outside.',
+    priority: 1,
+  },
   { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
 ];
 

@@ -19,6 +19,7 @@ import {
 } from './schema-builder';
 import { agentSchema } from './spec-agent';
 import { authSchema } from './spec-auth';
+import { exposureSchema } from './spec-exposure';
 import { networkPolicySchema } from './spec-network-policy';
 import { servicesSchema } from './spec-services';
 import { tlsSchema } from './spec-tls';
@@ -173,6 +174,7 @@ export const specSchema = obj(
     podAnnotations: map(str({ description: 'Annotation value.' }), { description: 'Extra annotations of the pods.' }),
     agent: agentSchema,
     networkPolicy: networkPolicySchema,
+    exposure: exposureSchema,
   },
   { description: 'Desired state of the Piko data plane.', default: {} },
 );

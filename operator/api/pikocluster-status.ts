@@ -49,6 +49,13 @@ export const statusSchema = obj(
     upstreams: int({ description: 'Upstream connections across the cluster.', minimum: 0 }),
     nodes: arr(nodeSchema, { description: 'One entry per pod.', listType: 'map', listMapKeys: ['name'] }),
     selector: str({ description: 'Label selector of the pods, for the scale subresource (HorizontalPodAutoscaler).' }),
+    urls: obj(
+      {
+        proxy: str({ description: 'Where clients reach the proxy from outside (spec.exposure); <endpoint> replaces a wildcard.' }),
+        upstream: str({ description: 'What agents outside the cluster pass as --connect.url.' }),
+      },
+      { description: 'The URLs of spec.exposure.' },
+    ),
   },
   { description: 'Observed state, written by the operator.' },
 );

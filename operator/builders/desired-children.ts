@@ -5,6 +5,7 @@ import { buildClusterSecret } from './cluster-secret';
 import { buildConfigMap } from './config-map';
 import type { Desired } from './desired';
 import { resolveImage } from './image';
+import { buildIngresses } from './ingresses';
 import { buildNetworkPolicy, type NetworkPolicyInputs } from './network-policy';
 import { buildPodDisruptionBudget } from './pod-disruption-budget';
 import { buildRole, buildRoleBinding, buildServiceAccount } from './dataplane-role';
@@ -41,6 +42,7 @@ export const OWNED_KINDS: readonly { apiVersion: string; kind: string }[] = [
   { apiVersion: 'v1', kind: 'Service' },
   { apiVersion: 'policy/v1', kind: 'PodDisruptionBudget' },
   { apiVersion: 'networking.k8s.io/v1', kind: 'NetworkPolicy' },
+  { apiVersion: 'networking.k8s.io/v1', kind: 'Ingress' },
   { apiVersion: 'apps/v1', kind: 'StatefulSet' },
   { apiVersion: 'v1', kind: 'Secret' },
 ];
@@ -61,6 +63,7 @@ export function buildChildren(cluster: PikoCluster, inputs: BuildInputs): Desire
       buildUpstreamService(cluster),
       ...(pdb === undefined ? [] : [pdb]),
       ...(networkPolicy === undefined ? [] : [networkPolicy]),
+      ...buildIngresses(cluster),
       buildStatefulSet(cluster, {
         image: resolveImage(cluster.spec.image, inputs.defaultImage),
         configHash: configHash(serverYaml),

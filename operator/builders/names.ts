@@ -27,6 +27,8 @@ export interface ChildNames {
   roleBinding: string;
   podDisruptionBudget: string;
   networkPolicy: string;
+  proxyIngress: string;
+  upstreamIngress: string;
   clusterSecret: string;
 }
 
@@ -43,6 +45,8 @@ export function childNames(cluster: PikoCluster): ChildNames {
     roleBinding: `${name}-registry`,
     podDisruptionBudget: name,
     networkPolicy: name,
+    proxyIngress: `${name}-proxy`,
+    upstreamIngress: `${name}-upstream`,
     clusterSecret: `${name}-cluster`,
   };
 }

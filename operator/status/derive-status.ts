@@ -30,6 +30,7 @@ import type { PikoCluster } from '../api/pikocluster';
 import type { NodeSummary, PikoClusterStatus } from '../api/pikocluster-status';
 import type { NodeRecord } from '../../dataplane/registry/cluster-registry';
 import { selectorString } from '../builders/names';
+import { exposureUrls } from '../builders/ingresses';
 import { setCondition, type ConditionInput } from './conditions';
 import { isPodWaitingFailure, type PodFailureReason, type RolloutReason, type SpecProblemReason } from './condition-reasons';
 
@@ -179,6 +180,8 @@ export function deriveStatus(cluster: PikoCluster, observed: ObservedState, now:
     upstreams: registry === undefined ? (previous?.upstreams ?? 0) : [...counts.values()].reduce((a, c) => a + c.upstreams, 0),
     selector: selectorString(cluster),
   };
+  const urls = exposureUrls(cluster);
+  if (urls !== undefined) status.urls = urls;
   if (observed.pods !== undefined) {
     const before = new Map((previous?.nodes ?? []).map((n) => [n.name, n]));
     status.nodes = [...observed.pods]

@@ -492,6 +492,39 @@ describe('the operator', () => {
     await waitForObject(RESOURCES.clusterRoleBindings, '', bindingName, (o) => o === undefined, 'the binding to go with the cluster');
   });
 
+  it('exposes the ports through Ingresses the apiserver accepts, reports their URLs, and removes them with the spec', async () => {
+    const exposure = {
+      ingress: {
+        className: 'nginx',
+        proxy: { host: '*.tunnel.example.com', tlsSecretName: 'wildcard-tls' },
+        upstream: { host: 'agents.tunnel.example.com' },
+      },
+    };
+    const { ns } = await readyCluster('exposure', { replicas: 1, exposure });
+    const proxy = await waitForObject(RESOURCES.ingresses, ns, 'piko-proxy', (o) => o !== undefined, 'the proxy Ingress');
+    expect(proxy?.spec).toMatchObject({
+      ingressClassName: 'nginx',
+      rules: [{ host: '*.tunnel.example.com' }],
+      tls: [{ secretName: 'wildcard-tls' }],
+    });
+    await waitForObject(RESOURCES.ingresses, ns, 'piko-upstream', (o) => o !== undefined, 'the upstream Ingress');
+    const cluster = await waitForCluster(ns, 'piko', (c) => c?.status?.urls !== undefined, 'status.urls');
+    expect(cluster?.status?.urls).toEqual({ proxy: 'https://<endpoint>.tunnel.example.com', upstream: 'http://agents.tunnel.example.com' });
+    await kubectl(cp, [
+      'patch',
+      'pikocluster',
+      'piko',
+      '-n',
+      ns,
+      '--type=json',
+      '-p',
+      JSON.stringify([{ op: 'remove', path: '/spec/exposure' }]),
+    ]);
+    await waitForObject(RESOURCES.ingresses, ns, 'piko-proxy', (o) => o === undefined, 'the proxy Ingress to go');
+    await waitForObject(RESOURCES.ingresses, ns, 'piko-upstream', (o) => o === undefined, 'the upstream Ingress to go');
+    await waitForCluster(ns, 'piko', (c) => c?.status?.urls === undefined, 'status.urls to go');
+  });
+
   it('serves /healthz, /readyz and /metrics as `piko operator`, ready as a standby', async () => {
     const config = loadOperatorConfig({
       version: '0.0.0-test',

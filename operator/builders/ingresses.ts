@@ -1,0 +1,96 @@
+/**
+ * The Ingresses of spec.exposure.ingress: `<name>-proxy` for clients (a wildcard host routes by
+ * the first label, as the proxy does) and `<name>-upstream` for agents outside the cluster, each
+ * with what a tunnel needs of ingress-nginx (no body limit, long reads on agent connections).
+ */
+import type { PikoCluster } from '../api/pikocluster';
+import type { Desired } from './desired';
+import { childMeta, childNames } from './names';
+
+interface IngressRule {
+  host: string;
+  http: { paths: { path: string; pathType: string; backend: { service: { name: string; port: { name: string } } } }[] };
+}
+export interface IngressObject {
+  spec: { ingressClassName?: string; tls?: { hosts: string[]; secretName: string }[]; rules: IngressRule[] };
+}
+
+const NGINX = 'nginx.ingress.kubernetes.io';
+/** An agent's WebSocket lives for hours; ingress-nginx closes a connection idle for its read timeout. */
+const HOUR_S = '3600';
+
+function seconds(duration: string): number {
+  const m = /^(\d+)(s|m|h)$/.exec(duration);
+  if (m === null) return 60;
+  return Number(m[1]) * (m[2] === 'h' ? 3600 : m[2] === 'm' ? 60 : 1);
+}
+
+export function buildIngresses(cluster: PikoCluster): Desired<IngressObject>[] {
+  const ingress = cluster.spec.exposure?.ingress;
+  if (ingress === undefined) return [];
+  const names = childNames(cluster);
+  const nginx = ingress.className === undefined || ingress.className.includes('nginx');
+  const build = (
+    name: string,
+    service: string,
+    port: 'proxy' | 'upstream',
+    hosts: string[],
+    tlsSecretName: string | undefined,
+    defaults: Record<string, string>,
+  ): Desired<IngressObject> => {
+    const spec: IngressObject['spec'] = {
+      rules: hosts.map((host) => ({
+        host,
+        http: { paths: [{ path: '/', pathType: 'Prefix', backend: { service: { name: service, port: { name: port } } } }] },
+      })),
+    };
+    if (ingress.className !== undefined) spec.ingressClassName = ingress.className;
+    if (tlsSecretName !== undefined) spec.tls = [{ hosts, secretName: tlsSecretName }];
+    return {
+      apiVersion: 'networking.k8s.io/v1',
+      kind: 'Ingress',
+      metadata: childMeta(cluster, name, { annotations: { ...(nginx ? defaults : {}), ...(ingress.annotations ?? {}) } }),
+      spec,
+    };
+  };
+  const out: Desired<IngressObject>[] = [];
+  if (ingress.proxy !== undefined) {
+    const timeout = String(Math.max(60, seconds(cluster.spec.proxyTimeout)));
+    out.push(
+      build(
+        names.proxyIngress,
+        names.proxyService,
+        'proxy',
+        [ingress.proxy.host, ...(ingress.proxy.extraHosts ?? [])],
+        ingress.proxy.tlsSecretName,
+        {
+          [`${NGINX}/proxy-body-size`]: '0',
+          [`${NGINX}/proxy-read-timeout`]: timeout,
+          [`${NGINX}/proxy-send-timeout`]: timeout,
+        },
+      ),
+    );
+  }
+  if (ingress.upstream !== undefined) {
+    out.push(
+      build(names.upstreamIngress, names.upstreamService, 'upstream', [ingress.upstream.host], ingress.upstream.tlsSecretName, {
+        [`${NGINX}/proxy-read-timeout`]: HOUR_S,
+        [`${NGINX}/proxy-send-timeout`]: HOUR_S,
+        [`${NGINX}/proxy-body-size`]: '0',
+      }),
+    );
+  }
+  return out;
+}
+
+/** status.urls: where clients and agents outside reach the cluster, from spec.exposure. */
+export function exposureUrls(cluster: PikoCluster): { proxy?: string; upstream?: string } | undefined {
+  const ingress = cluster.spec.exposure?.ingress;
+  if (ingress === undefined) return undefined;
+  const url = (host: string, tls: string | undefined) =>
+    `${tls === undefined ? 'http' : 'https'}://${host.replace(/^\*\./, '<endpoint>.')}`;
+  const urls: { proxy?: string; upstream?: string } = {};
+  if (ingress.proxy !== undefined) urls.proxy = url(ingress.proxy.host, ingress.proxy.tlsSecretName);
+  if (ingress.upstream !== undefined) urls.upstream = url(ingress.upstream.host, ingress.upstream.tlsSecretName);
+  return urls;
+}
