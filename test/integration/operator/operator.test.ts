@@ -133,6 +133,11 @@ function waitForObject(type: ResourceType, namespace: string, name: string, pred
   return waitFor<Obj>(admin, type, namespace, name, predicate, what);
 }
 
+/** `kubectl patch --type=json` of the PikoCluster `piko` in `namespace`, as a user edits it. */
+async function patchCluster(namespace: string, ops: readonly { op: string; path: string; value?: unknown }[]): Promise<void> {
+  await kubectl(cp, ['patch', 'pikocluster', 'piko', '-n', namespace, '--type=json', '-p', JSON.stringify(ops)]);
+}
+
 /** Marks a pod Running and Ready, as kubelet would. */
 async function markPodReady(namespace: string, name: string): Promise<void> {
   const now = new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');
@@ -318,17 +323,7 @@ describe('the operator', () => {
   it('deletes the PodDisruptionBudget once the spec disables it', async () => {
     const { ns } = await readyCluster('pdb');
     await waitForObject(RESOURCES.podDisruptionBudgets, ns, 'piko', (o) => o !== undefined, 'the PodDisruptionBudget');
-    await kubectl(cp, [
-      'patch',
-      'pikocluster',
-      'piko',
-      '-n',
-      ns,
-      '--type',
-      'merge',
-      '-p',
-      '{"spec":{"podDisruptionBudget":{"enabled":false}}}',
-    ]);
+    await patchCluster(ns, [{ op: 'replace', path: '/spec/podDisruptionBudget/enabled', value: false }]);
     await waitForObject(RESOURCES.podDisruptionBudgets, ns, 'piko', (o) => o === undefined, 'the PodDisruptionBudget to be deleted');
   });
 
@@ -481,7 +476,7 @@ describe('the operator', () => {
 
     const setAuth = async (auth: PikoClusterSpecInput['auth']): Promise<void> => {
       const patch = auth === undefined ? [{ op: 'remove', path: '/spec/auth' }] : [{ op: 'add', path: '/spec/auth', value: auth }];
-      await kubectl(cp, ['patch', 'pikocluster', 'piko', '-n', ns, '--type=json', '-p', JSON.stringify(patch)]);
+      await patchCluster(ns, patch);
     };
     await setAuth(undefined);
     await waitForObject(RESOURCES.clusterRoleBindings, '', bindingName, (o) => o === undefined, 'the binding to go with the rules');
@@ -510,16 +505,7 @@ describe('the operator', () => {
     await waitForObject(RESOURCES.ingresses, ns, 'piko-upstream', (o) => o !== undefined, 'the upstream Ingress');
     const cluster = await waitForCluster(ns, 'piko', (c) => c?.status?.urls !== undefined, 'status.urls');
     expect(cluster?.status?.urls).toEqual({ proxy: 'https://<endpoint>.tunnel.example.com', upstream: 'http://agents.tunnel.example.com' });
-    await kubectl(cp, [
-      'patch',
-      'pikocluster',
-      'piko',
-      '-n',
-      ns,
-      '--type=json',
-      '-p',
-      JSON.stringify([{ op: 'remove', path: '/spec/exposure' }]),
-    ]);
+    await patchCluster(ns, [{ op: 'remove', path: '/spec/exposure' }]);
     await waitForObject(RESOURCES.ingresses, ns, 'piko-proxy', (o) => o === undefined, 'the proxy Ingress to go');
     await waitForObject(RESOURCES.ingresses, ns, 'piko-upstream', (o) => o === undefined, 'the upstream Ingress to go');
     await waitForCluster(ns, 'piko', (c) => c?.status?.urls === undefined, 'status.urls to go');

@@ -25,6 +25,15 @@ function cli(argv: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: numbe
   return runCli(argv, deps).then((code) => ({ code, err, ...(config === undefined ? {} : { config }) }));
 }
 
+/** The webhook flags' defaults: the names the chart gives its objects for release `piko`. */
+const DEFAULT_WEBHOOK = {
+  bindAddr: '',
+  configuration: 'piko-operator',
+  service: 'piko-operator-webhook',
+  secret: 'piko-operator-webhook-tls',
+  certDir: '',
+};
+
 describe('loadOperatorConfig', () => {
   it('validates its defaults', () => {
     expect(loadOperatorConfig({ version: '1.2.3', env: {} })).toEqual({
@@ -32,13 +41,7 @@ describe('loadOperatorConfig', () => {
       namespaces: [],
       kubeconfig: '',
       tokenReviewerClusterRole: '',
-      webhook: {
-        bindAddr: '',
-        configuration: 'piko-operator',
-        service: 'piko-operator-webhook',
-        secret: 'piko-operator-webhook-tls',
-        certDir: '',
-      },
+      webhook: DEFAULT_WEBHOOK,
       leaderElect: true,
       leaderElectionNamespace: 'default',
       metricsBindAddr: ':8080',
@@ -141,13 +144,7 @@ describe('piko operator', () => {
       namespaces: ['edge'],
       kubeconfig: '',
       tokenReviewerClusterRole: '',
-      webhook: {
-        bindAddr: '',
-        configuration: 'piko-operator',
-        service: 'piko-operator-webhook',
-        secret: 'piko-operator-webhook-tls',
-        certDir: '',
-      },
+      webhook: DEFAULT_WEBHOOK,
       leaderElect: false,
       leaderElectionNamespace: 'ops',
       metricsBindAddr: '127.0.0.1:9090',
