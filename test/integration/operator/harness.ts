@@ -29,8 +29,8 @@ import {
   type WatchOptions,
   type WriteObject,
 } from '../../../dataplane/kube/client';
-import { LEADER_ELECTION_RULES, operatorClusterRole } from '../../../operator/operator-role';
-import type { ControlPlane } from '../../k8s/control-plane';
+import { LEADER_ELECTION_RULES, operatorClusterRole, type PolicyRule } from '../../../operator/operator-role';
+import { startControlPlane, type ControlPlane } from '../../k8s/control-plane';
 
 const execFileAsync = promisify(execFile);
 
@@ -271,4 +271,39 @@ export class ReconcileLog extends EventEmitter {
       this.on('reconciled', listener);
     });
   }
+}
+
+/** The operator's grants beyond its ClusterRole, as the chart's templates give them: a ClusterRole, or a Role in `namespace`, bound to its ServiceAccount. */
+export async function grantOperator(
+  admin: KubeClient,
+  operatorNamespace: string,
+  name: string,
+  rules: readonly PolicyRule[],
+  namespace?: string,
+): Promise<void> {
+  const roleKind = namespace === undefined ? 'ClusterRole' : 'Role';
+  const meta = namespace === undefined ? { name } : { name, namespace };
+  await admin.create(namespace === undefined ? CLUSTER_ROLE_TYPE : ROLE_TYPE, {
+    apiVersion: 'rbac.authorization.k8s.io/v1',
+    kind: roleKind,
+    metadata: meta,
+    rules: rules.map((r) => ({ ...r })),
+  } as KubeObject);
+  await admin.create(namespace === undefined ? CLUSTER_ROLE_BINDING_TYPE : ROLE_BINDING_TYPE, {
+    apiVersion: 'rbac.authorization.k8s.io/v1',
+    kind: `${roleKind}Binding`,
+    metadata: meta,
+    roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: roleKind, name },
+    subjects: [{ kind: 'ServiceAccount', name: 'piko-operator', namespace: operatorNamespace }],
+  } as KubeObject);
+}
+
+/** A control plane with the CRD installed and the operator's ServiceAccount bound to its ClusterRole. */
+export async function startOperatorControlPlane(
+  operatorNamespace: string,
+): Promise<{ cp: ControlPlane; admin: ClientNodeKubeClient; operatorKc: string }> {
+  const cp = await startControlPlane({ withControllerManager: true });
+  const admin = adminClient(cp);
+  await installCrd(admin);
+  return { cp, admin, operatorKc: await operatorKubeconfig(cp, admin, operatorNamespace) };
 }

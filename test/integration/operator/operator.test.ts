@@ -23,16 +23,14 @@ import { LEADER_ELECTION_LEASE_NAME } from '../../../dataplane/kube/leader-elect
 import { ItemExponentialRateLimiter, MaxOfRateLimiter, TokenBucketRateLimiter } from '../../../operator/runtime/rate-limiter';
 import { runOperator } from '../../../operator/run-operator';
 import { loadOperatorConfig } from '../../../operator/operator-config';
-import { startControlPlane, type ControlPlane } from '../../k8s/control-plane';
+import type { ControlPlane } from '../../k8s/control-plane';
 import {
-  adminClient,
   DEFAULT_IMAGE,
-  installCrd,
   kubectl,
   newNamespace,
-  operatorKubeconfig,
   ReconcileLog,
   RecordingClient,
+  startOperatorControlPlane,
   testLogger,
   waitFor,
 } from './harness';
@@ -95,10 +93,7 @@ function startReplica(name: string): Replica {
 }
 
 beforeAll(async () => {
-  cp = await startControlPlane({ withControllerManager: true });
-  admin = adminClient(cp);
-  await installCrd(admin);
-  operatorKc = await operatorKubeconfig(cp, admin, OPERATOR_NAMESPACE);
+  ({ cp, admin, operatorKc } = await startOperatorControlPlane(OPERATOR_NAMESPACE));
   // As the chart installs it (templates/token-review-rbac.yaml).
   await admin.create(CLUSTER_ROLES, {
     apiVersion: 'rbac.authorization.k8s.io/v1',

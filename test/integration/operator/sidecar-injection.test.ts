@@ -18,15 +18,14 @@ import { dueForRenewal } from '../../../operator/webhook/webhook-certificates';
 import { ClientNodeKubeClient, loadKubeConfig } from '../../../dataplane/kube/client-node';
 import { KubeApiError } from '../../../dataplane/kube/errors';
 import { RESOURCES, type KubeObject, type ResourceType } from '../../../dataplane/kube/client';
-import { startControlPlane, type ControlPlane } from '../../k8s/control-plane';
-import { adminClient, installCrd, newNamespace, operatorKubeconfig, testLogger, waitFor } from './harness';
+import type { ControlPlane } from '../../k8s/control-plane';
+import { grantOperator, newNamespace, startOperatorControlPlane, testLogger, waitFor } from './harness';
 import { FIELD_MANAGER } from '../../../operator/field-manager';
 
 const START_TIMEOUT_MS = 60 * 60 * 1000;
 const OPERATOR_NAMESPACE = 'piko-system';
 const CONFIGURATION = 'piko-operator';
 const CLUSTER_ROLES: ResourceType = { group: 'rbac.authorization.k8s.io', version: 'v1', kind: 'ClusterRole', plural: 'clusterroles' };
-const CLUSTER_ROLE_BINDINGS = RESOURCES.clusterRoleBindings;
 const DEPLOYMENTS: ResourceType = { group: 'apps', version: 'v1', kind: 'Deployment', plural: 'deployments' };
 const NAMESPACES: ResourceType = { group: '', version: 'v1', kind: 'Namespace', plural: 'namespaces' };
 
@@ -101,37 +100,16 @@ const splitPem = (bundle: string): string[] => bundle.match(/-----BEGIN CERTIFIC
 const ANNOTATED = { 'piko.dev/cluster': 'edge/piko', 'piko.dev/listeners': 'web=8080,db=5432/tcp' };
 
 beforeAll(async () => {
-  cp = await startControlPlane({ withControllerManager: true });
-  admin = adminClient(cp);
-  await installCrd(admin);
-  operatorKc = await operatorKubeconfig(cp, admin, OPERATOR_NAMESPACE);
+  ({ cp, admin, operatorKc } = await startOperatorControlPlane(OPERATOR_NAMESPACE));
   // The webhook's own grants, as the chart's templates/webhook.yaml gives them.
-  await admin.create(CLUSTER_ROLES, {
-    apiVersion: 'rbac.authorization.k8s.io/v1',
-    kind: 'ClusterRole',
-    metadata: { name: 'piko-operator-webhook' },
-    rules: webhookConfigurationRules(CONFIGURATION),
-  } as KubeObject);
-  await admin.create(CLUSTER_ROLE_BINDINGS, {
-    apiVersion: 'rbac.authorization.k8s.io/v1',
-    kind: 'ClusterRoleBinding',
-    metadata: { name: 'piko-operator-webhook' },
-    roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'piko-operator-webhook' },
-    subjects: [{ kind: 'ServiceAccount', name: 'piko-operator', namespace: OPERATOR_NAMESPACE }],
-  } as KubeObject);
-  await admin.create(RESOURCES.roles, {
-    apiVersion: 'rbac.authorization.k8s.io/v1',
-    kind: 'Role',
-    metadata: { name: 'piko-operator-webhook', namespace: OPERATOR_NAMESPACE },
-    rules: [...webhookSecretRules('piko-operator-webhook-tls'), ...webhookSecretRules('rotation-webhook-tls')],
-  } as KubeObject);
-  await admin.create(RESOURCES.roleBindings, {
-    apiVersion: 'rbac.authorization.k8s.io/v1',
-    kind: 'RoleBinding',
-    metadata: { name: 'piko-operator-webhook', namespace: OPERATOR_NAMESPACE },
-    roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'piko-operator-webhook' },
-    subjects: [{ kind: 'ServiceAccount', name: 'piko-operator', namespace: OPERATOR_NAMESPACE }],
-  } as KubeObject);
+  await grantOperator(admin, OPERATOR_NAMESPACE, 'piko-operator-webhook', webhookConfigurationRules(CONFIGURATION));
+  await grantOperator(
+    admin,
+    OPERATOR_NAMESPACE,
+    'piko-operator-webhook',
+    [...webhookSecretRules('piko-operator-webhook-tls'), ...webhookSecretRules('rotation-webhook-tls')],
+    OPERATOR_NAMESPACE,
+  );
 
   const port = await freePort();
   await admin.create(MUTATING_WEBHOOK_CONFIGURATIONS, webhookConfiguration(CONFIGURATION, port));
