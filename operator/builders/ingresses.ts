@@ -3,6 +3,7 @@
  * the first label, as the proxy does) and `<name>-upstream` for agents outside the cluster, each
  * with what a tunnel needs of ingress-nginx (no body limit, long reads on agent connections).
  */
+import { parseDuration } from '../../dataplane/config/duration';
 import type { PikoCluster } from '../api/pikocluster';
 import type { Desired } from './desired';
 import { childMeta, childNames } from './names';
@@ -18,12 +19,6 @@ export interface IngressObject {
 const NGINX = 'nginx.ingress.kubernetes.io';
 /** An agent's WebSocket lives for hours; ingress-nginx closes a connection idle for its read timeout. */
 const HOUR_S = '3600';
-
-function seconds(duration: string): number {
-  const m = /^(\d+)(s|m|h)$/.exec(duration);
-  if (m === null) return 60;
-  return Number(m[1]) * (m[2] === 'h' ? 3600 : m[2] === 'm' ? 60 : 1);
-}
 
 export function buildIngresses(cluster: PikoCluster): Desired<IngressObject>[] {
   const ingress = cluster.spec.exposure?.ingress;
@@ -55,7 +50,8 @@ export function buildIngresses(cluster: PikoCluster): Desired<IngressObject>[] {
   };
   const out: Desired<IngressObject>[] = [];
   if (ingress.proxy !== undefined) {
-    const timeout = String(Math.max(60, seconds(cluster.spec.proxyTimeout)));
+    // validateSpec has parsed the spec's durations already; ingress-nginx counts whole seconds.
+    const timeout = String(Math.max(60, Math.ceil(parseDuration(cluster.spec.proxyTimeout) / 1000)));
     out.push(
       build(
         names.proxyIngress,

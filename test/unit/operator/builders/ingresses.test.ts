@@ -3,7 +3,7 @@ import { makeCluster } from '../fixtures';
 
 describe('the Ingresses of spec.exposure', () => {
   const exposed = makeCluster({
-    proxyTimeout: '2m',
+    proxyTimeout: '2m30s',
     exposure: {
       ingress: {
         className: 'nginx',
@@ -34,8 +34,8 @@ describe('the Ingresses of spec.exposure', () => {
     const [proxy, upstream] = buildIngresses(exposed);
     expect(proxy!.metadata.annotations).toEqual({
       'nginx.ingress.kubernetes.io/proxy-body-size': '64m',
-      'nginx.ingress.kubernetes.io/proxy-read-timeout': '120',
-      'nginx.ingress.kubernetes.io/proxy-send-timeout': '120',
+      'nginx.ingress.kubernetes.io/proxy-read-timeout': '150',
+      'nginx.ingress.kubernetes.io/proxy-send-timeout': '150',
       team: 'edge',
     });
     expect(upstream!.metadata.annotations).toMatchObject({ 'nginx.ingress.kubernetes.io/proxy-read-timeout': '3600' });
