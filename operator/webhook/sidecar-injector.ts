@@ -9,7 +9,6 @@ import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
 import type { KubeClient } from '../../dataplane/kube/client';
 import type { Logger } from '../../dataplane/log/logger';
-import { startTimer, type Timer } from '../../dataplane/time/timer';
 import type { PikoCluster } from '../api/pikocluster';
 import type { WebhookConfig } from '../operator-config';
 import { AdmissionServer } from './admission-server';
@@ -37,8 +36,9 @@ const CERT_DIR_POLL_MS = 10_000;
 export class SidecarInjector {
   private readonly server: AdmissionServer;
   private readonly tls: WebhookTls | undefined;
-  private filesTimer: Timer | undefined;
+  private filesTimer: NodeJS.Timeout | undefined;
   private lastFiles = '';
+  private filesFailing = false;
 
   constructor(private readonly o: SidecarInjectorOptions) {
     this.server = new AdmissionServer({
@@ -67,19 +67,25 @@ export class SidecarInjector {
   /** Listens, and resolves once a first certificate sync (or read) has been attempted. */
   async start(): Promise<AddressInfo> {
     const addr = await this.server.start(this.o.config.bindAddr, '--webhook.bind-addr');
-    if (this.tls !== undefined) await this.tls.start();
-    else this.readFiles();
+    if (this.tls !== undefined) {
+      await this.tls.start();
+    } else {
+      this.readFiles();
+      const every = this.o.syncIntervalMs ?? CERT_DIR_POLL_MS;
+      this.filesTimer = setInterval(() => this.readFiles(), every).unref();
+    }
     return addr;
   }
 
   /** One certificate sync now (tests drive rotation with it). */
-  sync(): Promise<void> {
-    return this.tls?.sync() ?? Promise.resolve(this.readFiles());
+  async sync(): Promise<void> {
+    if (this.tls !== undefined) await this.tls.sync();
+    else this.readFiles();
   }
 
   async close(): Promise<void> {
     this.tls?.stop();
-    this.filesTimer?.clear();
+    clearInterval(this.filesTimer);
     await this.server.close();
   }
 
@@ -88,14 +94,17 @@ export class SidecarInjector {
     try {
       const cert = readFileSync(path.join(dir, 'tls.crt'), 'utf8');
       const key = readFileSync(path.join(dir, 'tls.key'), 'utf8');
+      this.filesFailing = false;
       if (cert + key !== this.lastFiles) {
         this.server.setCertificate({ cert, key });
         this.lastFiles = cert + key;
         this.o.logger.info('loaded the webhook certificate', { dir });
       }
     } catch (err) {
-      this.o.logger.warn('cannot read the webhook certificate', { dir, error: err instanceof Error ? err.message : String(err) });
+      // Once per run of failures, not at every poll; the last good certificate keeps serving.
+      if (!this.filesFailing)
+        this.o.logger.warn('cannot read the webhook certificate', { dir, error: err instanceof Error ? err.message : String(err) });
+      this.filesFailing = true;
     }
-    this.filesTimer = startTimer(this.o.syncIntervalMs ?? CERT_DIR_POLL_MS, () => this.readFiles()).unref();
   }
 }

@@ -2,12 +2,17 @@
  * The webhook's HTTPS server on loopback, with what an apiserver sends and what it never should:
  * every request gets an answer, bad ones a clear error, and the certificate can change under it.
  */
+import * as fs from 'node:fs';
 import https from 'node:https';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { Registry } from 'prom-client';
 import { silentLogger } from '../../../dataplane/log/logger';
 import { AdmissionServer, MUTATE_PODS_PATH } from '../../../operator/webhook/admission-server';
 import { issueCa, issueServing, type KeyPairPem } from '../../../operator/webhook/webhook-certificates';
+import { SidecarInjector } from '../../../operator/webhook/sidecar-injector';
+import type { KubeClient } from '../../../dataplane/kube/client';
 import { makeCluster } from '../../unit/operator/fixtures';
 
 let server: AdmissionServer;
@@ -30,14 +35,14 @@ afterAll(() => server.close());
 
 function send(
   body: string | Buffer,
-  options: { method?: string; path?: string; ca?: string } = {},
+  options: { method?: string; path?: string; ca?: string; port?: number } = {},
 ): Promise<{ status: number; body: string; issuer: string }> {
   return new Promise((resolve, reject) => {
     const req = https.request(
       {
         agent: false,
         host: '127.0.0.1',
-        port,
+        port: options.port ?? port,
         servername: 'localhost',
         path: options.path ?? MUTATE_PODS_PATH,
         method: options.method ?? 'POST',
@@ -143,5 +148,38 @@ describe('the admission server', () => {
     expect(res.status).toBe(200);
     expect(res.issuer).toMatch(/^other-ca-/);
     await expect(send(review({}), { ca: ca.cert })).rejects.toThrow();
+  });
+
+  it('with --webhook.cert-dir, serves the files cert-manager keeps and follows their renewal', async () => {
+    const certDir = fs.mkdtempSync(path.join(os.tmpdir(), 'piko-webhook-certs-'));
+    const write = (pair: KeyPairPem): void => {
+      fs.writeFileSync(path.join(certDir, 'tls.crt'), pair.cert);
+      fs.writeFileSync(path.join(certDir, 'tls.key'), pair.key);
+    };
+    const first = issueCa(Date.now(), undefined, 'first-ca');
+    write(issueServing(first, ['localhost'], Date.now()));
+    const injector = new SidecarInjector({
+      config: { bindAddr: '127.0.0.1:0', configuration: 'unused', service: 'unused', secret: 'unused', certDir },
+      namespace: 'piko-system',
+      // With a certificate directory the injector never asks the apiserver for anything.
+      client: undefined as unknown as KubeClient,
+      lookup: () => undefined,
+      defaultImage: 'ghcr.io/piko-k8s/piko:0.0.0-test',
+      logger: silentLogger(),
+      metricsRegistry: new Registry(),
+      syncIntervalMs: 3_600_000,
+    });
+    try {
+      const at = ((await injector.start()) as AddressInfo).port;
+      const ask = (caPem: string) => send(review({ metadata: {}, spec: { containers: [] } }), { ca: caPem, port: at });
+      expect((await ask(first.cert)).issuer).toMatch(/^first-ca-/);
+      const renewed = issueCa(Date.now(), undefined, 'renewed-ca');
+      write(issueServing(renewed, ['localhost'], Date.now()));
+      await injector.sync();
+      expect((await ask(renewed.cert)).issuer).toMatch(/^renewed-ca-/);
+    } finally {
+      await injector.close();
+      fs.rmSync(certDir, { recursive: true, force: true });
+    }
   });
 });
