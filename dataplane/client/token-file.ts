@@ -95,8 +95,11 @@ function readToken(path: string): string {
     throw new ClientError('ERR_CLIENT_TOKEN_FILE', `cannot read token file ${path}: ${reason}`, { cause: err });
   }
   try {
-    if (!fstatSync(fd).isFile()) throw new ClientError('ERR_CLIENT_TOKEN_FILE', `token file ${path} is not a regular file`);
-    const buf = Buffer.alloc(MAX_TOKEN_BYTES + 1);
+    const stat = fstatSync(fd);
+    if (!stat.isFile()) throw new ClientError('ERR_CLIENT_TOKEN_FILE', `token file ${path} is not a regular file`);
+    // Sized by the file (plus one byte, to see it grow while read), never past the limit: a poll a
+    // second allocates what the token needs, not 64 KiB.
+    const buf = Buffer.alloc(Math.min(stat.size, MAX_TOKEN_BYTES) + 1);
     let n = 0;
     while (n < buf.length) {
       const r = readSync(fd, buf, n, buf.length - n, null);
@@ -104,6 +107,8 @@ function readToken(path: string): string {
       n += r;
     }
     if (n > MAX_TOKEN_BYTES) throw new ClientError('ERR_CLIENT_TOKEN_FILE', `token file ${path} is over ${MAX_TOKEN_BYTES} bytes`);
+    // Longer than its size said: it is being written; the next read sees it whole.
+    if (n === buf.length) throw new ClientError('ERR_CLIENT_TOKEN_FILE', `token file ${path} changed while it was read`);
     const token = buf.subarray(0, n).toString('utf8').trim();
     if (token === '') throw new ClientError('ERR_CLIENT_TOKEN_FILE', `token file ${path} is empty`);
     if (/\s/.test(token)) throw new ClientError('ERR_CLIENT_TOKEN_FILE', `token file ${path} holds more than one word`);

@@ -205,7 +205,8 @@ export class Reconciler {
       clusterSecretValue: secretExists ? '' : this.generateSecret(),
       network: {
         ...(this.options.operatorNamespace === undefined ? {} : { operatorNamespace: this.options.operatorNamespace }),
-        apiServer: await this.apiServerEndpoints(request),
+        // Read only for a cluster that gets a NetworkPolicy.
+        apiServer: cluster.spec.networkPolicy.enabled ? await this.apiServerEndpoints(request) : undefined,
       },
     });
 
