@@ -189,6 +189,9 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
 const liveProcesses = new Set<ChildProcess>();
 let exitHookInstalled = false;
 
+/** util-linux's setpriv, on every Debian; without it the exit hook below is the only guard. */
+const SETPRIV = ['/usr/bin/setpriv', '/bin/setpriv'].find((p) => fs.existsSync(p));
+
 function track(child: ChildProcess): void {
   if (!exitHookInstalled) {
     exitHookInstalled = true;
@@ -668,7 +671,13 @@ class LocalControlPlane implements ControlPlane {
     const fd = fs.openSync(this.logPath(name), 'a');
     try {
       fs.writeSync(fd, `--- ${new Date().toISOString()} ${name} ${args.join(' ')}\n`);
-      const child = spawn(path.join(this.binDir, name), args, { stdio: ['ignore', fd, fd] });
+      const bin = path.join(this.binDir, name);
+      // Dies with this process even when it cannot run its exit hook (a V8 abort on OOM, a SIGKILL
+      // of the jest worker): setpriv sets the parent-death signal, then execs the binary in place.
+      const child =
+        SETPRIV === undefined
+          ? spawn(bin, args, { stdio: ['ignore', fd, fd] })
+          : spawn(SETPRIV, ['--pdeathsig', 'KILL', '--', bin, ...args], { stdio: ['ignore', fd, fd] });
       track(child);
       this.processes.set(name, child);
       // A spawn failure (binary missing) leaves child.pid undefined, which waitFor reports with
