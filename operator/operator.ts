@@ -41,7 +41,7 @@ export interface OperatorOptions {
   /** Tuning for tests. */
   controller?: Pick<
     ControllerOptions,
-    'workers' | 'rateLimiter' | 'informerBackoff' | 'registryGcGraceMs' | 'resyncPeriodMs' | 'now' | 'onReconciled'
+    'workers' | 'rateLimiter' | 'informerBackoff' | 'registryGcGraceMs' | 'resyncPeriodMs' | 'discoveryIntervalMs' | 'now' | 'onReconciled'
   >;
 }
 

@@ -190,6 +190,17 @@ export class ClientNodeKubeClient implements KubeClient {
     return true;
   }
 
+  async served(type: ResourceType, options: RequestOptions = {}): Promise<boolean> {
+    const res = await this.request('GET', groupPath(type), { signal: options.signal });
+    // The group version is not served at all (no CRD of the group installed).
+    if (res.httpStatusCode === 404) {
+      await res.body.text();
+      return false;
+    }
+    const list = (await this.json(res, `discover ${groupPath(type)}`)) as { resources?: { name?: string }[] };
+    return (list.resources ?? []).some((r) => r.name === type.plural);
+  }
+
   /** Drops the connection pool, watches included; requests after this fail. */
   async close(): Promise<void> {
     this.closed = true;

@@ -39,6 +39,12 @@ export const RESOURCES = {
   pods: { group: '', version: 'v1', kind: 'Pod', plural: 'pods' },
   events: { group: '', version: 'v1', kind: 'Event', plural: 'events' },
   tokenReviews: { group: 'authentication.k8s.io', version: 'v1', kind: 'TokenReview', plural: 'tokenreviews' },
+  // Served only where their CRDs are installed: the operator asks served() before it watches them.
+  httpRoutes: { group: 'gateway.networking.k8s.io', version: 'v1', kind: 'HTTPRoute', plural: 'httproutes' },
+  tlsRoutes: { group: 'gateway.networking.k8s.io', version: 'v1', kind: 'TLSRoute', plural: 'tlsroutes' },
+  tcpRoutes: { group: 'gateway.networking.k8s.io', version: 'v1', kind: 'TCPRoute', plural: 'tcproutes' },
+  certificates: { group: 'cert-manager.io', version: 'v1', kind: 'Certificate', plural: 'certificates' },
+  podMonitors: { group: 'monitoring.coreos.com', version: 'v1', kind: 'PodMonitor', plural: 'podmonitors' },
 } as const satisfies Record<string, ResourceType>;
 
 export function apiVersionOf(type: ResourceType): string {
@@ -164,6 +170,11 @@ export interface KubeClient {
   create<T extends KubeObject = KubeObject>(type: ResourceType, object: WriteObject, options?: CreateOptions): Promise<T>;
   /** A PUT conditional on the object's resourceVersion (CONFLICT when it moved). */
   update<T extends KubeObject = KubeObject>(type: ResourceType, object: WriteObject, options?: RequestOptions): Promise<T>;
+  /**
+   * Whether the apiserver serves this resource (API discovery of its group version): false for
+   * the kinds of a CRD that is not installed.
+   */
+  served(type: ResourceType, options?: RequestOptions): Promise<boolean>;
   /** Resolves false when the object was already gone (404). */
   delete(type: ResourceType, namespace: string, name: string, options?: DeleteOptions): Promise<boolean>;
 }

@@ -46,6 +46,6 @@ export function codeForStatus(status: number): KubeApiErrorCode {
   return STATUS_CODES[status] ?? (status >= 500 ? 'SERVER_ERROR' : 'UNKNOWN');
 }
 
-export function isApiError(err: unknown, code: KubeApiErrorCode): boolean {
+export function isApiError(err: unknown, code: KubeApiErrorCode): err is KubeApiError {
   return err instanceof KubeApiError && err.code === code;
 }

@@ -176,7 +176,15 @@ export const specSchema = obj(
     networkPolicy: networkPolicySchema,
     exposure: exposureSchema,
   },
-  { description: 'Desired state of the Piko data plane.', default: {} },
+  {
+    description: 'Desired state of the Piko data plane.',
+    default: {},
+    validations: (['proxy', 'upstream'] as const).map((port) => ({
+      rule: `!has(self.exposure) || !has(self.exposure.gateway) || !has(self.exposure.gateway.${port}) || self.exposure.gateway.${port}.route != 'TLSRoute' || (has(self.tls) && has(self.tls.${port}))`,
+      message: `exposure.gateway.${port}.route TLSRoute passes TLS through to the pods, which then need tls.${port}`,
+      fieldPath: `.exposure.gateway.${port}.route`,
+    })),
+  },
 );
 
 /** The spec as the operator reads it: defaults applied by the API server. */

@@ -1,10 +1,12 @@
 /** Everything a PikoCluster owns, as data: what the reconciler applies, in order. */
 import type { KubernetesObject, V1Secret } from '@kubernetes/client-node';
 import type { PikoCluster } from '../api/pikocluster';
+import type { OptionalApiReason } from '../status/condition-reasons';
 import { buildClusterSecret } from './cluster-secret';
 import { buildConfigMap } from './config-map';
 import type { Desired } from './desired';
 import { resolveImage } from './image';
+import { buildGatewayRoutes, GATEWAY_API_VERSION } from './gateway-routes';
 import { buildIngresses } from './ingresses';
 import { buildNetworkPolicy, type NetworkPolicyInputs } from './network-policy';
 import { buildPodDisruptionBudget } from './pod-disruption-budget';
@@ -33,8 +35,31 @@ export interface DesiredChildren {
   createOnly: Desired<V1Secret>[];
 }
 
+/** An API served only where its CRDs are installed: the operator watches its kinds once discovery lists them. */
+export interface OptionalApi {
+  /** For messages: `the Gateway API`. */
+  name: string;
+  /** Ready=False reason while a cluster wants a kind of it that is not served. */
+  reason: OptionalApiReason;
+  /** What the user installs. */
+  install: string;
+}
+
+export const GATEWAY_API: OptionalApi = {
+  name: 'the Gateway API',
+  reason: 'GatewayAPINotInstalled',
+  install: "its standard channel's CRDs (v1.5 or later, which serve TLSRoute and TCPRoute as v1)",
+};
+
+export interface OwnedKind {
+  apiVersion: string;
+  kind: string;
+  /** Set for kinds of an optional API. */
+  optional?: OptionalApi;
+}
+
 /** Kinds a PikoCluster may own: owned objects of these kinds that `apply` no longer lists are to be deleted. */
-export const OWNED_KINDS: readonly { apiVersion: string; kind: string }[] = [
+export const OWNED_KINDS: readonly OwnedKind[] = [
   { apiVersion: 'v1', kind: 'ServiceAccount' },
   { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'Role' },
   { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'RoleBinding' },
@@ -43,6 +68,9 @@ export const OWNED_KINDS: readonly { apiVersion: string; kind: string }[] = [
   { apiVersion: 'policy/v1', kind: 'PodDisruptionBudget' },
   { apiVersion: 'networking.k8s.io/v1', kind: 'NetworkPolicy' },
   { apiVersion: 'networking.k8s.io/v1', kind: 'Ingress' },
+  { apiVersion: GATEWAY_API_VERSION, kind: 'HTTPRoute', optional: GATEWAY_API },
+  { apiVersion: GATEWAY_API_VERSION, kind: 'TLSRoute', optional: GATEWAY_API },
+  { apiVersion: GATEWAY_API_VERSION, kind: 'TCPRoute', optional: GATEWAY_API },
   { apiVersion: 'apps/v1', kind: 'StatefulSet' },
   { apiVersion: 'v1', kind: 'Secret' },
 ];
@@ -64,6 +92,7 @@ export function buildChildren(cluster: PikoCluster, inputs: BuildInputs): Desire
       ...(pdb === undefined ? [] : [pdb]),
       ...(networkPolicy === undefined ? [] : [networkPolicy]),
       ...buildIngresses(cluster),
+      ...buildGatewayRoutes(cluster),
       buildStatefulSet(cluster, {
         image: resolveImage(cluster.spec.image, inputs.defaultImage),
         configHash: configHash(serverYaml),

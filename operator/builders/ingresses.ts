@@ -78,15 +78,3 @@ export function buildIngresses(cluster: PikoCluster): Desired<IngressObject>[] {
   }
   return out;
 }
-
-/** status.urls: where clients and agents outside reach the cluster, from spec.exposure. */
-export function exposureUrls(cluster: PikoCluster): { proxy?: string; upstream?: string } | undefined {
-  const ingress = cluster.spec.exposure?.ingress;
-  if (ingress === undefined) return undefined;
-  const url = (host: string, tls: string | undefined) =>
-    `${tls === undefined ? 'http' : 'https'}://${host.replace(/^\*\./, '<endpoint>.')}`;
-  const urls: { proxy?: string; upstream?: string } = {};
-  if (ingress.proxy !== undefined) urls.proxy = url(ingress.proxy.host, ingress.proxy.tlsSecretName);
-  if (ingress.upstream !== undefined) urls.upstream = url(ingress.upstream.host, ingress.upstream.tlsSecretName);
-  return urls;
-}

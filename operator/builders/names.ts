@@ -29,6 +29,9 @@ export interface ChildNames {
   networkPolicy: string;
   proxyIngress: string;
   upstreamIngress: string;
+  /** The Gateway API routes (HTTPRoute, TLSRoute or TCPRoute) of spec.exposure.gateway. */
+  proxyRoute: string;
+  upstreamRoute: string;
   clusterSecret: string;
 }
 
@@ -47,6 +50,8 @@ export function childNames(cluster: PikoCluster): ChildNames {
     networkPolicy: name,
     proxyIngress: `${name}-proxy`,
     upstreamIngress: `${name}-upstream`,
+    proxyRoute: `${name}-proxy`,
+    upstreamRoute: `${name}-upstream`,
     clusterSecret: `${name}-cluster`,
   };
 }

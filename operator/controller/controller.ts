@@ -38,6 +38,8 @@ import { clampDelay } from '../../dataplane/time/timer';
 export const DEFAULT_WORKERS = 2;
 /** Every cluster is reconciled at least this often, whatever the events said. */
 export const DEFAULT_RESYNC_PERIOD_MS = 10 * 60_000;
+/** How often the apiserver is asked whether it serves the optional kinds (a CRD installed or removed). */
+export const DEFAULT_DISCOVERY_INTERVAL_MS = 30_000;
 
 /** Selects the children of every PikoCluster. */
 export const MANAGED_SELECTOR = `${LABEL_MANAGED_BY}=${MANAGED_BY}`;
@@ -67,6 +69,7 @@ export interface ControllerOptions {
   informerBackoff?: { minMs: number; maxMs: number };
   registryGcGraceMs?: number;
   resyncPeriodMs?: number;
+  discoveryIntervalMs?: number;
   now?: () => number;
   /** Told after each reconcile (tests wait on it). */
   onReconciled?: (key: string, outcome: ReconcileOutcome) => void;
@@ -81,6 +84,13 @@ interface Running {
   started: boolean;
 }
 
+interface Discovery {
+  timer: NodeJS.Timeout | undefined;
+  abort: AbortController;
+  /** The first pass: what it finds is part of `synced`. */
+  first: Promise<void>;
+}
+
 export class PikoClusterController {
   readonly reconciler: Reconciler;
   private readonly informers = new Map<string, CachedInformer<KubeObject>>();
@@ -91,6 +101,21 @@ export class PikoClusterController {
   /** Set while stopWorkers({drain: true}) waits, so a loss of leadership meanwhile can cut it short. */
   private draining: Running | undefined;
   private readonly now: () => number;
+  /** Owned kinds by kind; an optional kind is here only while served and synced. */
+  private readonly owned = new Map<string, CachedInformer<KubeObject>>();
+  /** Owned kinds of optional APIs (Gateway API routes), watched while discovery lists them. */
+  private readonly optionalKinds: ResourceType[] = [];
+  private readonly makeInformer: <T extends KubeObject>(
+    name: string,
+    type: ResourceType,
+    selection: { labelSelector?: string; metadataOnly?: boolean },
+  ) => CachedInformer<T>;
+  private discovery: Discovery | undefined;
+  private readonly toOwner: CacheEventHandler<KubeObject> = {
+    onAdd: (o) => this.enqueueOwner(o),
+    onUpdate: (_old, o) => this.enqueueOwner(o),
+    onDelete: (o) => this.enqueueOwner(o),
+  };
 
   constructor(private readonly options: ControllerOptions) {
     this.logger = options.logger;
@@ -123,11 +148,17 @@ export class PikoClusterController {
       return cached;
     };
 
+    this.makeInformer = informer;
     this.pikoClusters = informer<PikoCluster>('pikoclusters', RESOURCES.pikoClusters, {});
-    const owned = new Map<string, CachedInformer<KubeObject>>();
-    for (const { apiVersion, kind } of OWNED_KINDS) {
+    const owned = this.owned;
+    for (const { apiVersion, kind, optional } of OWNED_KINDS) {
       const type = resourceFor(apiVersion, kind);
       if (type === undefined) throw new Error(`no resource for owned kind ${apiVersion} ${kind}`);
+      // Watched once discovery says the apiserver serves them: see discoverOptionalKinds().
+      if (optional !== undefined) {
+        this.optionalKinds.push(type);
+        continue;
+      }
       // Every Secret, as metadata: a Secret a spec refers to carries none of our labels.
       const selection = kind === 'Secret' ? { metadataOnly: true } : { labelSelector: MANAGED_SELECTOR };
       owned.set(kind, informer<KubeObject>(type.plural, type, selection));
@@ -170,12 +201,7 @@ export class PikoClusterController {
       },
       onDelete: (c) => this.enqueue(objectKey(c.metadata.namespace, c.metadata.name)),
     });
-    const toOwner: CacheEventHandler<KubeObject> = {
-      onAdd: (o) => this.enqueueOwner(o),
-      onUpdate: (_old, o) => this.enqueueOwner(o),
-      onDelete: (o) => this.enqueueOwner(o),
-    };
-    for (const [kind, cache] of owned) if (kind !== 'Secret') cache.addHandler(toOwner);
+    for (const [kind, cache] of owned) if (kind !== 'Secret') cache.addHandler(this.toOwner);
     secrets.addHandler({
       // A Secret's content is not ours to follow; only its coming and going matters.
       onAdd: (s) => this.secretChanged(s),
@@ -205,20 +231,72 @@ export class PikoClusterController {
     return this.pikoClusters.get(namespace, name);
   }
 
-  /** Starts every informer; reconciling waits for startWorkers(). */
+  /** Starts every informer, and the discovery of optional kinds; reconciling waits for startWorkers(). */
   startInformers(): void {
     for (const i of this.informers.values()) i.start();
+    if (this.discovery !== undefined) return;
+    const abort = new AbortController();
+    const discovery: Discovery = { timer: undefined, abort, first: Promise.resolve() };
+    this.discovery = discovery;
+    const interval = clampDelay(this.options.discoveryIntervalMs ?? DEFAULT_DISCOVERY_INTERVAL_MS);
+    const loop = async (): Promise<void> => {
+      await this.discoverOptionalKinds(abort.signal);
+      if (abort.signal.aborted) return;
+      discovery.timer = setTimeout(() => void loop(), interval);
+      discovery.timer.unref();
+    };
+    discovery.first = loop();
   }
 
-  /** Resolves once every informer has completed its first list. */
+  /** Resolves once every informer has completed its first list (optional kinds: those the first discovery found). */
   get synced(): Promise<void> {
-    return Promise.all([...this.informers.values()].map((i) => i.synced)).then(() => undefined);
+    const first = this.discovery?.first ?? Promise.resolve();
+    return first.then(() => Promise.all([...this.informers.values()].map((i) => i.synced))).then(() => undefined);
   }
 
   /** Why the controller is not ready (informers still listing), or undefined when it is. */
   notReady(): string | undefined {
     const waiting = [...this.informers].filter(([, i]) => !i.hasSynced).map(([name]) => name);
     return waiting.length === 0 ? undefined : `waiting for the first list of ${waiting.join(', ')}`;
+  }
+
+  /**
+   * Watches each optional kind the apiserver serves and forgets each it stopped serving (its CRD
+   * was deleted); every cluster is reconciled after a change, so one waiting for the API
+   * (Ready=False GatewayAPINotInstalled) gets its objects within an interval of the install.
+   * A failed discovery changes nothing and is tried again at the next interval.
+   */
+  private async discoverOptionalKinds(signal: AbortSignal): Promise<void> {
+    for (const type of this.optionalKinds) {
+      let served: boolean;
+      try {
+        served = await this.options.client.served(type, { signal });
+      } catch (err) {
+        if (signal.aborted) return;
+        this.logger.warn('discovery failed', { resource: type.plural, error: err instanceof Error ? err.message : String(err) });
+        continue;
+      }
+      if (signal.aborted) return;
+      const informer = this.informers.get(type.plural);
+      if (served && informer === undefined) {
+        const cache = this.makeInformer<KubeObject>(type.plural, type, { labelSelector: MANAGED_SELECTOR });
+        cache.addHandler(this.toOwner);
+        cache.start();
+        this.logger.info('watching an optional kind the apiserver now serves', { resource: type.plural });
+        void cache.synced.then(() => {
+          if (this.informers.get(type.plural) !== cache) return;
+          this.owned.set(type.kind, cache);
+          this.enqueueAllRunning();
+        });
+      } else if (!served && informer !== undefined) {
+        this.informers.delete(type.plural);
+        this.owned.delete(type.kind);
+        this.metrics.informerHealthy.remove({ resource: type.plural });
+        await informer.stop();
+        this.logger.info('stopped watching an optional kind the apiserver no longer serves', { resource: type.plural });
+        this.enqueueAllRunning();
+      }
+    }
   }
 
   get isRunning(): boolean {
@@ -285,6 +363,13 @@ export class PikoClusterController {
   }
 
   async stopInformers(): Promise<void> {
+    const discovery = this.discovery;
+    this.discovery = undefined;
+    if (discovery !== undefined) {
+      discovery.abort.abort();
+      clearTimeout(discovery.timer);
+      await discovery.first.catch(() => undefined);
+    }
     await Promise.all([...this.informers.values()].map((i) => i.stop()));
   }
 
@@ -335,6 +420,10 @@ export class PikoClusterController {
 
   private enqueue(key: string): void {
     this.running?.queue.add(key);
+  }
+
+  private enqueueAllRunning(): void {
+    if (this.running?.started === true) this.enqueueAll(this.running.queue);
   }
 
   private enqueueAll(queue: WorkQueue): void {

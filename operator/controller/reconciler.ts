@@ -21,7 +21,7 @@ import { API_VERSION, KIND, type PikoCluster } from '../api/pikocluster';
 import { generateClusterSecret } from '../builders/cluster-secret';
 import type { Desired } from '../builders/desired';
 import { buildTokenReviewBinding, LABEL_CLUSTER_NAME, LABEL_CLUSTER_NAMESPACE } from '../builders/dataplane-role';
-import { buildChildren, OWNED_KINDS } from '../builders/desired-children';
+import { buildChildren, OWNED_KINDS, type OptionalApi } from '../builders/desired-children';
 import type { ApiServerEndpoints } from '../builders/network-policy';
 import { childNames, LABEL_INSTANCE } from '../builders/names';
 import { validateSpec } from '../builders/validate-spec';
@@ -94,6 +94,10 @@ const API_SERVER_REFRESH_MS = 60_000;
 interface EndpointsObject extends KubeObject {
   subsets?: { addresses?: { ip: string }[]; ports?: { port: number }[] }[];
 }
+const OPTIONAL_BY_KIND: ReadonlyMap<string, OptionalApi> = new Map(
+  OWNED_KINDS.flatMap(({ kind, optional }) => (optional === undefined ? [] : [[kind, optional] as const])),
+);
+
 /** Reconcile a little after a Lease's deadline, not on it, so the Lease is expired by then. */
 const EXPIRY_SLACK_MS = 500;
 
@@ -168,18 +172,18 @@ export class Reconciler {
     }
 
     if (problems.length === 0) {
-      const rejection = await this.applyChildren(key, cluster, request);
-      if (rejection !== undefined) problems.push(rejection);
+      const outcome = await this.applyChildren(key, cluster, request);
+      if (outcome.rejection !== undefined) problems.push(outcome.rejection);
+      // Everything else is in place: the registry's garbage is ours to collect.
+      if (outcome.rejection === undefined) await this.deleteRegistryGarbage(cluster, this.collectRegistry(cluster).garbage, request);
+      problems.push(...outcome.unserved);
     }
     const registry = this.collectRegistry(cluster);
-    if (problems.length === 0) await this.deleteRegistryGarbage(cluster, registry.garbage, request);
 
     await this.writeStatus(cluster, registry.nodes, problems, request);
     await this.warn(key, cluster, problems);
 
-    if (problems.length > 0) {
-      return problems.some((p) => p.retryable === true) ? { retry: true } : {};
-    }
+    if (problems.some((p) => p.retryable === true)) return { retry: true };
     return registry.nextChangeAtMs === undefined
       ? {}
       : { requeueAfterMs: Math.max(0, registry.nextChangeAtMs - this.now()) + EXPIRY_SLACK_MS };
@@ -188,9 +192,14 @@ export class Reconciler {
   /**
    * Creates the create-only children, applies the others, and deletes owned
    * objects no longer wanted. Returns a problem when the apiserver refused a
-   * child as invalid.
+   * child as invalid, and one per optional API the spec needs and the
+   * apiserver does not serve (those children wait; the others are applied).
    */
-  private async applyChildren(key: string, cluster: PikoCluster, request: { signal?: AbortSignal }): Promise<StatusProblem | undefined> {
+  private async applyChildren(
+    key: string,
+    cluster: PikoCluster,
+    request: { signal?: AbortSignal },
+  ): Promise<{ rejection?: StatusProblem; unserved: StatusProblem[] }> {
     const namespace = cluster.metadata.namespace;
     let applied = this.applied.get(key);
     if (applied === undefined) {
@@ -221,13 +230,31 @@ export class Reconciler {
       }
     }
 
+    const unserved = new Map<string, { api: OptionalApi; kinds: string[] }>();
+    const wait = (api: OptionalApi, child: Desired<KubernetesObject>): void => {
+      const entry = unserved.get(api.reason) ?? { api, kinds: [] };
+      entry.kinds.push(`${child.kind} ${child.metadata.name}`);
+      unserved.set(api.reason, entry);
+    };
     for (const child of children.apply) {
+      const api = OPTIONAL_BY_KIND.get(child.kind);
+      if (api !== undefined && this.caches.owned.get(child.kind) === undefined) {
+        wait(api, child);
+        continue;
+      }
       try {
         await this.applyChild(applied, child, request);
       } catch (err) {
+        // The CRD is being deleted (403 "while custom resource definition is terminating") or is
+        // gone (404) before discovery has noticed: wait for the API as if it had never been there.
+        if (api !== undefined && (isApiError(err, 'NOT_FOUND') || (isApiError(err, 'FORBIDDEN') && /terminating/.test(err.message)))) {
+          wait(api, child);
+          continue;
+        }
         if (!isApiError(err, 'INVALID')) throw err;
         // The apiserver's message names the object and the field: `Service "x" is invalid: spec.ports[0].nodePort: ...`.
-        return { reason: `${child.kind}Rejected`, retryable: true, message: (err as KubeApiError).message.replace(/^[^:]*: /, '') };
+        const message = (err as KubeApiError).message.replace(/^[^:]*: /, '');
+        return { rejection: { reason: `${child.kind}Rejected`, retryable: true, message }, unserved: [] };
       }
     }
 
@@ -249,7 +276,13 @@ export class Reconciler {
         this.options.logger.info('deleted unwanted child', { cluster: `${namespace}/${cluster.metadata.name}`, kind, name });
       }
     }
-    return undefined;
+    // Not retried with backoff: the controller reconciles every cluster once discovery finds the API.
+    return {
+      unserved: [...unserved.values()].map(({ api, kinds }) => ({
+        reason: api.reason,
+        message: `the apiserver does not serve ${api.name}, which ${kinds.join(' and ')} need; install ${api.install}`,
+      })),
+    };
   }
 
   /**

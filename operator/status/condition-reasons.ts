@@ -33,8 +33,12 @@ export function isPodWaitingFailure(reason: string): reason is (typeof POD_WAITI
  * The spec cannot be rolled out as it is: a field that is invalid
  * (`Invalid` and its path in PascalCase, as `InvalidPodLabels`), a Secret
  * it names that does not exist, or a child the apiserver refused
- * (`ServiceRejected`: the kind and `Rejected`).
+ * (`ServiceRejected`: the kind and `Rejected`), or an optional API the
+ * spec needs that the apiserver does not serve (`GatewayAPINotInstalled`).
  */
-export type SpecProblemReason = `Invalid${string}` | 'SecretNotFound' | `${string}Rejected` | 'TokenReviewUnavailable';
+export type SpecProblemReason = `Invalid${string}` | 'SecretNotFound' | `${string}Rejected` | 'TokenReviewUnavailable' | OptionalApiReason;
+
+/** One per optional API (operator/builders/desired-children.ts). */
+export type OptionalApiReason = 'GatewayAPINotInstalled' | 'CertManagerNotInstalled' | 'PrometheusOperatorNotInstalled';
 
 export type ConditionReason = RolloutReason | SettledReason | PodFailureReason | SpecProblemReason;

@@ -30,7 +30,7 @@ import type { PikoCluster } from '../api/pikocluster';
 import type { NodeSummary, PikoClusterStatus } from '../api/pikocluster-status';
 import type { NodeRecord } from '../../dataplane/registry/cluster-registry';
 import { selectorString } from '../builders/names';
-import { exposureUrls } from '../builders/ingresses';
+import { exposureUrls } from '../builders/exposure-urls';
 import { setCondition, type ConditionInput } from './conditions';
 import { isPodWaitingFailure, type PodFailureReason, type RolloutReason, type SpecProblemReason } from './condition-reasons';
 

@@ -218,6 +218,10 @@ export class RecordingClient implements KubeClient {
     return this.track(this.inner.update<T>(type, object, options));
   }
 
+  served(type: ResourceType, options?: RequestOptions): Promise<boolean> {
+    return this.track(this.inner.served(type, options));
+  }
+
   delete(type: ResourceType, namespace: string, name: string, options?: DeleteOptions): Promise<boolean> {
     this.writes.push({ verb: 'delete', resource: type.plural, namespace, name });
     return this.track(this.inner.delete(type, namespace, name, options));

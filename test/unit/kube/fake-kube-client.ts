@@ -78,6 +78,8 @@ export class FakeKubeClient implements KubeClient {
   private readonly failures: { verb: Verb; plural?: string; err: unknown; times: number }[] = [];
   private rv = 100;
   private uid = 0;
+  /** Plurals served() says are not served, as kinds of CRDs not installed; every other one is. */
+  readonly notServed = new Set<string>();
 
   /** Writes recorded so far, as `verb resource ns/name`. */
   writes(): string[] {
@@ -256,6 +258,11 @@ export class FakeKubeClient implements KubeClient {
       throw new KubeApiError('CONFLICT', `${type.plural} "${name}": the object has been modified`, 409);
     }
     return structuredClone(this.store(type, structuredClone(object) as Stored)) as T;
+  }
+
+  async served(type: ResourceType, _options?: RequestOptions): Promise<boolean> {
+    if (this.isDown) throw unavailable();
+    return !this.notServed.has(type.plural);
   }
 
   async delete(type: ResourceType, namespace: string, name: string, options: DeleteOptions = {}): Promise<boolean> {

@@ -74,9 +74,11 @@ describe('PikoCluster CRD', () => {
     const all = rules(schema);
     expect(Object.keys(all).sort()).toEqual([
       '<root>',
+      'spec',
       'spec.auth.admin',
       'spec.auth.proxy',
       'spec.auth.upstream',
+      'spec.exposure.gateway.proxy',
       'spec.gracePeriod',
       'spec.ports',
       'spec.registry',
@@ -89,6 +91,10 @@ describe('PikoCluster CRD', () => {
     expect(all['spec.registry']).toEqual(['duration(self.renewInterval) < duration(self.leaseDuration)']);
     expect(all['spec.ports']).toEqual(['self.proxy != self.upstream && self.proxy != self.admin && self.upstream != self.admin']);
     expect(all['<root>']?.[0]).toContain('self.metadata.name.matches(');
+    expect(all['spec']).toEqual([
+      expect.stringContaining("self.exposure.gateway.proxy.route != 'TLSRoute' || (has(self.tls) && has(self.tls.proxy))"),
+      expect.stringContaining("self.exposure.gateway.upstream.route != 'TLSRoute' || (has(self.tls) && has(self.tls.upstream))"),
+    ]);
   });
 
   it('defaults an empty spec to a complete one', () => {

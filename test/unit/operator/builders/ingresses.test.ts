@@ -1,4 +1,5 @@
-import { buildIngresses, exposureUrls } from '../../../../operator/builders/ingresses';
+import { buildIngresses } from '../../../../operator/builders/ingresses';
+import { exposureUrls } from '../../../../operator/builders/exposure-urls';
 import { makeCluster } from '../fixtures';
 
 describe('the Ingresses of spec.exposure', () => {
