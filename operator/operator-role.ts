@@ -77,6 +77,8 @@ export const OPERATOR_CLUSTER_ROLE_RULES: readonly PolicyRule[] = [
   { apiGroups: ['networking.k8s.io'], resources: ['networkpolicies', 'ingresses'], verbs: CHILD_VERBS },
   // spec.exposure.gateway; granted whether or not the Gateway API is installed, and watched only once it is.
   { apiGroups: ['gateway.networking.k8s.io'], resources: ['httproutes', 'tlsroutes', 'tcproutes'], verbs: CHILD_VERBS },
+  // spec.monitoring.podMonitor, likewise.
+  { apiGroups: ['monitoring.coreos.com'], resources: ['podmonitors'], verbs: CHILD_VERBS },
   // The apiserver's addresses, for the data plane's NetworkPolicy egress.
   { apiGroups: [''], resources: ['endpoints'], verbs: ['get'], resourceNames: ['kubernetes'] },
   ...TOKEN_REVIEW_OPERATOR_RULES,

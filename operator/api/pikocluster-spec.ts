@@ -23,6 +23,7 @@ import { exposureSchema } from './spec-exposure';
 import { networkPolicySchema } from './spec-network-policy';
 import { servicesSchema } from './spec-services';
 import { tlsSchema } from './spec-tls';
+import { monitoringSchema } from './spec-monitoring';
 
 export const PULL_POLICIES = ['Always', 'IfNotPresent', 'Never'] as const;
 
@@ -175,6 +176,7 @@ export const specSchema = obj(
     agent: agentSchema,
     networkPolicy: networkPolicySchema,
     exposure: exposureSchema,
+    monitoring: monitoringSchema,
   },
   {
     description: 'Desired state of the Piko data plane.',

@@ -10,6 +10,7 @@ import { buildGatewayRoutes, GATEWAY_API_VERSION } from './gateway-routes';
 import { buildIngresses } from './ingresses';
 import { buildNetworkPolicy, type NetworkPolicyInputs } from './network-policy';
 import { buildPodDisruptionBudget } from './pod-disruption-budget';
+import { buildPodMonitor, PROMETHEUS_OPERATOR_API_VERSION } from './pod-monitor';
 import { buildRole, buildRoleBinding, buildServiceAccount } from './dataplane-role';
 import { configHash, renderServerConfig } from './server-config';
 import { buildHeadlessService, buildProxyService, buildUpstreamService } from './services';
@@ -51,6 +52,12 @@ export const GATEWAY_API: OptionalApi = {
   install: "its standard channel's CRDs (v1.5 or later, which serve TLSRoute and TCPRoute as v1)",
 };
 
+export const PROMETHEUS_OPERATOR: OptionalApi = {
+  name: "the Prometheus Operator's PodMonitor",
+  reason: 'PrometheusOperatorNotInstalled',
+  install: 'the Prometheus Operator (or its CRDs), or set spec.monitoring.podMonitor.enabled to false',
+};
+
 export interface OwnedKind {
   apiVersion: string;
   kind: string;
@@ -71,6 +78,7 @@ export const OWNED_KINDS: readonly OwnedKind[] = [
   { apiVersion: GATEWAY_API_VERSION, kind: 'HTTPRoute', optional: GATEWAY_API },
   { apiVersion: GATEWAY_API_VERSION, kind: 'TLSRoute', optional: GATEWAY_API },
   { apiVersion: GATEWAY_API_VERSION, kind: 'TCPRoute', optional: GATEWAY_API },
+  { apiVersion: PROMETHEUS_OPERATOR_API_VERSION, kind: 'PodMonitor', optional: PROMETHEUS_OPERATOR },
   { apiVersion: 'apps/v1', kind: 'StatefulSet' },
   { apiVersion: 'v1', kind: 'Secret' },
 ];
@@ -79,6 +87,7 @@ export const OWNED_KINDS: readonly OwnedKind[] = [
 export function buildChildren(cluster: PikoCluster, inputs: BuildInputs): DesiredChildren {
   const serverYaml = renderServerConfig(cluster);
   const pdb = buildPodDisruptionBudget(cluster);
+  const podMonitor = buildPodMonitor(cluster);
   const networkPolicy = buildNetworkPolicy(cluster, inputs.network ?? { apiServer: undefined });
   return {
     apply: [
@@ -93,6 +102,7 @@ export function buildChildren(cluster: PikoCluster, inputs: BuildInputs): Desire
       ...(networkPolicy === undefined ? [] : [networkPolicy]),
       ...buildIngresses(cluster),
       ...buildGatewayRoutes(cluster),
+      ...(podMonitor === undefined ? [] : [podMonitor]),
       buildStatefulSet(cluster, {
         image: resolveImage(cluster.spec.image, inputs.defaultImage),
         configHash: configHash(serverYaml),

@@ -32,6 +32,7 @@ export interface ChildNames {
   /** The Gateway API routes (HTTPRoute, TLSRoute or TCPRoute) of spec.exposure.gateway. */
   proxyRoute: string;
   upstreamRoute: string;
+  podMonitor: string;
   clusterSecret: string;
 }
 
@@ -52,6 +53,7 @@ export function childNames(cluster: PikoCluster): ChildNames {
     upstreamIngress: `${name}-upstream`,
     proxyRoute: `${name}-proxy`,
     upstreamRoute: `${name}-upstream`,
+    podMonitor: name,
     clusterSecret: `${name}-cluster`,
   };
 }

@@ -51,6 +51,7 @@ export function validateSpec(cluster: PikoCluster): SpecProblem[] {
     annotations(p, `spec.services.${port}.annotations`, spec.services[port].annotations, []);
   }
   labels(p, 'spec.scheduling.nodeSelector', spec.scheduling?.nodeSelector, false);
+  labels(p, 'spec.monitoring.podMonitor.labels', spec.monitoring.podMonitor.labels, true);
   tolerations(p, spec.scheduling?.tolerations);
   topologySpread(p, spec.scheduling?.topologySpreadConstraints);
 
@@ -60,6 +61,7 @@ export function validateSpec(cluster: PikoCluster): SpecProblem[] {
     ['spec.gracePeriod', spec.gracePeriod],
     ['spec.registry.leaseDuration', spec.registry.leaseDuration],
     ['spec.registry.renewInterval', spec.registry.renewInterval],
+    ['spec.monitoring.podMonitor.interval', spec.monitoring.podMonitor.interval],
   ];
   for (const port of PORTS) {
     const jwks = spec.auth?.[port]?.jwks;

@@ -36,6 +36,11 @@ export function referencedSecrets(spec: PikoClusterSpec): SecretReference[] {
   }
   add('spec.tls.forwarding.rootCASecretRef', spec.tls?.forwarding?.rootCASecretRef?.name);
   add('spec.tls.forwarding.clientCertSecretName', spec.tls?.forwarding?.clientCertSecretName);
+  // Read by Prometheus, not by the pods; reported all the same, as a scrape failing for it says little.
+  if (spec.monitoring.podMonitor.enabled) {
+    add('spec.monitoring.podMonitor.bearerTokenSecretRef', spec.monitoring.podMonitor.bearerTokenSecretRef?.name);
+    add('spec.monitoring.podMonitor.caSecretRef', spec.monitoring.podMonitor.caSecretRef?.name);
+  }
   return out;
 }
 

@@ -596,6 +596,45 @@ describe('the operator', () => {
     await waitForCluster(ns, 'piko', (c) => condition(c, 'Ready')?.reason === 'GatewayAPINotInstalled', 'Ready=False once more');
   });
 
+  it('creates the PodMonitor once the Prometheus Operator CRDs are served, accepted by their schema, and deletes it with the spec', async () => {
+    const ns = await newNamespace(admin, 'monitor');
+    const monitoring = {
+      podMonitor: { enabled: true, labels: { release: 'kps' }, bearerTokenSecretRef: { name: 'scrape', key: 'token' } },
+    };
+    await admin.create(RESOURCES.pikoClusters, pikoCluster(ns, 'piko', { replicas: 1, monitoring }));
+    // The token's Secret is reported first; once it exists, the missing CRD is.
+    await waitForCluster(ns, 'piko', (c) => condition(c, 'Ready')?.reason === 'SecretNotFound', 'Ready=False SecretNotFound');
+    await admin.create(RESOURCES.secrets, {
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: { name: 'scrape', namespace: ns },
+      stringData: { token: 'x' },
+    } as KubeObject);
+    const waiting = await waitForCluster(
+      ns,
+      'piko',
+      (c) => condition(c, 'Ready')?.reason === 'PrometheusOperatorNotInstalled',
+      'Ready=False PrometheusOperatorNotInstalled',
+    );
+    expect(condition(waiting, 'Ready')?.message).toContain('PodMonitor piko');
+    await waitForObject(RESOURCES.pods, ns, 'piko-0', (p) => p !== undefined, 'pod piko-0');
+    await markPodReady(ns, 'piko-0');
+
+    const crds = await thirdPartyCrdFiles('prometheus-operator');
+    await kubectl(cp, ['apply', '--server-side', ...crds.flatMap((f) => ['-f', f])]);
+    const monitor = await waitForObject(RESOURCES.podMonitors, ns, 'piko', (o) => o !== undefined, 'the PodMonitor');
+    expect(monitor?.metadata?.labels?.['release']).toBe('kps');
+    expect(monitor?.spec).toMatchObject({
+      selector: { matchLabels: { 'app.kubernetes.io/instance': 'piko' } },
+      podMetricsEndpoints: [
+        { port: 'admin', path: '/metrics', interval: '30s', authorization: { type: 'Bearer', credentials: { name: 'scrape' } } },
+      ],
+    });
+    await waitForCluster(ns, 'piko', (c) => condition(c, 'Ready')?.status === 'True', 'the cluster to be Ready');
+    await patchCluster(ns, [{ op: 'replace', path: '/spec/monitoring/podMonitor/enabled', value: false }]);
+    await waitForObject(RESOURCES.podMonitors, ns, 'piko', (o) => o === undefined, 'the PodMonitor to go');
+  });
+
   it('serves /healthz, /readyz and /metrics as `piko operator`, ready as a standby', async () => {
     const config = loadOperatorConfig({
       version: '0.0.0-test',

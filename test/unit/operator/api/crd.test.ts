@@ -106,6 +106,7 @@ describe('PikoCluster CRD', () => {
         tokenExpirationSeconds: 3600,
       },
       networkPolicy: { enabled: true },
+      monitoring: { podMonitor: { enabled: false, interval: '30s' } },
       image: { pullPolicy: 'IfNotPresent' },
       ports: { proxy: 8000, upstream: 8001, admin: 8002 },
       proxyTimeout: '30s',
