@@ -64,10 +64,14 @@ export function clientTlsSpec(toward: string, withServerName: boolean, yamlOnly 
     insecure_skip_verify: bool(false, `Accept any certificate and host name from ${toward}.`, flag),
     ...(withServerName
       ? {
-          server_name: str('', `Host name to verify in the certificate of ${toward} instead of the dialled host.`, {
-            optional: true,
-            ...flag,
-          }),
+          server_name: str(
+            '',
+            `Host name to verify in the certificate of ${toward} instead of the dialled host; {node} stands for the peer's node ID.`,
+            {
+              optional: true,
+              ...flag,
+            },
+          ),
         }
       : {}),
   });

@@ -15,7 +15,10 @@ import { createProxyMetrics } from '../metrics/proxy-metrics';
 import { createMetricsRegistry } from '../metrics/registry';
 import { createUpstreamMetrics } from '../metrics/upstream-metrics';
 import { advertisedAddress, listen } from '../net/listen';
-import { clientTlsOptions, createHttpServer } from '../net/tls';
+import https from 'node:https';
+import { createHttpServer, serverTlsOptions } from '../net/tls';
+import { TlsReloader } from '../net/tls-reload';
+import { ForwardingTls } from '../proxy/remote/forwarding-tls';
 import { ForwardAuth } from '../proxy/remote/forward-auth';
 import { createRemoteDialer, type RemoteDialer } from '../proxy/remote/remote-dialer';
 import { answerClientError } from '../http/json-error';
@@ -36,6 +39,8 @@ export interface ServerDeps {
   createRegistry?: (node: RegistryContext) => ClusterRegistry;
   /** The apiserver that reviews ServiceAccount tokens; default KUBECONFIG, ~/.kube/config, in-cluster. */
   kubeconfigPath?: string;
+  /** How often TLS files are checked for renewal (tests); 10 s by default. */
+  tlsReloadIntervalMs?: number;
 }
 
 /** What a registry is built from: this node and the addresses other nodes reach it at. */
@@ -80,6 +85,7 @@ export class Server {
   private readonly verifiers: { close(): void }[] = [];
   private readonly registry: ClusterRegistry;
   private readonly remoteDialer: RemoteDialer | undefined;
+  private readonly tlsReloaders: { stop(): void }[] = [];
   private ready = false;
   private shuttingDown: Promise<void> | undefined;
 
@@ -143,6 +149,26 @@ export class Server {
       registry.setLocalEndpoint(endpointId, count);
     });
 
+    // Certificates renewed on disk (a Secret the kubelet updates) are served without a restart.
+    const reloadEvery = deps.tlsReloadIntervalMs === undefined ? {} : { intervalMs: deps.tlsReloadIntervalMs };
+    for (const port of ['proxy', 'upstream', 'admin'] as const) {
+      const cfg = config[port].tls;
+      const server = ports.servers[port];
+      if (!(server instanceof https.Server)) continue;
+      const field = `${port}.tls`;
+      this.tlsReloaders.push(
+        new TlsReloader({
+          files: [cfg.cert, cfg.key, cfg.clientCas],
+          // TLS is on for the port, so the options are defined.
+          load: () => serverTlsOptions(cfg, field)!,
+          apply: (o) => server.setSecureContext(o),
+          what: field,
+          logger,
+          ...reloadEvery,
+        }).start(),
+      );
+    }
+
     const proxyVerifier = this.verifier(config.proxy.auth, 'proxy.auth');
     const adminVerifier = this.verifier(config.admin.auth, 'admin.auth');
     const upstreamAuth = createTenantVerifiers(config.upstream.auth, config.upstream.tenants, {
@@ -154,7 +180,19 @@ export class Server {
     const forwardAuth = config.cluster.secret ? new ForwardAuth(config.cluster.secret) : undefined;
     let remote: ((endpointId: string, dedicated: boolean) => Promise<Route | undefined>) | undefined;
     if (forwardAuth) {
-      const tlsClient = config.proxy.tls.cert ? clientTlsOptions(config.proxy.tls.client, 'proxy.tls.client') : undefined;
+      const tlsClient = config.proxy.tls.cert ? new ForwardingTls(config.proxy.tls.client) : undefined;
+      if (tlsClient !== undefined) {
+        this.tlsReloaders.push(
+          new TlsReloader({
+            files: tlsClient.files,
+            load: () => tlsClient.load(),
+            apply: (o) => tlsClient.apply(o),
+            what: 'proxy.tls.client',
+            logger,
+            ...reloadEvery,
+          }).start(),
+        );
+      }
       this.remoteDialer = createRemoteDialer({
         registry,
         nodeId: config.cluster.nodeId,
@@ -269,6 +307,7 @@ export class Server {
     this.upstreamServer.closeAll();
     this.upstreamHttp.closeAllConnections();
     this.remoteDialer?.close();
+    for (const r of this.tlsReloaders) r.stop();
 
     for (const v of this.verifiers) v.close();
     this.adminHttp.close();

@@ -5,10 +5,12 @@
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
+import tls from 'node:tls';
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
 import type { KubeClient } from '../../dataplane/kube/client';
 import type { Logger } from '../../dataplane/log/logger';
+import { TlsReloader } from '../../dataplane/net/tls-reload';
 import type { PikoCluster } from '../api/pikocluster';
 import type { WebhookConfig } from '../operator-config';
 import { AdmissionServer } from './admission-server';
@@ -36,9 +38,7 @@ const CERT_DIR_POLL_MS = 10_000;
 export class SidecarInjector {
   private readonly server: AdmissionServer;
   private readonly tls: WebhookTls | undefined;
-  private filesTimer: NodeJS.Timeout | undefined;
-  private lastFiles = '';
-  private filesFailing = false;
+  private files: TlsReloader<{ cert: string; key: string }> | undefined;
 
   constructor(private readonly o: SidecarInjectorOptions) {
     this.server = new AdmissionServer({
@@ -70,9 +70,26 @@ export class SidecarInjector {
     if (this.tls !== undefined) {
       await this.tls.start();
     } else {
-      this.readFiles();
-      const every = this.o.syncIntervalMs ?? CERT_DIR_POLL_MS;
-      this.filesTimer = setInterval(() => this.readFiles(), every).unref();
+      const dir = this.o.config.certDir;
+      const cert = path.join(dir, 'tls.crt');
+      const key = path.join(dir, 'tls.key');
+      this.files = new TlsReloader({
+        files: [cert, key],
+        load: () => {
+          const pair = { cert: readFileSync(cert, 'utf8'), key: readFileSync(key, 'utf8') };
+          // A certificate renewed before its key does not make a pair: keep serving the last one.
+          tls.createSecureContext(pair);
+          return pair;
+        },
+        apply: (pair) => this.server.setCertificate(pair),
+        what: `webhook certificate in ${dir}`,
+        logger: this.o.logger,
+        intervalMs: this.o.syncIntervalMs ?? CERT_DIR_POLL_MS,
+        // cert-manager may not have written them yet.
+        inUse: false,
+      });
+      this.files.check();
+      this.files.start();
     }
     return addr;
   }
@@ -80,31 +97,12 @@ export class SidecarInjector {
   /** One certificate sync now (tests drive rotation with it). */
   async sync(): Promise<void> {
     if (this.tls !== undefined) await this.tls.sync();
-    else this.readFiles();
+    else this.files?.check();
   }
 
   async close(): Promise<void> {
     this.tls?.stop();
-    clearInterval(this.filesTimer);
+    this.files?.stop();
     await this.server.close();
-  }
-
-  private readFiles(): void {
-    const dir = this.o.config.certDir;
-    try {
-      const cert = readFileSync(path.join(dir, 'tls.crt'), 'utf8');
-      const key = readFileSync(path.join(dir, 'tls.key'), 'utf8');
-      this.filesFailing = false;
-      if (cert + key !== this.lastFiles) {
-        this.server.setCertificate({ cert, key });
-        this.lastFiles = cert + key;
-        this.o.logger.info('loaded the webhook certificate', { dir });
-      }
-    } catch (err) {
-      // Once per run of failures, not at every poll; the last good certificate keeps serving.
-      if (!this.filesFailing)
-        this.o.logger.warn('cannot read the webhook certificate', { dir, error: err instanceof Error ? err.message : String(err) });
-      this.filesFailing = true;
-    }
   }
 }

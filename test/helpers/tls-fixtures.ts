@@ -44,8 +44,13 @@ authorityKeyIdentifier = keyid
  * paths. Valid for two days from now.
  */
 export function makeTlsFixtures(dir: string): TlsFixtures {
+  return makeTlsFixturesWithSans(dir, 'DNS:localhost,IP:127.0.0.1,IP:::1');
+}
+
+/** As makeTlsFixtures, with the server certificate naming `sans` (openssl's subjectAltName syntax). */
+export function makeTlsFixturesWithSans(dir: string, sans: string): TlsFixtures {
   const config = join(dir, 'openssl.cnf');
-  writeFileSync(config, OPENSSL_CONFIG);
+  writeFileSync(config, OPENSSL_CONFIG.replace('subjectAltName = DNS:localhost,IP:127.0.0.1,IP:::1', `subjectAltName = ${sans}`));
   const openssl = (...args: string[]): void => {
     execFileSync('openssl', args, { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'], timeout: 30_000 });
   };

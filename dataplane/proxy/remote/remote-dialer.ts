@@ -1,7 +1,7 @@
-import type tls from 'node:tls';
 import type { ClusterRegistry, NodeRecord } from '../../registry/cluster-registry';
 import type { Route } from '../router';
 import { FORWARD_AUTH_HEADER, type ForwardAuth } from './forward-auth';
+import type { ForwardingTls } from './forwarding-tls';
 import { PeerAgent } from './peer-pool';
 
 export interface RemoteDialerOptions {
@@ -10,7 +10,7 @@ export interface RemoteDialerOptions {
   nodeId: string;
   auth: ForwardAuth;
   /** TLS towards other nodes' proxy ports (Piko's proxy.tls.client); plain TCP when unset. */
-  tls?: tls.ConnectionOptions;
+  tls?: Pick<ForwardingTls, 'forNode' | 'generation'>;
   connectTimeoutMs?: number;
   /** Picks a number in [0, 1); injectable so tests can pin the choice. */
   random?: () => number;
@@ -35,16 +35,17 @@ export function createRemoteDialer(options: RemoteDialerOptions): RemoteDialer {
   const timeoutMs = options.connectTimeoutMs ?? 5000;
   const peers = new Map<string, PeerAgent>();
   const peerFor = (node: NodeRecord): PeerAgent => {
-    const key = `${node.id}@${node.proxyAddr}`;
+    const tls = options.tls;
+    const key = `${node.id}@${node.proxyAddr}#${tls?.generation ?? 0}`;
     let peer = peers.get(key);
     if (!peer) {
-      // A node that moved (new address) leaves its old pool behind.
+      // A node that moved (new address), or renewed TLS settings, leave the old pool behind.
       for (const [k, p] of peers) {
         if (!k.startsWith(`${node.id}@`)) continue;
         p.destroy();
         peers.delete(k);
       }
-      peer = new PeerAgent(node.proxyAddr, options.tls, timeoutMs);
+      peer = new PeerAgent(node.proxyAddr, tls?.forNode(node.id), timeoutMs);
       peers.set(key, peer);
     }
     return peer;
