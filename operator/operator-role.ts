@@ -79,6 +79,8 @@ export const OPERATOR_CLUSTER_ROLE_RULES: readonly PolicyRule[] = [
   { apiGroups: ['gateway.networking.k8s.io'], resources: ['httproutes', 'tlsroutes', 'tcproutes'], verbs: CHILD_VERBS },
   // spec.monitoring.podMonitor, likewise.
   { apiGroups: ['monitoring.coreos.com'], resources: ['podmonitors'], verbs: CHILD_VERBS },
+  // spec.tls.issuerRef, likewise.
+  { apiGroups: ['cert-manager.io'], resources: ['certificates'], verbs: CHILD_VERBS },
   // The apiserver's addresses, for the data plane's NetworkPolicy egress.
   { apiGroups: [''], resources: ['endpoints'], verbs: ['get'], resourceNames: ['kubernetes'] },
   ...TOKEN_REVIEW_OPERATOR_RULES,

@@ -21,9 +21,9 @@ const forwardingTls = obj(
     ),
     serverName: str({
       description:
-        "Name to verify in other pods' proxy certificates. Pods dial each other by IP address, so set this unless the certificate names the pod IPs.",
+        "Name to verify in other pods' proxy certificates; {node} stands for the pod's name ({node}.<name>-nodes.<namespace>.svc names each pod, as certificates from tls.issuerRef do, and is the default with it). Pods dial each other by IP address, so set this unless the certificate names the pod IPs.",
       maxLength: 253,
-      pattern: '^[A-Za-z0-9]([-A-Za-z0-9.]*[A-Za-z0-9])?$',
+      pattern: '^(\\{node\\}|[A-Za-z0-9])([-A-Za-z0-9.]*[A-Za-z0-9])?$',
     }),
     clientCertSecretName: str({
       description:
@@ -39,8 +39,26 @@ const forwardingTls = obj(
   },
 );
 
+const issuerRef = obj(
+  {
+    name: str({
+      description: 'Name of the Issuer or ClusterIssuer.',
+      required: true,
+      pattern: DNS_SUBDOMAIN,
+      maxLength: DNS_SUBDOMAIN_MAX,
+    }),
+    kind: str({ description: 'Issuer (in this namespace) or ClusterIssuer.', enum: ['Issuer', 'ClusterIssuer'], default: 'Issuer' }),
+    group: str({ description: "The issuer's API group; another for an external issuer.", default: 'cert-manager.io', maxLength: 253 }),
+  },
+  {
+    description:
+      "A cert-manager issuer of the pods' certificates: the operator creates a Certificate `<name>-<port>` for each port block, writing the block's secretName (the pods' DNS names and Service names, and the exposure host of a TLSRoute or TCPRoute), and `<name>-forwarding` for tls.forwarding.clientCertSecretName. Renewed certificates are reloaded in place, without a restart. Needs cert-manager: Ready is False with reason CertManagerNotInstalled until its CRDs are served.",
+  },
+);
+
 export const tlsSchema = obj(
   {
+    issuerRef,
     proxy: portTls('proxy'),
     upstream: portTls('upstream'),
     admin: portTls('admin'),

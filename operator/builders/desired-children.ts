@@ -6,6 +6,7 @@ import { buildClusterSecret } from './cluster-secret';
 import { buildConfigMap } from './config-map';
 import type { Desired } from './desired';
 import { resolveImage } from './image';
+import { buildCertificates, CERT_MANAGER_API_VERSION } from './certificates';
 import { buildGatewayRoutes, GATEWAY_API_VERSION } from './gateway-routes';
 import { buildIngresses } from './ingresses';
 import { buildNetworkPolicy, type NetworkPolicyInputs } from './network-policy';
@@ -58,6 +59,12 @@ export const PROMETHEUS_OPERATOR: OptionalApi = {
   install: 'the Prometheus Operator (or its CRDs), or set spec.monitoring.podMonitor.enabled to false',
 };
 
+export const CERT_MANAGER: OptionalApi = {
+  name: "cert-manager's Certificate",
+  reason: 'CertManagerNotInstalled',
+  install: 'cert-manager (v1.x), or name Secrets you issue yourself and drop spec.tls.issuerRef',
+};
+
 export interface OwnedKind {
   apiVersion: string;
   kind: string;
@@ -79,6 +86,7 @@ export const OWNED_KINDS: readonly OwnedKind[] = [
   { apiVersion: GATEWAY_API_VERSION, kind: 'TLSRoute', optional: GATEWAY_API },
   { apiVersion: GATEWAY_API_VERSION, kind: 'TCPRoute', optional: GATEWAY_API },
   { apiVersion: PROMETHEUS_OPERATOR_API_VERSION, kind: 'PodMonitor', optional: PROMETHEUS_OPERATOR },
+  { apiVersion: CERT_MANAGER_API_VERSION, kind: 'Certificate', optional: CERT_MANAGER },
   { apiVersion: 'apps/v1', kind: 'StatefulSet' },
   { apiVersion: 'v1', kind: 'Secret' },
 ];
@@ -102,6 +110,7 @@ export function buildChildren(cluster: PikoCluster, inputs: BuildInputs): Desire
       ...(networkPolicy === undefined ? [] : [networkPolicy]),
       ...buildIngresses(cluster),
       ...buildGatewayRoutes(cluster),
+      ...buildCertificates(cluster),
       ...(podMonitor === undefined ? [] : [podMonitor]),
       buildStatefulSet(cluster, {
         image: resolveImage(cluster.spec.image, inputs.defaultImage),

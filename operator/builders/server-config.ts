@@ -11,6 +11,7 @@ import { serviceAccountAudience } from '../../dataplane/auth/service-account-aud
 import type { PikoCluster } from '../api/pikocluster';
 import type { PortAuthSpec } from '../api/spec-auth';
 import { authKeys, type AuthKey } from './auth-keys';
+import { podServerName } from './certificates';
 import { ENV_CLUSTER_SECRET, ENV_POD_IP, ENV_POD_NAME, PORTS, type PortName } from './pod-paths';
 import { tlsFiles, type ForwardingTlsFiles, type PortTlsFiles } from './tls-files';
 
@@ -92,7 +93,12 @@ export function renderServerConfig(cluster: PikoCluster): string {
     }
     const files = tls.ports[name];
     // Piko's proxy.tls.client is what a pod dials other pods' proxy ports with.
-    if (files !== undefined) out['tls'] = tlsYaml(files, name === 'proxy' ? tls.forwarding : undefined);
+    // With issued certificates, each pod proves its own name ({node}) to the pod forwarding to it.
+    const forwarding =
+      tls.forwarding !== undefined && tls.forwarding.serverName === undefined && spec.tls?.issuerRef !== undefined
+        ? { ...tls.forwarding, serverName: podServerName(cluster) }
+        : tls.forwarding;
+    if (files !== undefined) out['tls'] = tlsYaml(files, name === 'proxy' ? forwarding : undefined);
     return out;
   };
   const doc: Yaml = {};

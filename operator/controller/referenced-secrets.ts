@@ -8,6 +8,7 @@ import type { SpecProblemReason } from '../status/condition-reasons';
 import type { PikoCluster } from '../api/pikocluster';
 import type { PikoClusterSpec } from '../api/pikocluster-spec';
 import type { StatusProblem } from '../status/derive-status';
+import { issuedSecretNames } from '../builders/certificates';
 import { PORTS } from '../builders/pod-paths';
 
 export interface SecretReference {
@@ -52,8 +53,10 @@ export function referencesSecret(cluster: PikoCluster, name: string): boolean {
 /** One problem per reference whose Secret does not exist, reason SecretNotFound, message led by the field. */
 export function missingSecretProblems(cluster: PikoCluster, exists: (name: string) => boolean): StatusProblem[] {
   const namespace = cluster.metadata.namespace;
+  // Written by the Certificates the operator creates: the pods wait for them (the kubelet retries the mount).
+  const issued = issuedSecretNames(cluster);
   return referencedSecrets(cluster.spec)
-    .filter((r) => !exists(r.name))
+    .filter((r) => !exists(r.name) && !issued.has(r.name))
     .map((r) => ({
       reason: SECRET_NOT_FOUND,
       retryable: true,

@@ -635,6 +635,38 @@ describe('the operator', () => {
     await waitForObject(RESOURCES.podMonitors, ns, 'piko', (o) => o === undefined, 'the PodMonitor to go');
   });
 
+  it("creates cert-manager Certificates for the pods' TLS once its CRDs are served, without waiting for the Secrets they write", async () => {
+    const ns = await newNamespace(admin, 'certs');
+    const tls = {
+      issuerRef: { name: 'internal-ca', kind: 'ClusterIssuer' as const },
+      proxy: { secretName: 'piko-proxy-tls' },
+      forwarding: { rootCASecretRef: { name: 'piko-proxy-tls', key: 'ca.crt' } },
+    };
+    await admin.create(RESOURCES.pikoClusters, pikoCluster(ns, 'piko', { replicas: 1, tls }));
+    // Not SecretNotFound: the Secret is the Certificate's to write.
+    const waiting = await waitForCluster(
+      ns,
+      'piko',
+      (c) => condition(c, 'Ready')?.reason === 'CertManagerNotInstalled',
+      'Ready=False CertManagerNotInstalled',
+    );
+    expect(condition(waiting, 'Ready')?.message).toContain('Certificate piko-proxy');
+    await waitForObject(RESOURCES.statefulSets, ns, 'piko', (o) => o !== undefined, 'the StatefulSet');
+
+    const crds = await thirdPartyCrdFiles('cert-manager');
+    await kubectl(cp, ['apply', '--server-side', ...crds.flatMap((f) => ['-f', f])]);
+    const cert = await waitForObject(RESOURCES.certificates, ns, 'piko-proxy', (o) => o !== undefined, 'the Certificate');
+    expect(cert?.spec).toMatchObject({
+      secretName: 'piko-proxy-tls',
+      issuerRef: { name: 'internal-ca', kind: 'ClusterIssuer', group: 'cert-manager.io' },
+      dnsNames: expect.arrayContaining([`*.piko-nodes.${ns}.svc`, `piko-proxy.${ns}.svc`]),
+    });
+    const config = await waitForObject(RESOURCES.configMaps, ns, 'piko-config', (o) => o !== undefined, 'the config');
+    expect(config?.data?.['server.yaml']).toContain(`server_name: "{node}.piko-nodes.${ns}.svc"`);
+    // The pods wait for the Secret (the kubelet retries the mount); the cluster is not Ready until they run.
+    await waitForCluster(ns, 'piko', (c) => condition(c, 'Ready')?.reason !== 'CertManagerNotInstalled', 'the CRD found');
+  });
+
   it('serves /healthz, /readyz and /metrics as `piko operator`, ready as a standby', async () => {
     const config = loadOperatorConfig({
       version: '0.0.0-test',

@@ -30,6 +30,17 @@ function load(text: string, env: Record<string, string>) {
 }
 
 describe('renderServerConfig', () => {
+  it("renders issued certificates' {node} server name so the data plane loads it as given", () => {
+    const cluster = makeCluster({
+      tls: {
+        issuerRef: { name: 'internal-ca' },
+        proxy: { secretName: 'piko-proxy-tls' },
+        forwarding: { rootCASecretRef: { name: 'piko-proxy-tls', key: 'ca.crt' } },
+      },
+    });
+    expect(load(renderServerConfig(cluster), POD_ENV).proxy.tls.client.serverName).toBe('{node}.piko-nodes.edge.svc');
+  });
+
   it('renders a config the data plane loads, with per-pod values from the environment', () => {
     const config = load(renderServerConfig(makeCluster()), POD_ENV);
     expect(config.proxy.bindAddr).toBe(':8000');
