@@ -8,7 +8,7 @@ NPM_STAMP := node_modules/.package-lock.json
 # this flag.
 JEST := NODE_OPTIONS="--experimental-vm-modules --disable-warning=ExperimentalWarning" jest
 
-.PHONY: sdk install build run test test-unit test-integration typecheck lint format bench go-piko control-plane node image toxiproxy clean
+.PHONY: sdk install build run test test-unit test-integration typecheck lint format bench go-piko control-plane node registry image toxiproxy clean
 
 $(NPM_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund
@@ -39,7 +39,7 @@ run: build
 ## Everything CI runs: type check, build, the original Go Piko for interop, toxiproxy for the
 ## fault-injection tests, a real Kubernetes control plane (built from the Go module proxy on first
 ## use, about 12 minutes), every test.
-test: build typecheck lint go-piko toxiproxy control-plane node
+test: build typecheck lint go-piko toxiproxy control-plane node registry
 	$(JEST) --ci
 
 test-unit: install
@@ -67,6 +67,12 @@ node:
 IMAGE ?= piko.local/piko:dev
 image: build
 	bash test/k8s/images/piko/build.sh $(IMAGE)
+
+## CNCF distribution's registry (built into the cache) and skopeo (Debian's package), with which
+## the real-node test releases the chart and the image to a registry on loopback (.ci/release).
+registry:
+	bash test/k8s/build-registry.sh >/dev/null
+	command -v skopeo >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends skopeo
 
 ## Shopify's toxiproxy, the fault-injecting TCP proxy of test/integration/faults, built into the cache.
 toxiproxy:

