@@ -22,7 +22,7 @@ export interface RunOperatorDeps {
 
 export async function runOperator(config: OperatorConfig, deps: RunOperatorDeps = {}): Promise<void> {
   const env = deps.env ?? process.env;
-  const logger = deps.logger ?? createLogger({ level: config.log.level, subsystems: config.log.subsystems });
+  const logger = deps.logger ?? createLogger({ level: config.log.level, subsystems: config.log.subsystems, format: config.log.format });
   const client = new ClientNodeKubeClient(kubeConfig(config.kubeconfig), { fieldManager: FIELD_MANAGER });
   const stop = deps.stopSignal ?? shutdownSignal();
   const registry = createMetricsRegistry();

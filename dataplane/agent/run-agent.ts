@@ -17,7 +17,7 @@ export interface RunAgentDeps {
  * as Piko's agent exits with an error then.
  */
 export async function runAgent(config: AgentConfig, deps: RunAgentDeps = {}): Promise<void> {
-  const logger = deps.logger ?? createLogger({ level: config.log.level, subsystems: config.log.subsystems });
+  const logger = deps.logger ?? createLogger({ level: config.log.level, subsystems: config.log.subsystems, format: config.log.format });
   const log = logger.child({ subsystem: 'main' });
   const agent = new Agent(config, { logger });
   const stop = new AbortController();

@@ -4,7 +4,7 @@
  */
 import { validateAuthConfig, type AuthConfig } from '../auth/auth-config';
 import type { AccessLogConfig } from '../log/access-log';
-import { LOG_LEVELS, type LogLevel } from '../log/logger';
+import { LOG_FORMATS, LOG_LEVELS, type LogFormat, type LogLevel } from '../log/logger';
 import { ConfigError } from './errors';
 import { bool, duration, group, str, strList, type GroupSpec } from './schema';
 
@@ -12,11 +12,20 @@ export interface LogConfig {
   level: LogLevel;
   /** Subsystems logged at every level whatever `level` says. */
   subsystems: string[];
+  format: LogFormat;
 }
 
 export const LOG_SPEC: GroupSpec = group({
   level: str('info', 'Minimum log level: debug, info, warn or error.', { choices: LOG_LEVELS, arg: '<level>' }),
   subsystems: strList("Subsystems to log at every level, such as 'proxy' or 'upstream' (comma-separated, repeatable)."),
+  format: str(
+    'auto',
+    'Log format: console (coloured, aligned, one line per event) or json; auto is console when stderr is a terminal and json otherwise.',
+    {
+      choices: LOG_FORMATS,
+      arg: '<format>',
+    },
+  ),
 });
 
 /** `what` names the logged traffic in help text. */

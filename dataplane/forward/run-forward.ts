@@ -15,7 +15,7 @@ export interface RunForwardDeps {
  * then stops listening and closes the forwarded connections, as Piko does.
  */
 export async function runForward(config: ForwardConfig, deps: RunForwardDeps = {}): Promise<void> {
-  const logger = deps.logger ?? createLogger({ level: config.log.level, subsystems: config.log.subsystems });
+  const logger = deps.logger ?? createLogger({ level: config.log.level, subsystems: config.log.subsystems, format: config.log.format });
   const log = logger.child({ subsystem: 'main' });
   const forwarder = new Forwarder(config, { logger });
   let onStop!: () => void;

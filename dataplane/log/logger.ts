@@ -5,6 +5,9 @@ export const LOG_LEVELS: readonly LogLevel[] = ['debug', 'info', 'warn', 'error'
 
 export type Logger = winston.Logger;
 
+export type LogFormat = 'auto' | 'console' | 'json';
+export const LOG_FORMATS: readonly LogFormat[] = ['auto', 'console', 'json'];
+
 export interface LoggerOptions {
   level: LogLevel;
   /**
@@ -12,8 +15,12 @@ export interface LoggerOptions {
    * `--log.subsystems`), matched exactly against the `subsystem` field.
    */
   subsystems?: readonly string[];
-  /** JSON (production) or a readable single line for a terminal. */
-  format?: 'json' | 'text';
+  /**
+   * JSON (production, what log collectors parse), or console: coloured, aligned, one line per
+   * event with the same fields, for a person at a terminal. `auto` (the default) picks console
+   * when the stream is a terminal and JSON otherwise, as a pod's stderr is.
+   */
+  format?: LogFormat;
   /** Where records go; stderr by default, like Piko. */
   stream?: NodeJS.WritableStream;
 }
@@ -37,26 +44,64 @@ export function createLogger(options: LoggerOptions): Logger {
     const subsystem = typeof info.subsystem === 'string' ? info.subsystem : undefined;
     return subsystem !== undefined && enabled.has(subsystem) ? info : false;
   });
-  const format =
-    options.format === 'text'
-      ? winston.format.combine(
-          levelFilter(),
-          winston.format.timestamp(),
-          winston.format.printf((info) => {
-            const { level, message, timestamp, subsystem, ...rest } = info;
-            const fields = Object.keys(rest).length > 0 ? ' ' + JSON.stringify(rest) : '';
-            return `${String(timestamp)} ${level} ${subsystem ? `[${String(subsystem)}] ` : ''}${String(message)}${fields}`;
-          }),
-        )
-      : winston.format.combine(levelFilter(), winston.format.timestamp(), winston.format.json());
+  const stream = options.stream ?? process.stderr;
+  const tty = (stream as { isTTY?: boolean }).isTTY === true;
+  const consoleFormat = options.format === 'console' || ((options.format ?? 'auto') === 'auto' && tty);
+  const format = consoleFormat
+    ? winston.format.combine(
+        levelFilter(),
+        winston.format.printf((info) => consoleLine(info, tty && process.env['NO_COLOR'] === undefined)),
+      )
+    : winston.format.combine(levelFilter(), winston.format.timestamp(), winston.format.json());
   return winston.createLogger({
     level: 'debug',
     format,
-    transports: [new winston.transports.Stream({ stream: options.stream ?? process.stderr })],
+    transports: [new winston.transports.Stream({ stream })],
   });
 }
 
 /** A logger that discards everything, for tests and library users. */
 export function silentLogger(): Logger {
   return winston.createLogger({ silent: true, transports: [new winston.transports.Console({ silent: true })] });
+}
+
+const LEVEL_TAGS: Record<LogLevel, { tag: string; colour: string }> = {
+  debug: { tag: 'DBG', colour: '\x1b[90m' },
+  info: { tag: 'INF', colour: '\x1b[32m' },
+  warn: { tag: 'WRN', colour: '\x1b[33m' },
+  error: { tag: 'ERR', colour: '\x1b[31m' },
+};
+const RESET = '\x1b[0m';
+const DIM = '\x1b[2m';
+/** Messages are padded to this width so the fields after them line up. */
+const MESSAGE_WIDTH = 32;
+
+/**
+ * `18:04:05.123 INF proxy    request                          method=GET status=200`: the time,
+ * the level, the subsystem, the message, then every field as key=value (quoted when it holds a
+ * space, JSON when it is not a string).
+ */
+function consoleLine(info: winston.Logform.TransformableInfo, colour: boolean): string {
+  const { level, message, subsystem, timestamp: _timestamp, ...fields } = info;
+  const now = new Date();
+  const time = `${now.toTimeString().slice(0, 8)}.${String(now.getMilliseconds()).padStart(3, '0')}`;
+  const tag = LEVEL_TAGS[level as LogLevel] ?? { tag: level.toUpperCase().slice(0, 3), colour: '' };
+  const sub = typeof subsystem === 'string' ? subsystem : '';
+  const text = String(message);
+  const pairs = Object.entries(fields)
+    .filter(([key]) => typeof key === 'string')
+    .map(([key, value]) => `${colour ? DIM : ''}${key}=${colour ? RESET : ''}${fieldValue(value)}`);
+  const head = [
+    colour ? `${DIM}${time}${RESET}` : time,
+    colour ? `${tag.colour}${tag.tag}${RESET}` : tag.tag,
+    sub.padEnd(8),
+    pairs.length > 0 ? text.padEnd(MESSAGE_WIDTH) : text,
+  ].join(' ');
+  return pairs.length > 0 ? `${head} ${pairs.join(' ')}` : head;
+}
+
+function fieldValue(value: unknown): string {
+  if (typeof value === 'string') return /^[^\s"=]+$/.test(value) ? value : JSON.stringify(value);
+  if (value instanceof Error) return JSON.stringify(value.message);
+  return JSON.stringify(value) ?? String(value);
 }

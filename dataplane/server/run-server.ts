@@ -8,7 +8,7 @@ type KubernetesRegistryModule = typeof import('../registry/kubernetes/kubernetes
 
 /** `piko server`: runs one node until SIGTERM/SIGINT, then shuts down gracefully. */
 export async function runServer(config: ServerConfig): Promise<void> {
-  const logger = createLogger({ level: config.log.level, subsystems: config.log.subsystems });
+  const logger = createLogger({ level: config.log.level, subsystems: config.log.subsystems, format: config.log.format });
   const { cluster } = config;
   const signal = shutdownSignal();
   const server = await Server.start(config, {

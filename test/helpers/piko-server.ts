@@ -17,7 +17,7 @@ const running = new Set<Server>();
 export function testLogger(): Logger {
   const level = process.env.PIKO_TEST_LOG;
   return level === 'debug' || level === 'info' || level === 'warn' || level === 'error'
-    ? createLogger({ level, format: 'text' })
+    ? createLogger({ level, format: 'console' })
     : silentLogger();
 }
 

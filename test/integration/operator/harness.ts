@@ -55,7 +55,9 @@ export const WAIT_TIMEOUT_MS = 30_000;
 export const DEFAULT_IMAGE = 'ghcr.io/piko-k8s/piko:0.0.0-test';
 
 export function testLogger(name: string): Logger {
-  return process.env['PIKO_OPERATOR_DEBUG'] ? createLogger({ level: 'debug', format: 'text' }).child({ instance: name }) : silentLogger();
+  return process.env['PIKO_OPERATOR_DEBUG']
+    ? createLogger({ level: 'debug', format: 'console' }).child({ instance: name })
+    : silentLogger();
 }
 
 /** An admin client; writes carry the field manager `e2e-test`, as a person's kubectl would carry its own. */

@@ -88,7 +88,7 @@ function node(namespace: string, nodeId: string, options: Partial<CreateKubernet
     requestTimeoutMs: 5_000,
     onChange: () => changes.emit('change'),
     env: {},
-    ...(process.env['PIKO_REGISTRY_DEBUG'] ? { logger: createLogger({ level: 'debug', format: 'text' }).child({ nodeId }) } : {}),
+    ...(process.env['PIKO_REGISTRY_DEBUG'] ? { logger: createLogger({ level: 'debug', format: 'console' }).child({ nodeId }) } : {}),
     ...options,
   });
   running.push(registry);

@@ -36,7 +36,7 @@ describe('agent config', () => {
     const expected: AgentConfig = {
       connect: { url: 'http://localhost:8001', timeoutMs: 30_000, tls: { insecureSkipVerify: false } },
       server: { enabled: false, bindAddr: ':5000' },
-      log: { level: 'info', subsystems: [] },
+      log: { level: 'info', subsystems: [], format: 'auto' },
       gracePeriodMs: 60_000,
       listeners: [],
     };

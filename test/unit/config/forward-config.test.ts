@@ -26,7 +26,7 @@ describe('forward config', () => {
   it('has Piko defaults that validate', () => {
     const expected: ForwardConfig = {
       connect: { url: 'http://localhost:8000', timeoutMs: 30_000, tls: { insecureSkipVerify: false } },
-      log: { level: 'info', subsystems: [] },
+      log: { level: 'info', subsystems: [], format: 'auto' },
       ports: [],
     };
     expect(defaultForwardConfig()).toEqual(expected);

@@ -78,7 +78,7 @@ describe('server config', () => {
         registry: 'memory',
         kubernetes: { namespace: '', leaseDurationMs: 15_000, renewIntervalMs: 5_000 },
       },
-      log: { level: 'info', subsystems: [] },
+      log: { level: 'info', subsystems: [], format: 'auto' },
       gracePeriodMs: 60_000,
     };
     expect(config).toEqual(expected);
@@ -161,7 +161,7 @@ grace_period: 30s
     expect(config.upstream.tenants).toEqual([{ id: 'team-a', auth: { hmacSecretKey: 'a-secret', disableDisconnectOnExpiry: false } }]);
     expect(config.admin.auth.jwks).toEqual({ endpoint: 'https://idp.example/jwks.json', cacheTtlMs: 300_000, timeoutMs: 0 });
     expect(config.cluster).toMatchObject({ nodeId: 'node-1', registry: 'kubernetes', kubernetes: { namespace: 'piko' } });
-    expect(config.log).toEqual({ level: 'debug', subsystems: ['proxy', 'upstream'] });
+    expect(config.log).toEqual({ level: 'debug', subsystems: ['proxy', 'upstream'], format: 'auto' });
     expect(config.gracePeriodMs).toBe(30_000);
   });
 
