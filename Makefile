@@ -18,9 +18,11 @@ install: $(NPM_STAMP)
 
 build: install
 	tsc -p tsconfig.build.json
+	npm run --silent build:ui
 
 typecheck: install
 	tsc -p tsconfig.json --noEmit
+	tsc -p dataplane/admin/ui/tsconfig.json --noEmit
 
 ## typescript-eslint's recommended rules and prettier's formatting, over every TypeScript tree.
 LINT_TREES := dataplane operator test bench

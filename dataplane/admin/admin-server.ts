@@ -6,6 +6,8 @@ import type { TokenVerifier } from '../auth/verifier';
 import { writeJsonError } from '../http/json-error';
 import type { Logger } from '../log/logger';
 import type { NodeDetail, NodeStatus, StatusProvider } from './status-provider';
+import { buildOverview } from './status-overview';
+import { serveStatusPage, STATUS_PAGE } from './status-page';
 
 export interface AdminDeps {
   registry: Registry;
@@ -28,6 +30,7 @@ const NODES_PREFIX = '/status/cluster/nodes/';
  */
 export function createAdminHandler(deps: AdminDeps): AdminHandler {
   const { logger } = deps;
+  const startedAt = Date.now();
 
   async function handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     // Piko installs admin auth as global middleware, ahead of routing: with a
@@ -68,6 +71,16 @@ export function createAdminHandler(deps: AdminDeps): AdminHandler {
           'content-length': Buffer.byteLength(body),
         });
         res.end(body);
+        return;
+      }
+      case '/':
+      case STATUS_PAGE.script:
+      case STATUS_PAGE.style:
+        serveStatusPage(res, path, req.method === 'HEAD');
+        return;
+      case '/status/overview': {
+        const query = new URL(req.url ?? '/', 'http://admin').searchParams.get('q') ?? '';
+        writeJson(res, await buildOverview(deps.status, query, (Date.now() - startedAt) / 1000));
         return;
       }
       case '/status/upstream/endpoints':

@@ -35,4 +35,10 @@ export interface StatusProvider {
   nodes(): NodeStatus[];
   /** A node by ID; `'local'` names this node. */
   node(id: string): NodeDetail | undefined;
+  /** This node's ID. */
+  localNodeId(): string;
+  /** Upstream sessions (agent connections) open on this node. */
+  tunnels(): number;
+  /** Times each configured limit refused something, since start. */
+  limitsTripped(): Promise<Record<string, number>>;
 }

@@ -353,6 +353,14 @@ export class Server {
       upstreams: Object.values(n.endpoints).reduce((a, b) => a + b, 0),
     });
     return {
+      localNodeId: () => this.config.cluster.nodeId,
+      tunnels: () => this.upstreamServer.sessionCount,
+      limitsTripped: async () => {
+        const metric = this.metricsRegistry.getSingleMetric('piko_limits_tripped_total');
+        const out: Record<string, number> = {};
+        for (const v of metric === undefined ? [] : (await metric.get()).values) out[String(v.labels['limit'])] = v.value;
+        return out;
+      },
       localEndpoints: () => this.upstreams.snapshot(),
       nodes: () => this.registry.nodes().map(toStatus),
       node: (id) => {

@@ -44,6 +44,9 @@ export const status: StatusProvider = {
     { id: 'node-b', status: 'unreachable', proxyAddr: '10.0.0.2:8000', adminAddr: '10.0.0.2:8002', endpoints: 0, upstreams: 0 },
   ],
   node: (id) => (id === 'local' || id === LOCAL.id ? LOCAL : id === REMOTE.id ? REMOTE : undefined),
+  localNodeId: () => LOCAL.id,
+  tunnels: () => 3,
+  limitsTripped: () => Promise.resolve({ 'proxy.max_connections': 0, 'upstream.max_connections': 2 }),
 };
 
 export async function startAdmin(overrides: Partial<AdminDeps> = {}): Promise<AdminUnderTest> {
