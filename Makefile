@@ -8,7 +8,7 @@ NPM_STAMP := node_modules/.package-lock.json
 # this flag.
 JEST := NODE_OPTIONS="--experimental-vm-modules --disable-warning=ExperimentalWarning" jest
 
-.PHONY: sdk install build run test test-unit test-integration typecheck lint format bench go-piko control-plane node registry image toxiproxy clean
+.PHONY: sdk install build run test test-unit test-integration typecheck lint format bench go-piko control-plane node registry browser image toxiproxy clean
 
 $(NPM_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund
@@ -41,7 +41,7 @@ run: build
 ## Everything CI runs: type check, build, the original Go Piko for interop, toxiproxy for the
 ## fault-injection tests, a real Kubernetes control plane (built from the Go module proxy on first
 ## use, about 12 minutes), every test.
-test: build typecheck lint go-piko toxiproxy control-plane node registry
+test: build typecheck lint go-piko toxiproxy control-plane node registry browser
 	$(JEST) --ci
 
 test-unit: install
@@ -75,6 +75,10 @@ image: build
 registry:
 	bash test/k8s/build-registry.sh >/dev/null
 	command -v skopeo >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends skopeo
+
+## Headless Chromium for the page tests: Debian's package, driven by playwright-core (no download).
+browser:
+	command -v chromium >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium
 
 ## Shopify's toxiproxy, the fault-injecting TCP proxy of test/integration/faults, built into the cache.
 toxiproxy:

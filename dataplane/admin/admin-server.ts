@@ -6,7 +6,7 @@ import type { TokenVerifier } from '../auth/verifier';
 import { writeJsonError } from '../http/json-error';
 import type { Logger } from '../log/logger';
 import type { NodeDetail, NodeStatus, StatusProvider } from './status-provider';
-import { buildOverview } from './status-overview';
+import { buildOverview, ChangeFeed } from './status-overview';
 import { serveStatusPage, STATUS_PAGE } from './status-page';
 
 export interface AdminDeps {
@@ -31,6 +31,7 @@ const NODES_PREFIX = '/status/cluster/nodes/';
 export function createAdminHandler(deps: AdminDeps): AdminHandler {
   const { logger } = deps;
   const startedAt = Date.now();
+  const changes = new ChangeFeed(deps.status);
 
   async function handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     // Piko installs admin auth as global middleware, ahead of routing: with a
@@ -79,8 +80,10 @@ export function createAdminHandler(deps: AdminDeps): AdminHandler {
         serveStatusPage(res, path, req.method === 'HEAD');
         return;
       case '/status/overview': {
-        const query = new URL(req.url ?? '/', 'http://admin').searchParams.get('q') ?? '';
-        writeJson(res, await buildOverview(deps.status, query, (Date.now() - startedAt) / 1000));
+        const params = new URL(req.url ?? '/', 'http://admin').searchParams;
+        await changes.wait(params.get('since'), res);
+        const version = changes.version;
+        writeJson(res, { version, ...(await buildOverview(deps.status, params.get('q') ?? '', (Date.now() - startedAt) / 1000)) });
         return;
       }
       case '/status/upstream/endpoints':

@@ -4,8 +4,53 @@
  * holding it; `?q=` keeps those whose ID contains it. The list is cut at MAX_ENDPOINTS, largest
  * first, and says how many it left out, so a cluster with 100,000 endpoints answers in bounded
  * size and time.
+ *
+ * `?since=<version>` makes it a long poll: while the version is still the one the page last
+ * got, the answer waits for the next change (or LONG_POLL_MS), so a page shows an agent within
+ * a request's time of its connecting and an open page with nothing changing costs one parked
+ * request. At most MAX_WAITERS wait at once; more are answered at once.
  */
+import type http from 'node:http';
 import type { NodeState, StatusProvider } from './status-provider';
+
+export const LONG_POLL_MS = 10_000;
+export const MAX_WAITERS = 64;
+
+/** A version number bumped at each change of the endpoints, and the long polls waiting on it. */
+export class ChangeFeed {
+  private current = 0;
+  private readonly waiters = new Set<() => void>();
+  private unsubscribe: (() => void) | undefined;
+
+  constructor(private readonly status: Pick<StatusProvider, 'onChange'>) {}
+
+  get version(): number {
+    return this.current;
+  }
+
+  /** Resolves at once unless `since` is the current version; then at the next change, the timeout, or the client going. */
+  async wait(since: string | null, res: http.ServerResponse): Promise<void> {
+    // Subscribed only once someone watches: a node nobody looks at pays nothing per change.
+    this.unsubscribe ??= this.status.onChange(() => this.bump());
+    if (since === null || Number(since) !== this.current || this.waiters.size >= MAX_WAITERS) return;
+    await new Promise<void>((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        this.waiters.delete(done);
+        res.off('close', done);
+        resolve();
+      };
+      const timer = setTimeout(done, LONG_POLL_MS);
+      this.waiters.add(done);
+      res.once('close', done);
+    });
+  }
+
+  private bump(): void {
+    this.current++;
+    for (const wake of [...this.waiters]) wake();
+  }
+}
 
 export const MAX_ENDPOINTS = 500;
 /** Longer searches cannot match an endpoint ID (at most 128 characters). */

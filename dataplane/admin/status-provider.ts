@@ -41,4 +41,6 @@ export interface StatusProvider {
   tunnels(): number;
   /** Times each configured limit refused something, since start. */
   limitsTripped(): Promise<Record<string, number>>;
+  /** Calls `listener` when this node's or the cluster's endpoints change; returns the unsubscribe. */
+  onChange(listener: () => void): () => void;
 }

@@ -361,6 +361,14 @@ export class Server {
         for (const v of metric === undefined ? [] : (await metric.get()).values) out[String(v.labels['limit'])] = v.value;
         return out;
       },
+      onChange: (listener) => {
+        const unsubscribe = this.registry.onChange(listener);
+        this.upstreams.on('change', listener);
+        return () => {
+          unsubscribe();
+          this.upstreams.off('change', listener);
+        };
+      },
       localEndpoints: () => this.upstreams.snapshot(),
       nodes: () => this.registry.nodes().map(toStatus),
       node: (id) => {

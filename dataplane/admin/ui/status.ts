@@ -1,7 +1,8 @@
 /**
- * The status page's script: polls /status/overview once a second and redraws. Every value from
- * the server goes in through textContent, never as HTML: endpoint and node IDs come from agents
- * and pods. Polling stops while the tab is hidden, so an idle tab costs the server nothing.
+ * The status page's script: long-polls /status/overview (each answer carries a version; asking
+ * with `since` it waits for the next change) and redraws. Every value from the server goes in
+ * through textContent, never as HTML: endpoint and node IDs come from agents and pods. Nothing
+ * is asked while the tab is hidden.
  */
 interface OverviewEndpoint {
   id: string;
@@ -9,6 +10,7 @@ interface OverviewEndpoint {
   nodes: { id: string; upstreams: number }[];
 }
 interface Overview {
+  version: number;
   node: { id: string; uptime_seconds: number; tunnels: number };
   endpoints: OverviewEndpoint[];
   endpoints_omitted: number;
@@ -17,7 +19,10 @@ interface Overview {
 }
 
 (() => {
-  const POLL_MS = 1000;
+  /** After a failed request; a successful one is followed by the next long poll at once. */
+  const RETRY_MS = 1000;
+  /** The server holds a long poll at most 10 s. */
+  const REQUEST_TIMEOUT_MS = 15_000;
   const byId = <T extends HTMLElement>(id: string): T => {
     const el = document.getElementById(id);
     if (el === null) throw new Error(`the page has no #${id}`);
@@ -27,6 +32,7 @@ interface Overview {
   const connection = byId('connection');
   let timer: number | undefined;
   let inFlight: AbortController | undefined;
+  let version: number | undefined;
 
   const cell = (text: string, className?: string): HTMLTableCellElement => {
     const td = document.createElement('td');
@@ -107,34 +113,46 @@ interface Overview {
     inFlight?.abort();
     const abort = new AbortController();
     inFlight = abort;
-    const timeout = setTimeout(() => abort.abort(), 5000);
+    const timeout = setTimeout(() => abort.abort(), REQUEST_TIMEOUT_MS);
+    let next = RETRY_MS;
     try {
+      const params = new URLSearchParams();
       const q = search.value.trim();
-      const res = await fetch(`/status/overview${q === '' ? '' : `?q=${encodeURIComponent(q)}`}`, {
+      if (q !== '') params.set('q', q);
+      if (version !== undefined) params.set('since', String(version));
+      const query = params.toString();
+      const res = await fetch(`/status/overview${query === '' ? '' : `?${query}`}`, {
         signal: abort.signal,
         headers: { accept: 'application/json' },
       });
       if (!res.ok) throw new Error(`HTTP ${res.status}`);
-      render((await res.json()) as Overview);
+      const overview = (await res.json()) as Overview;
+      version = overview.version;
+      render(overview);
       connection.textContent = 'live';
       connection.className = 'badge live';
+      next = 0;
     } catch (err) {
+      // Replaced by a newer request (the search changed): that one carries on.
       if (abort.signal.aborted && inFlight !== abort) return;
+      version = undefined;
       connection.textContent = `unreachable (${err instanceof Error ? err.message : String(err)})`;
       connection.className = 'badge down';
     } finally {
       clearTimeout(timeout);
     }
-    schedule();
+    schedule(next);
   }
 
-  function schedule(): void {
-    if (timer === undefined && !document.hidden) timer = window.setTimeout(() => void poll(), POLL_MS);
+  function schedule(afterMs: number): void {
+    if (timer === undefined && !document.hidden) timer = window.setTimeout(() => void poll(), afterMs);
   }
 
   search.addEventListener('input', () => {
     if (timer !== undefined) clearTimeout(timer);
     timer = undefined;
+    // A new search is answered at once, not at the next change.
+    version = undefined;
     void poll();
   });
   document.addEventListener('visibilitychange', () => {

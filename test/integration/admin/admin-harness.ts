@@ -47,6 +47,7 @@ export const status: StatusProvider = {
   localNodeId: () => LOCAL.id,
   tunnels: () => 3,
   limitsTripped: () => Promise.resolve({ 'proxy.max_connections': 0, 'upstream.max_connections': 2 }),
+  onChange: () => () => undefined,
 };
 
 export async function startAdmin(overrides: Partial<AdminDeps> = {}): Promise<AdminUnderTest> {

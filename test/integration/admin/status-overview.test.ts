@@ -59,6 +59,32 @@ describe('GET /status/overview', () => {
   });
 });
 
+describe('GET /status/overview?since=', () => {
+  it('waits for the next change when the page already has this version', async () => {
+    const listeners = new Set<() => void>();
+    const changing: StatusProvider = {
+      ...status,
+      onChange: (l) => {
+        listeners.add(l);
+        return () => listeners.delete(l);
+      },
+    };
+    admin = await startAdmin({ status: changing });
+    const first = JSON.parse((await request(admin.port, '/status/overview')).body) as { version: number };
+    expect(first.version).toBe(0);
+    let answered = false;
+    const waiting = request(admin.port, '/status/overview?since=0').then((r) => {
+      answered = true;
+      return JSON.parse(r.body) as { version: number };
+    });
+    // Parked: a request for an older version is answered at once meanwhile.
+    expect((await request(admin.port, '/status/overview?since=7')).status).toBe(200);
+    expect(answered).toBe(false);
+    for (const l of listeners) l();
+    expect((await waiting).version).toBe(1);
+  });
+});
+
 describe('the status page files', () => {
   it('are served with a Content-Security-Policy that allows nothing inline or from elsewhere', async () => {
     admin = await startAdmin();
