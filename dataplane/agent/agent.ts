@@ -14,6 +14,8 @@ import { clientTlsOptions } from '../net/tls';
 import { HttpListenerProxy } from './http-listener';
 import { MetricsServer } from './metrics-server';
 import { TcpListenerProxy } from './tcp-listener';
+import { InspectorServer } from './inspector/inspector-server';
+import { RequestLog } from './inspector/request-log';
 
 export type AgentErrorCode = 'ERR_AGENT_LISTEN' | 'ERR_AGENT_LISTENER_FAILED';
 
@@ -65,6 +67,10 @@ export class Agent extends EventEmitter<AgentEvents> {
   private metricsAddr: AddressInfo | undefined;
   private stopping: Promise<void> | undefined;
   private readonly tokenFile: TokenFile | undefined;
+  /** The request inspector's log and server, with --inspect.bind-addr. */
+  private readonly inspectorLog: RequestLog | undefined;
+  private inspector: InspectorServer | undefined;
+  private inspectorAddr: AddressInfo | undefined;
 
   constructor(
     private readonly config: AgentConfig,
@@ -77,6 +83,11 @@ export class Agent extends EventEmitter<AgentEvents> {
     // Read the TLS files now, so a bad path fails start-up with the key to fix.
     this.connectTls = clientTlsOptions(config.connect.tls, 'connect.tls');
     this.tokenFile = openTokenFile(config.connect, deps.logger);
+    const { inspect } = config;
+    this.inspectorLog =
+      inspect.bindAddr === ''
+        ? undefined
+        : new RequestLog({ maxRequests: inspect.maxRequests, maxBodyBytes: inspect.maxBodyBytes, maxTotalBytes: inspect.maxTotalBytes });
     // A rotated credential: every listener moves to a new session with it before the old one expires.
     this.tokenFile?.on('change', () => {
       for (const r of this.running) void r.listener.rotate();
@@ -86,6 +97,11 @@ export class Agent extends EventEmitter<AgentEvents> {
   /** The bound address of the metrics server, when enabled and started. */
   get metricsAddress(): AddressInfo | undefined {
     return this.metricsAddr;
+  }
+
+  /** The bound address of the request inspector, when enabled and started. */
+  get inspectorAddress(): AddressInfo | undefined {
+    return this.inspectorAddr;
   }
 
   /** The SDK listeners, one per configured listener, once started. */
@@ -105,6 +121,19 @@ export class Agent extends EventEmitter<AgentEvents> {
       this.metricsAddr = await this.metricsServer.start(config.server.bindAddr);
       this.log.info('metrics server listening', { addr: `${this.metricsAddr.address}:${this.metricsAddr.port}` });
     }
+    if (this.inspectorLog !== undefined) {
+      const log = this.inspectorLog;
+      this.inspector = new InspectorServer({
+        log,
+        replay: (source, replayOf) => {
+          const running = this.running.find((r) => r.config.endpointId === source.endpointId && r.proxy instanceof HttpListenerProxy);
+          return running === undefined ? undefined : (running.proxy as HttpListenerProxy).replay(source, replayOf, log);
+        },
+        logger: this.deps.logger.child({ subsystem: 'agent.inspect' }),
+      });
+      this.inspectorAddr = await this.inspector.start(config.inspect.bindAddr);
+      this.log.info('request inspector listening', { url: `http://${hostPort(this.inspectorAddr)}/` });
+    }
     this.tokenFile?.watch();
     const started = await Promise.allSettled(config.listeners.map((l, i) => this.startListener(l, i, signal)));
     const failed = started.find((r): r is PromiseRejectedResult => r.status === 'rejected');
@@ -112,6 +141,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       for (const r of this.running.splice(0)) r.proxy.destroy(r.listener);
       this.tokenFile?.close();
       await this.metricsServer?.close();
+      await this.inspector?.close();
       throw failed.reason;
     }
   }
@@ -127,6 +157,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       this.log.info('shutting down', { gracePeriodMs });
       this.tokenFile?.close();
       await Promise.all(this.running.map((r) => r.proxy.shutdown(r.listener, gracePeriodMs)));
+      await this.inspector?.close();
       await this.metricsServer?.close();
       this.log.info('shutdown complete');
     })();
@@ -138,6 +169,7 @@ export class Agent extends EventEmitter<AgentEvents> {
     for (const r of this.running) r.proxy.destroy(r.listener);
     this.tokenFile?.close();
     void this.metricsServer?.close();
+    void this.inspector?.close();
   }
 
   private async startListener(config: ListenerConfig, index: number, signal: AbortSignal | undefined): Promise<void> {
@@ -145,7 +177,12 @@ export class Agent extends EventEmitter<AgentEvents> {
     const { tokenFile } = this;
     const proxy =
       config.protocol === 'http'
-        ? new HttpListenerProxy(config, { logger: this.deps.logger, metrics: this.metrics, index })
+        ? new HttpListenerProxy(config, {
+            logger: this.deps.logger,
+            metrics: this.metrics,
+            index,
+            ...(this.inspectorLog === undefined ? {} : { inspector: this.inspectorLog }),
+          })
         : new TcpListenerProxy(config, { logger: this.deps.logger });
     // Only the start-up is bound to the caller's signal: once listening, the
     // listener stops through shutdown(), with the grace period.
@@ -181,4 +218,8 @@ export class Agent extends EventEmitter<AgentEvents> {
     this.running.push({ config, proxy, listener });
     this.log.info('listener registered', { endpointId: config.endpointId, protocol: config.protocol, addr: config.addr });
   }
+}
+
+function hostPort(a: AddressInfo): string {
+  return a.family === 'IPv6' ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`;
 }

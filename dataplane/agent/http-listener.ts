@@ -13,6 +13,7 @@ import type { Logger } from '../log/logger';
 import { approximateRequestSize, startRequest, type EndpointLabel, type ProxyMetrics } from '../metrics/proxy-metrics';
 import { clientTlsOptions } from '../net/tls';
 import { localRequestHeaders, localRequestPath } from './local-headers';
+import { BodyTap, type CapturedRequest, type ReplaySource, type RequestLog } from './inspector/request-log';
 
 // The proxy's default header cap (proxy.http.max_header_bytes) plus room for the headers it adds.
 const AGENT_MAX_HEADER_BYTES = 1024 * 1024 + 64 * 1024;
@@ -23,6 +24,8 @@ export interface HttpListenerDeps {
   metrics: ProxyMetrics<EndpointLabel>;
   /** Position in `listeners[]`, for error messages about its TLS files. */
   index: number;
+  /** The request inspector's log, when --inspect.bind-addr is set: every exchange is recorded there. */
+  inspector?: RequestLog;
 }
 
 /**
@@ -101,18 +104,91 @@ export class HttpListenerProxy {
 
   private handle(req: http.IncomingMessage, res: http.ServerResponse): void {
     const started = performance.now();
+    const startedAtMs = Date.now();
     const record = startRequest(this.deps.metrics, req.method ?? '', this.config.endpointId);
+    const path = localRequestPath(this.target, req.url ?? '/');
+    const headers = localRequestHeaders(req.headers, req.socket.remoteAddress, this.target);
+    const inspector = this.deps.inspector;
+    // Taps only with the inspector on: without it a request costs what it did.
+    const taps = inspector === undefined ? undefined : tapExchange(req, res, inspector.limits.maxBodyBytes);
     void proxyHttp(req, res, {
       connect: () => Promise.resolve(this.pooled),
-      path: localRequestPath(this.target, req.url ?? '/'),
-      headers: localRequestHeaders(req.headers, req.socket.remoteAddress, this.target),
+      path,
+      headers,
       // The local service may close an idle keep-alive connection just as a request goes out on it.
       retries: 2,
       // The limit covers connecting to the service and waiting for its
       // response head; after that it bounds silence, so a streamed response
       // is not cut while it keeps flowing.
       timeoutMs: this.config.timeoutMs,
-    }).then((outcome) => this.done(req, outcome, started, record));
+    }).then((outcome) => {
+      this.done(req, outcome, started, record);
+      if (inspector === undefined || taps === undefined) return;
+      inspector.add({
+        endpointId: this.config.endpointId,
+        startedAtMs,
+        durationMs: performance.now() - started,
+        method: req.method ?? '',
+        path: req.url ?? '/',
+        status: outcome.status,
+        localRequestHeaders: headers,
+        localPath: path,
+        responseHeaders: outcome.responseHeaders,
+        requestBody: taps.request,
+        responseBody: taps.response,
+        ...(outcome.error === undefined ? {} : { error: outcome.error.message }),
+      });
+    });
+  }
+
+  /**
+   * Sends a captured request to the local service again, as it was sent the first time, and
+   * records the exchange (marked as a replay of `replayOf`).
+   */
+  async replay(source: ReplaySource, replayOf: string, inspector: RequestLog): Promise<CapturedRequest> {
+    const started = performance.now();
+    const startedAtMs = Date.now();
+    const requestBody = new BodyTap(inspector.limits.maxBodyBytes);
+    requestBody.add(source.body);
+    const responseBody = new BodyTap(inspector.limits.maxBodyBytes);
+    const { secure, host, port } = this.pooled.pool;
+    const outcome = await new Promise<{ status: number; headers: http.IncomingHttpHeaders; error?: string }>((resolve) => {
+      const send = secure ? https.request : http.request;
+      const req = send(
+        {
+          host,
+          port,
+          method: source.method,
+          path: source.path,
+          headers: source.headers,
+          agent: this.agent,
+          timeout: this.config.timeoutMs,
+        },
+        (res) => {
+          res.on('data', (c: Buffer) => responseBody.add(c));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers }));
+          res.on('error', (err) => resolve({ status: res.statusCode ?? 0, headers: res.headers, error: err.message }));
+        },
+      );
+      req.on('timeout', () => req.destroy(new Error('upstream timeout')));
+      req.on('error', (err) => resolve({ status: 502, headers: {}, error: err.message }));
+      req.end(source.body);
+    });
+    return inspector.add({
+      endpointId: this.config.endpointId,
+      startedAtMs,
+      durationMs: performance.now() - started,
+      method: source.method,
+      path: source.path,
+      status: outcome.status,
+      localRequestHeaders: source.headers,
+      localPath: source.path,
+      responseHeaders: outcome.headers,
+      requestBody,
+      responseBody,
+      replayOf,
+      ...(outcome.error === undefined ? {} : { error: outcome.error }),
+    });
   }
 
   /**
@@ -163,4 +239,28 @@ export class HttpListenerProxy {
       endpointId: this.config.endpointId,
     });
   }
+}
+
+/** Copies of the first bytes of a request's body and of its response's, as they flow. */
+function tapExchange(req: http.IncomingMessage, res: http.ServerResponse, maxBodyBytes: number): { request: BodyTap; response: BodyTap } {
+  const request = new BodyTap(maxBodyBytes);
+  const response = new BodyTap(maxBodyBytes);
+  // Attached once the proxy starts reading the body (a 'data' listener before that would start
+  // the flow itself, and the chunks would go by before the proxy's pipe was there); from then on
+  // it sees every chunk and changes nothing of the flow.
+  req.once('resume', () => req.on('data', (chunk: Buffer) => request.add(chunk)));
+  const write = res.write.bind(res) as (...args: unknown[]) => boolean;
+  const end = res.end.bind(res) as (...args: unknown[]) => http.ServerResponse;
+  const tap = (chunk: unknown): void => {
+    if (typeof chunk === 'string' || chunk instanceof Uint8Array) response.add(typeof chunk === 'string' ? chunk : Buffer.from(chunk));
+  };
+  res.write = ((chunk: unknown, ...rest: unknown[]) => {
+    tap(chunk);
+    return write(chunk, ...rest);
+  }) as typeof res.write;
+  res.end = ((chunk?: unknown, ...rest: unknown[]) => {
+    if (typeof chunk !== 'function') tap(chunk);
+    return end(chunk, ...rest);
+  }) as typeof res.end;
+  return { request, response };
 }

@@ -75,10 +75,20 @@ export interface AgentServerConfig {
   bindAddr: string;
 }
 
+/** The request inspector (`inspect.*`): off while bindAddr is empty. */
+export interface AgentInspectConfig {
+  bindAddr: string;
+  allowRemote: boolean;
+  maxRequests: number;
+  maxBodyBytes: number;
+  maxTotalBytes: number;
+}
+
 /** Deep-frozen at runtime. */
 export interface AgentConfig {
   connect: AgentConnectConfig;
   server: AgentServerConfig;
+  inspect: AgentInspectConfig;
   log: LogConfig;
   gracePeriodMs: number;
   listeners: ListenerConfig[];
@@ -137,6 +147,17 @@ export const AGENT_SPEC: GroupSpec = group({
     enabled: bool(false, "Serve the agent's Prometheus metrics on --server.bind-addr."),
     bind_addr: str(':5000', 'Host and port of the metrics server; an empty host means all interfaces.', {
       arg: '<addr>',
+    }),
+  }),
+  inspect: group({
+    bind_addr: str('', 'Serve the request inspector (a page and /api/requests) here, such as 127.0.0.1:4040; off when empty.', {
+      arg: '<addr>',
+    }),
+    allow_remote: bool(false, 'Let --inspect.bind-addr be an address other than loopback (the inspector shows request bodies).'),
+    max_requests: int(100, 'Requests the inspector keeps, newest first.', { min: 1 }),
+    max_body_bytes: int(64 * 1024, 'Bytes of each request and response body the inspector keeps.', { min: 0 }),
+    max_total_bytes: int(16 * 1024 * 1024, 'Bytes the inspector keeps in all (bodies and headers); the oldest requests go first.', {
+      min: 1024,
     }),
   }),
   log: LOG_SPEC,
@@ -220,4 +241,22 @@ function finish(c: AgentConfig): void {
   checkUrl(c.connect.url, 'connect.url', ['http:', 'https:', 'ws:', 'wss:']);
   if (c.connect.proxyUrl !== undefined) checkUrl(c.connect.proxyUrl, 'connect.proxy_url', ['http:', 'https:']);
   validateClientTlsConfig(c.connect.tls, 'connect.tls');
+  for (const [key, value, max] of [
+    ['max_requests', c.inspect.maxRequests, 100_000],
+    ['max_body_bytes', c.inspect.maxBodyBytes, 64 * 1024 * 1024],
+  ] as const) {
+    if (value > max) throw new ConfigError(`inspect.${key} must be at most ${max}`, { path: `inspect.${key}` });
+  }
+  if (c.inspect.bindAddr !== '' && !c.inspect.allowRemote && !isLoopbackBindAddr(c.inspect.bindAddr)) {
+    throw new ConfigError(
+      `inspect.bind_addr ${JSON.stringify(c.inspect.bindAddr)} is not a loopback address: the inspector shows request bodies; set inspect.allow_remote to serve it there`,
+      { path: 'inspect.bind_addr' },
+    );
+  }
+}
+
+/** 127.0.0.1:4040, [::1]:4040, localhost:4040; an empty host (every interface) is not. */
+function isLoopbackBindAddr(addr: string): boolean {
+  const host = addr.replace(/:\d+$/, '').replace(/^\[|\]$/g, '');
+  return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
 }

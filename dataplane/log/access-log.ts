@@ -58,6 +58,18 @@ const ALWAYS_REDACTED: ReadonlySet<string> = new Set([
   'set-cookie',
 ]);
 
+/** Headers as records show them: every credential header's values replaced by REDACTED. */
+export function redactHeaders(headers: IncomingHttpHeaders | OutgoingHttpHeaders): Record<string, string[]> {
+  const out: Record<string, string[]> = {};
+  for (const [rawName, value] of Object.entries(headers)) {
+    if (value === undefined) continue;
+    const name = rawName.toLowerCase();
+    const values = Array.isArray(value) ? value.map(String) : [String(value)];
+    out[canonicalHeaderKey(name)] = ALWAYS_REDACTED.has(name) ? values.map(() => REDACTED) : values;
+  }
+  return out;
+}
+
 // Piko's own routes (`/_piko/v1/...`) are plumbing, not user traffic.
 const INTERNAL_PATH_PREFIX = '/_piko';
 
@@ -110,17 +122,7 @@ function headerFilter(lists: HeaderListConfig): HeaderFilter {
   // anyway, the allow list wins as in Piko, which is also the safer reading.
   const keep = allow.size > 0 ? (name: string) => allow.has(name) : block.size > 0 ? (name: string) => !block.has(name) : () => true;
 
-  return (headers) => {
-    const out: Record<string, string[]> = {};
-    for (const [rawName, value] of Object.entries(headers)) {
-      if (value === undefined) continue;
-      const name = rawName.toLowerCase();
-      if (!keep(name)) continue;
-      const values = Array.isArray(value) ? value.map(String) : [String(value)];
-      out[canonicalHeaderKey(name)] = ALWAYS_REDACTED.has(name) ? values.map(() => REDACTED) : values;
-    }
-    return out;
-  };
+  return (headers) => redactHeaders(Object.fromEntries(Object.entries(headers).filter(([name]) => keep(name.toLowerCase()))));
 }
 
 function stripQuery(path: string): string {

@@ -36,6 +36,7 @@ describe('agent config', () => {
     const expected: AgentConfig = {
       connect: { url: 'http://localhost:8001', timeoutMs: 30_000, tls: { insecureSkipVerify: false } },
       server: { enabled: false, bindAddr: ':5000' },
+      inspect: { bindAddr: '', allowRemote: false, maxRequests: 100, maxBodyBytes: 65536, maxTotalBytes: 16777216 },
       log: { level: 'info', subsystems: [], format: 'auto' },
       gracePeriodMs: 60_000,
       listeners: [],
