@@ -23,6 +23,7 @@ build: install
 typecheck: install
 	tsc -p tsconfig.json --noEmit
 	tsc -p dataplane/admin/ui/tsconfig.json --noEmit
+	tsc -p dataplane/agent/inspector/ui/tsconfig.json --noEmit
 
 ## typescript-eslint's recommended rules and prettier's formatting, over every TypeScript tree.
 LINT_TREES := dataplane operator test bench

@@ -7,7 +7,7 @@ import { writeJsonError } from '../http/json-error';
 import type { Logger } from '../log/logger';
 import type { NodeDetail, NodeStatus, StatusProvider } from './status-provider';
 import { buildOverview, ChangeFeed } from './status-overview';
-import { serveStatusPage, STATUS_PAGE } from './status-page';
+import { STATUS_PAGE } from './status-page';
 
 export interface AdminDeps {
   registry: Registry;
@@ -58,6 +58,10 @@ export function createAdminHandler(deps: AdminDeps): AdminHandler {
       return;
     }
     const path = pathOf(req.url);
+    if (STATUS_PAGE.has(path)) {
+      STATUS_PAGE.serve(res, path, req.method === 'HEAD');
+      return;
+    }
     switch (path) {
       case '/health':
         writeEmpty(res, 200);
@@ -74,11 +78,6 @@ export function createAdminHandler(deps: AdminDeps): AdminHandler {
         res.end(body);
         return;
       }
-      case '/':
-      case STATUS_PAGE.script:
-      case STATUS_PAGE.style:
-        serveStatusPage(res, path, req.method === 'HEAD');
-        return;
       case '/status/overview': {
         const params = new URL(req.url ?? '/', 'http://admin').searchParams;
         await changes.wait(params.get('since'), res);

@@ -11,9 +11,8 @@
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { readFileSync } from 'node:fs';
-import path from 'node:path';
 import type { Logger } from '../../log/logger';
+import { StaticFiles } from '../../http/static-files';
 import { closeServer, listenOn } from '../../net/listen';
 import type { CapturedRequest, ReplaySource, RequestLog } from './request-log';
 
@@ -26,28 +25,16 @@ export interface InspectorDeps {
   logger: Logger;
 }
 
-const PAGE_FILES: Record<string, { file: string; type: string }> = {
-  '/': { file: 'index.html', type: 'text/html; charset=utf-8' },
-  '/ui/inspector.js': { file: 'inspector.js', type: 'text/javascript; charset=utf-8' },
-  '/ui/inspector.css': { file: 'inspector.css', type: 'text/css; charset=utf-8' },
-};
-const PAGE_HEADERS = {
-  'content-security-policy':
-    "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
-  'x-content-type-options': 'nosniff',
-  'referrer-policy': 'no-referrer',
-  'cache-control': 'no-cache',
-};
-const UI_DIRS = [
-  path.resolve(__dirname, '..', '..', '..', 'inspector-ui'),
-  path.resolve(__dirname, '..', '..', '..', 'dist', 'inspector-ui'),
-];
+const PAGE = new StaticFiles('inspector-ui', {
+  '/': 'index.html',
+  '/ui/inspector.js': 'inspector.js',
+  '/ui/inspector.css': 'inspector.css',
+});
 const REQUEST_PREFIX = '/api/requests/';
 
 export class InspectorServer {
   private readonly server: http.Server;
   private address: AddressInfo | undefined;
-  private readonly files = new Map<string, Buffer | null>();
 
   constructor(private readonly deps: InspectorDeps) {
     this.server = http.createServer({ requestTimeout: 30_000, headersTimeout: 10_000, maxHeaderSize: 16 * 1024 }, (req, res) => {
@@ -75,14 +62,8 @@ export class InspectorServer {
       return;
     }
     const url = new URL(req.url ?? '/', 'http://inspector');
-    const page = PAGE_FILES[url.pathname];
-    if (page !== undefined && (req.method === 'GET' || req.method === 'HEAD')) {
-      const body = this.file(page.file);
-      if (body === null) json(res, 404, { error: 'the inspector page is not built (npm run build)' });
-      else
-        res
-          .writeHead(200, { ...PAGE_HEADERS, 'content-type': page.type, 'content-length': body.length })
-          .end(req.method === 'HEAD' ? undefined : body);
+    if (PAGE.has(url.pathname) && (req.method === 'GET' || req.method === 'HEAD')) {
+      PAGE.serve(res, url.pathname, req.method === 'HEAD');
       return;
     }
     if (url.pathname === '/api/requests' && req.method === 'GET') {
@@ -145,22 +126,6 @@ export class InspectorServer {
     if (name === undefined) return false;
     const bare = name.replace(/^\[|\]$/g, '');
     return bare === 'localhost' || bare === this.address.address || bare === '127.0.0.1' || bare === '::1';
-  }
-
-  private file(name: string): Buffer | null {
-    if (!this.files.has(name)) {
-      let body: Buffer | null = null;
-      for (const dir of UI_DIRS) {
-        try {
-          body = readFileSync(path.join(dir, name));
-          break;
-        } catch {
-          // Not in this layout.
-        }
-      }
-      this.files.set(name, body);
-    }
-    return this.files.get(name) ?? null;
   }
 }
 

@@ -594,7 +594,8 @@ describe('the operator', () => {
     // The CRDs go (and their objects with them): the cluster waits for them again.
     await kubectl(cp, ['delete', '--wait=true', '--timeout=60s', ...crds.flatMap((f) => ['-f', f])], 90_000);
     await waitForCluster(ns, 'piko', (c) => condition(c, 'Ready')?.reason === 'GatewayAPINotInstalled', 'Ready=False once more');
-  });
+    // CRD deletion waits on the garbage collector, which can take tens of seconds on a busy machine.
+  }, 180_000);
 
   it('creates the PodMonitor once the Prometheus Operator CRDs are served, accepted by their schema, and deletes it with the spec', async () => {
     const ns = await newNamespace(admin, 'monitor');

@@ -47,7 +47,7 @@ describe('loadOperatorConfig', () => {
       metricsBindAddr: ':8080',
       healthBindAddr: ':8081',
       defaultImage: 'ghcr.io/piko-k8s/piko:1.2.3',
-      log: { level: 'info', subsystems: [] },
+      log: { level: 'info', subsystems: [], format: 'auto' },
     });
   });
 
@@ -150,7 +150,7 @@ describe('piko operator', () => {
       metricsBindAddr: '127.0.0.1:9090',
       healthBindAddr: ':9091',
       defaultImage: 'example.com/piko:2',
-      log: { level: 'debug', subsystems: [] },
+      log: { level: 'debug', subsystems: [], format: 'auto' },
     });
   });
 
