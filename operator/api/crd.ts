@@ -50,7 +50,16 @@ export const PRINTER_COLUMNS: readonly PrinterColumn[] = [
     description: 'Where clients reach the proxy from outside.',
     priority: 1,
   },
+  {
+    name: 'Agents URL',
+    type: 'string',
+    jsonPath: '.status.urls.upstream',
+    description: 'Where agents outside the cluster connect (their --connect.url).',
+    priority: 1,
+  },
   { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
+  // Last, as kubectl shows it in full: what is wrong, in the operator's words.
+  { name: 'Message', type: 'string', jsonPath: readyCondition('message'), description: 'Message of the Ready condition.', priority: 1 },
 ];
 
 export function buildCrd(): CustomResourceDefinition {
