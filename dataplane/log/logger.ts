@@ -82,12 +82,22 @@ const MESSAGE_WIDTH = 32;
  * space, JSON when it is not a string).
  */
 function consoleLine(info: winston.Logform.TransformableInfo, colour: boolean): string {
-  const { level, message, subsystem, timestamp: _timestamp, ...fields } = info;
+  const { level, message, subsystem, timestamp: _timestamp, ...rest } = info;
+  // An access record reads as a request line, as ngrok's agent prints one: `POST /orders 201 3.2ms`.
+  const { request, ...fields } = rest as { request?: unknown } & Record<string, unknown>;
+  const exchange = accessLine(request);
   const now = new Date();
   const time = `${now.toTimeString().slice(0, 8)}.${String(now.getMilliseconds()).padStart(3, '0')}`;
   const tag = LEVEL_TAGS[level as LogLevel] ?? { tag: level.toUpperCase().slice(0, 3), colour: '' };
   const sub = typeof subsystem === 'string' ? subsystem : '';
-  const text = String(message);
+  const text = exchange === undefined ? String(message) : `${String(message)} ${exchange}`;
+  if (exchange === undefined && request !== undefined) fields['request'] = request;
+  // The rest of the record (host, proto, headers) follows, so console and JSON carry the same fields.
+  if (exchange !== undefined) {
+    for (const [key, value] of Object.entries(request as Record<string, unknown>)) {
+      if (!['method', 'path', 'status', 'duration'].includes(key)) fields[key] = value;
+    }
+  }
   const pairs = Object.entries(fields)
     .filter(([key]) => typeof key === 'string')
     .map(([key, value]) => `${colour ? DIM : ''}${key}=${colour ? RESET : ''}${fieldValue(value)}`);
@@ -104,4 +114,12 @@ function fieldValue(value: unknown): string {
   if (typeof value === 'string') return /^[^\s"=]+$/.test(value) ? value : JSON.stringify(value);
   if (value instanceof Error) return JSON.stringify(value.message);
   return JSON.stringify(value) ?? String(value);
+}
+
+/** `POST /orders 201 3.2ms` for an access log record's `request`; undefined for anything else. */
+function accessLine(request: unknown): string | undefined {
+  if (typeof request !== 'object' || request === null) return undefined;
+  const r = request as { method?: unknown; path?: unknown; status?: unknown; duration?: unknown };
+  if (typeof r.method !== 'string' || typeof r.path !== 'string' || typeof r.status !== 'number') return undefined;
+  return `${r.method} ${r.path} ${r.status}${typeof r.duration === 'string' ? ` ${r.duration}` : ''}`;
 }

@@ -59,6 +59,18 @@ describe('the process logger', () => {
     expect(noColour).not.toContain('\x1b[');
   });
 
+  it('prints an access record as a request line, its headers after it', () => {
+    const { stream, lines } = sink(false);
+    const logger = createLogger({ level: 'info', stream, format: 'console' });
+    logger.child({ subsystem: 'proxy.http.access' }).info('request', {
+      endpointId: 'shop',
+      request: { method: 'POST', path: '/orders', status: 201, duration: '3.2ms', request_headers: { Accept: ['*/*'] } },
+    });
+    expect(lines()[0]).toMatch(
+      / INF proxy\.http\.access request POST \/orders 201 3\.2ms +endpointId=shop request_headers=\{"Accept":\["\*\/\*"\]\}$/,
+    );
+  });
+
   it('is chosen by --log.format, which refuses another value', () => {
     expect(loadServerConfig({ flags: { 'log.format': 'console' } }).log.format).toBe('console');
     expect(() => loadServerConfig({ flags: { 'log.format': 'pretty' } })).toThrow(/log.format/);
