@@ -182,7 +182,11 @@ export class RequestLog {
   }
 }
 
-/** What an entry holds: its JSON's length approximates it (base64 bodies included). */
+/** What an entry holds, approximately: its bodies (base64), headers and strings, plus a fixed overhead. */
 function sizeOf(request: CapturedRequest): number {
-  return JSON.stringify(request).length;
+  let n = 256 + request.path.length + request.requestBody.base64.length + request.responseBody.base64.length;
+  for (const headers of [request.requestHeaders, request.responseHeaders]) {
+    for (const [name, values] of Object.entries(headers)) for (const v of values) n += name.length + v.length + 8;
+  }
+  return n;
 }
