@@ -34,6 +34,14 @@ export function createAdminHandler(deps: AdminDeps): AdminHandler {
   const changes = new ChangeFeed(deps.status);
 
   async function handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const path = pathOf(req.url);
+    // The page's own files hold no data, and a browser cannot send a bearer token for a page it
+    // navigates to: they come without auth, and the page then asks for the token that the
+    // JSON it reads needs, as every other route does.
+    if ((req.method === 'GET' || req.method === 'HEAD') && STATUS_PAGE.has(path)) {
+      STATUS_PAGE.serve(res, path, req.method === 'HEAD');
+      return;
+    }
     // Piko installs admin auth as global middleware, ahead of routing: with a
     // verifier even /health and unknown paths need a token. Kubernetes probes
     // must then carry one, or the admin port must stay without auth.
@@ -55,11 +63,6 @@ export function createAdminHandler(deps: AdminDeps): AdminHandler {
 
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       writeJsonError(res, 404, 'not found');
-      return;
-    }
-    const path = pathOf(req.url);
-    if (STATUS_PAGE.has(path)) {
-      STATUS_PAGE.serve(res, path, req.method === 'HEAD');
       return;
     }
     switch (path) {

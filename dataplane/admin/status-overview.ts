@@ -3,7 +3,7 @@
  * cluster's (every node's registry record, this node's own table for itself), each with the pods
  * holding it; `?q=` keeps those whose ID contains it. The list is cut at MAX_ENDPOINTS, largest
  * first, and says how many it left out, so a cluster with 100,000 endpoints answers in bounded
- * size and time.
+ * size and time. Traffic figures are this node's: where clients' requests came in.
  *
  * `?since=<version>` makes it a long poll: while the version is still the one the page last
  * got, the answer waits for the next change (or LONG_POLL_MS), so a page shows an agent within
@@ -11,9 +11,11 @@
  * request. At most MAX_WAITERS wait at once; more are answered at once.
  */
 import type http from 'node:http';
+import { SLOT_MS, WINDOW_MS, type TrafficSummary } from '../metrics/endpoint-traffic';
 import type { NodeState, StatusProvider } from './status-provider';
 
-export const LONG_POLL_MS = 10_000;
+/** As long as a slot of the traffic window: an open page's figures are at most that old. */
+export const LONG_POLL_MS = SLOT_MS;
 export const MAX_WAITERS = 64;
 
 /** A version number bumped at each change of the endpoints, and the long polls waiting on it. */
@@ -61,6 +63,8 @@ export interface OverviewEndpoint {
   upstreams: number;
   /** Pods holding it, with their upstream counts, most first. */
   nodes: { id: string; upstreams: number }[];
+  /** Its requests through this node over the last WINDOW_MS; absent with none. */
+  traffic?: TrafficSummary;
 }
 
 export interface Overview {
@@ -68,11 +72,23 @@ export interface Overview {
   endpoints: OverviewEndpoint[];
   /** Endpoints matching the query that the cut left out. */
   endpoints_omitted: number;
-  nodes: { id: string; status: NodeState; proxy_addr: string; admin_addr: string; endpoints: number; upstreams: number; local: boolean }[];
+  nodes: {
+    id: string;
+    status: NodeState;
+    proxy_addr: string;
+    admin_addr: string;
+    endpoints: number;
+    upstreams: number;
+    local: boolean;
+    /** Seconds since its Lease was last renewed; absent without Leases (the in-memory registry). */
+    lease_age_seconds?: number;
+  }[];
   limits_tripped: Record<string, number>;
+  /** The window traffic figures cover. */
+  traffic_window_seconds: number;
 }
 
-export async function buildOverview(status: StatusProvider, query: string, uptimeSeconds: number): Promise<Overview> {
+export async function buildOverview(status: StatusProvider, query: string, uptimeSeconds: number, nowMs = Date.now()): Promise<Overview> {
   const q = query.slice(0, MAX_QUERY);
   const localId = status.localNodeId();
   const byEndpoint = new Map<string, OverviewEndpoint>();
@@ -91,11 +107,16 @@ export async function buildOverview(status: StatusProvider, query: string, uptim
     }
   }
   const all = [...byEndpoint.values()].sort((a, b) => b.upstreams - a.upstreams || (a.id < b.id ? -1 : 1));
-  for (const e of all) e.nodes.sort((a, b) => b.upstreams - a.upstreams || (a.id < b.id ? -1 : 1));
+  const listed = all.slice(0, MAX_ENDPOINTS);
+  for (const e of listed) {
+    e.nodes.sort((a, b) => b.upstreams - a.upstreams || (a.id < b.id ? -1 : 1));
+    const traffic = status.traffic(e.id);
+    if (traffic !== undefined) e.traffic = traffic;
+  }
   const tripped = await status.limitsTripped();
   return {
     node: { id: localId, uptime_seconds: Math.floor(uptimeSeconds), tunnels: status.tunnels() },
-    endpoints: all.slice(0, MAX_ENDPOINTS),
+    endpoints: listed,
     endpoints_omitted: Math.max(0, all.length - MAX_ENDPOINTS),
     nodes: nodes
       .map((n) => ({
@@ -106,8 +127,12 @@ export async function buildOverview(status: StatusProvider, query: string, uptim
         endpoints: n.endpoints,
         upstreams: n.upstreams,
         local: n.id === localId,
+        ...(n.leaseRenewedAtMs !== undefined
+          ? { lease_age_seconds: Math.max(0, Math.round((nowMs - n.leaseRenewedAtMs) / 100) / 10) }
+          : {}),
       }))
       .sort((a, b) => (a.id < b.id ? -1 : 1)),
     limits_tripped: Object.fromEntries(Object.entries(tripped).filter(([, n]) => n > 0)),
+    traffic_window_seconds: WINDOW_MS / 1000,
   };
 }

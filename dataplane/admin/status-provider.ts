@@ -1,3 +1,5 @@
+import type { TrafficSummary } from '../metrics/endpoint-traffic';
+
 /** Gossip's view of a node (Piko's cluster.NodeStatus). */
 export type NodeState = 'active' | 'unreachable' | 'left';
 
@@ -11,6 +13,8 @@ export interface NodeStatus {
   endpoints: number;
   /** Upstreams on the node, summed over its endpoints. */
   upstreams: number;
+  /** When its Lease was last renewed (this node's clock where it saw the renewal); none without Leases. */
+  leaseRenewedAtMs?: number;
 }
 
 /** `GET /status/cluster/nodes/:id` (Piko's Node). */
@@ -31,6 +35,8 @@ export interface NodeDetail {
 export interface StatusProvider {
   /** Endpoint ID → number of upstreams connected to this node. */
   localEndpoints(): Record<string, number>;
+  /** The endpoint's recent requests through this node, if any. */
+  traffic(endpointId: string): TrafficSummary | undefined;
   /** Every node known to the cluster, this one included. */
   nodes(): NodeStatus[];
   /** A node by ID; `'local'` names this node. */

@@ -4,6 +4,7 @@ import type { Duplex } from 'node:stream';
 import { pipeline } from 'node:stream';
 import { createWebSocketStream, WebSocketServer } from 'ws';
 import { authenticate, endpointPermitted } from '../auth/authenticate';
+import type { EndpointTraffic } from '../metrics/endpoint-traffic';
 import { AuthError, isAuthError } from '../auth/errors';
 import type { TokenVerifier } from '../auth/verifier';
 import { answerClientError, writeJsonError, writeJsonErrorToSocket } from '../http/json-error';
@@ -44,6 +45,8 @@ export interface ProxyServerOptions {
   /** Longest a response may take from the request's headers on (`proxy.http.write_timeout`); 0 or unset = none. */
   writeTimeoutMs?: number;
   onLimit?: LimitTripped;
+  /** Each endpoint's recent requests, for the status page. */
+  traffic?: EndpointTraffic;
 }
 
 /** As the upstream port: Piko's clients send what one read returns, 32 KiB at a time. */
@@ -113,7 +116,7 @@ export class ProxyServer {
       writeTimer?.clear();
       if (this.exchanges.get(req.socket) === abort) this.exchanges.delete(req.socket);
     });
-    void this.serveHttp(req, res, abort.signal).then(
+    void this.serveHttp(req, res, abort.signal, start).then(
       (result) => this.record(req, result, start),
       (err: unknown) => {
         this.options.logger.error('proxy request failed', { error: String(err) });
@@ -154,7 +157,12 @@ export class ProxyServer {
     if (answerClientError(err, socket) === 431) this.options.onLimit?.('proxy.http.max_header_bytes');
   }
 
-  private async serveHttp(req: http.IncomingMessage, res: http.ServerResponse, signal: AbortSignal): Promise<ExchangeResult> {
+  private async serveHttp(
+    req: http.IncomingMessage,
+    res: http.ServerResponse,
+    signal: AbortSignal,
+    start: number,
+  ): Promise<ExchangeResult> {
     const admitted = await this.admit(req, endpointIdFromHeaders(req.headers));
     if (!admitted.ok) {
       writeJsonError(res, admitted.status, admitted.message);
@@ -173,6 +181,11 @@ export class ProxyServer {
       signal,
     });
     this.logFailure(admitted.endpointId, result.error);
+    // Counted where the client came in, so that summing over pods counts each request once; and
+    // only for an endpoint that exists, so that made-up Host headers cannot fill the table.
+    if (this.options.traffic && !this.isForwarded(req) && result.error?.code !== 'ERR_NO_UPSTREAM') {
+      this.options.traffic.record(admitted.endpointId, result.status, performance.now() - start);
+    }
     return result;
   }
 

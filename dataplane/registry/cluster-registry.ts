@@ -7,6 +7,8 @@ export interface NodeRecord {
   readonly status: 'active' | 'unreachable' | 'left';
   /** endpointId → number of upstreams the node holds for it. */
   readonly endpoints: Readonly<Record<string, number>>;
+  /** When the node's Lease was last renewed, on this node's clock where it saw the renewal happen. */
+  readonly leaseRenewedAtMs?: number;
 }
 
 /**

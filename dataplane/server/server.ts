@@ -10,6 +10,7 @@ import type { ServerConfig } from '../config/server-config';
 import type { TlsConfig } from '../config/tls-config';
 import { createAccessLogger } from '../log/access-log';
 import type { Logger } from '../log/logger';
+import { EndpointTraffic } from '../metrics/endpoint-traffic';
 import { createLimitMetrics, type LimitName, type LimitTripped } from '../metrics/limit-metrics';
 import { createProxyMetrics } from '../metrics/proxy-metrics';
 import { createMetricsRegistry } from '../metrics/registry';
@@ -86,6 +87,7 @@ export class Server {
   private readonly registry: ClusterRegistry;
   private readonly remoteDialer: RemoteDialer | undefined;
   private readonly tlsReloaders: { stop(): void }[] = [];
+  private readonly traffic = new EndpointTraffic();
   private ready = false;
   private shuttingDown: Promise<void> | undefined;
 
@@ -220,6 +222,7 @@ export class Server {
         : { accessLog: createAccessLogger(logger.child({ subsystem: 'proxy.access' }), config.proxy.accessLog) }),
       metrics: createProxyMetrics(this.metricsRegistry, { prefix: 'piko_proxy', endpointLabel: false }),
       upstreamMetrics,
+      traffic: this.traffic,
       verifyForwarded: forwardAuth && ((req: http.IncomingMessage) => forwardAuth.verify(req.headers) !== undefined),
     });
     this.upstreamServer = new UpstreamServer({
@@ -351,6 +354,7 @@ export class Server {
       adminAddr: n.adminAddr,
       endpoints: Object.keys(n.endpoints).length,
       upstreams: Object.values(n.endpoints).reduce((a, b) => a + b, 0),
+      ...(n.leaseRenewedAtMs !== undefined ? { leaseRenewedAtMs: n.leaseRenewedAtMs } : {}),
     });
     return {
       localNodeId: () => this.config.cluster.nodeId,
@@ -370,6 +374,7 @@ export class Server {
         };
       },
       localEndpoints: () => this.upstreams.snapshot(),
+      traffic: (endpointId) => this.traffic.summary(endpointId),
       nodes: () => this.registry.nodes().map(toStatus),
       node: (id) => {
         const want = id === 'local' ? this.config.cluster.nodeId : id;

@@ -2,26 +2,38 @@
  * The status page's script: long-polls /status/overview (each answer carries a version; asking
  * with `since` it waits for the next change) and redraws. Every value from the server goes in
  * through textContent, never as HTML: endpoint and node IDs come from agents and pods. Nothing
- * is asked while the tab is hidden.
+ * is asked while the tab is hidden. With admin auth the page asks for the token once and sends it
+ * as a bearer header: a browser has no other way to, and a token in the URL would end up in logs.
  */
 interface OverviewEndpoint {
   id: string;
   upstreams: number;
   nodes: { id: string; upstreams: number }[];
+  traffic?: { rps: number; error_rate: number; p50_ms: number; p95_ms: number; p99_ms: number; requests: number };
 }
 interface Overview {
   version: number;
   node: { id: string; uptime_seconds: number; tunnels: number };
   endpoints: OverviewEndpoint[];
   endpoints_omitted: number;
-  nodes: { id: string; status: string; proxy_addr: string; admin_addr: string; endpoints: number; upstreams: number; local: boolean }[];
+  nodes: {
+    id: string;
+    status: string;
+    proxy_addr: string;
+    admin_addr: string;
+    endpoints: number;
+    upstreams: number;
+    local: boolean;
+    lease_age_seconds?: number;
+  }[];
   limits_tripped: Record<string, number>;
+  traffic_window_seconds: number;
 }
 
 (() => {
   /** After a failed request; a successful one is followed by the next long poll at once. */
   const RETRY_MS = 1000;
-  /** The server holds a long poll at most 10 s. */
+  /** The server holds a long poll at most 5 s. */
   const REQUEST_TIMEOUT_MS = 15_000;
   const byId = <T extends HTMLElement>(id: string): T => {
     const el = document.getElementById(id);
@@ -29,6 +41,10 @@ interface Overview {
     return el as T;
   };
   const search = byId<HTMLInputElement>('search');
+  const login = byId<HTMLFormElement>('login');
+  const tokenInput = byId<HTMLInputElement>('token');
+  /** With admin auth, the bearer token the person typed; kept for this tab only, never in a URL. */
+  const TOKEN_KEY = 'piko-admin-token';
   const connection = byId('connection');
   let timer: number | undefined;
   let inFlight: AbortController | undefined;
@@ -47,6 +63,11 @@ interface Overview {
     if (s < 86400) return `${Math.floor(s / 3600)}h ${Math.floor((s % 3600) / 60)}m`;
     return `${Math.floor(s / 86400)}d ${Math.floor((s % 86400) / 3600)}h`;
   };
+
+  const rate = (rps: number): string => (rps >= 100 ? rps.toFixed(0) : rps >= 10 ? rps.toFixed(1) : rps.toFixed(2));
+  const ms = (v: number): string =>
+    v >= 1000 ? `${(v / 1000).toFixed(v >= 10_000 ? 0 : 1)}s` : v >= 10 ? `${v.toFixed(0)}ms` : `${v.toFixed(1)}ms`;
+  const percent = (share: number): string => (share === 0 ? '0%' : share < 0.001 ? '<0.1%' : `${(share * 100).toFixed(1)}%`);
 
   function render(o: Overview): void {
     byId('node-id').textContent = o.node.id;
@@ -71,7 +92,15 @@ interface Overview {
           span.textContent = `${n.id} ×${n.upstreams}`;
           pods.append(span);
         }
-        tr.append(name, cell(String(e.upstreams), 'num'), pods);
+        const t = e.traffic;
+        tr.append(
+          name,
+          cell(String(e.upstreams), 'num'),
+          pods,
+          cell(t === undefined ? '–' : rate(t.rps), 'num rps'),
+          cell(t === undefined ? '–' : percent(t.error_rate), t !== undefined && t.error_rate > 0 ? 'num errors bad' : 'num errors'),
+          cell(t === undefined ? '–' : `${ms(t.p50_ms)} / ${ms(t.p95_ms)} / ${ms(t.p99_ms)}`, 'num latency'),
+        );
         return tr;
       }),
     );
@@ -79,6 +108,7 @@ interface Overview {
     const omitted = byId('endpoints-omitted');
     omitted.hidden = o.endpoints_omitted === 0;
     omitted.textContent = `${o.endpoints_omitted} more not shown: search to narrow the list.`;
+    byId('traffic-note').textContent = `Requests that came in through ${o.node.id}, over the last ${o.traffic_window_seconds}s.`;
 
     const nodes = byId<HTMLTableElement>('nodes').tBodies[0]!;
     nodes.replaceChildren(
@@ -90,6 +120,7 @@ interface Overview {
           cell(n.proxy_addr),
           cell(String(n.endpoints), 'num'),
           cell(String(n.upstreams), 'num'),
+          cell(n.lease_age_seconds === undefined ? '–' : `${n.lease_age_seconds.toFixed(1)}s`, 'num'),
         );
         return tr;
       }),
@@ -121,11 +152,21 @@ interface Overview {
       if (q !== '') params.set('q', q);
       if (version !== undefined) params.set('since', String(version));
       const query = params.toString();
-      const res = await fetch(`/status/overview${query === '' ? '' : `?${query}`}`, {
-        signal: abort.signal,
-        headers: { accept: 'application/json' },
-      });
+      const headers: Record<string, string> = { accept: 'application/json' };
+      const token = sessionStorage.getItem(TOKEN_KEY);
+      if (token !== null) headers['authorization'] = `Bearer ${token}`;
+      const res = await fetch(`/status/overview${query === '' ? '' : `?${query}`}`, { signal: abort.signal, headers });
+      if (res.status === 401) {
+        // Asked for a token (again, if the one kept was refused): nothing more until one is typed.
+        sessionStorage.removeItem(TOKEN_KEY);
+        login.hidden = false;
+        connection.textContent = token === null ? 'sign in' : 'token refused';
+        connection.className = 'badge down';
+        tokenInput.focus();
+        return;
+      }
       if (!res.ok) throw new Error(`HTTP ${res.status}`);
+      login.hidden = true;
       const overview = (await res.json()) as Overview;
       version = overview.version;
       render(overview);
@@ -148,6 +189,13 @@ interface Overview {
     if (timer === undefined && !document.hidden) timer = window.setTimeout(() => void poll(), afterMs);
   }
 
+  login.addEventListener('submit', (event) => {
+    event.preventDefault();
+    sessionStorage.setItem(TOKEN_KEY, tokenInput.value.trim());
+    tokenInput.value = '';
+    version = undefined;
+    void poll();
+  });
   search.addEventListener('input', () => {
     if (timer !== undefined) clearTimeout(timer);
     timer = undefined;

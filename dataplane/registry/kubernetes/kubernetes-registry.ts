@@ -334,6 +334,7 @@ export class KubernetesRegistry implements ClusterRegistry {
       adminAddr: this.adminAddr,
       status: 'active',
       endpoints: Object.fromEntries(this.writer.snapshot()),
+      ...(this.keeper.lastRenewedAtMs !== undefined ? { leaseRenewedAtMs: this.keeper.lastRenewedAtMs } : {}),
     };
     return [self, ...this.view.others()];
   }

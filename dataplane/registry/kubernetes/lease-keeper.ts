@@ -40,11 +40,17 @@ export class LeaseKeeper {
   private running = false;
   private failing = false;
   private uid: string | undefined;
+  private renewedAtMs: number | undefined;
 
   constructor(private readonly options: LeaseKeeperOptions) {
     this.name = leaseName(options.cluster, nodeKey(options.nodeId));
     const b = options.backoff ?? { minMs: 500, maxMs: options.renewIntervalMs };
     this.backoff = new Backoff({ minMs: b.minMs, maxMs: Math.max(b.maxMs, b.minMs), jitter: 0.1 });
+  }
+
+  /** When the last successful write was sent. */
+  get lastRenewedAtMs(): number | undefined {
+    return this.renewedAtMs;
   }
 
   /** The UID of the Lease after the last successful write. */
@@ -55,6 +61,7 @@ export class LeaseKeeper {
   /** One write of the Lease; rejects with the apiserver's error. */
   async renewOnce(): Promise<string> {
     const o = this.options;
+    const sentAtMs = Date.now();
     const lease = o.signer.sealLease(
       buildLease({
         namespace: o.namespace,
@@ -64,7 +71,7 @@ export class LeaseKeeper {
         adminAddr: o.adminAddr,
         durationMs: o.durationMs,
         acquireTimeMs: this.acquireTimeMs,
-        renewTimeMs: Date.now(),
+        renewTimeMs: sentAtMs,
         owner: o.owner,
       }),
     );
@@ -73,6 +80,7 @@ export class LeaseKeeper {
       o.metrics?.apiserverWritesTotal.inc({ kind: 'Lease', operation: 'apply', result: 'success' });
       const uid = stored.metadata?.uid ?? '';
       this.uid = uid;
+      this.renewedAtMs = sentAtMs;
       o.onRenewed?.(uid);
       return uid;
     } catch (err) {

@@ -34,6 +34,14 @@ describe('admin server with auth', () => {
     }
   });
 
+  it("serves the status page's own files without a token, but none of the data they show", async () => {
+    for (const path of ['/', '/ui/status.js', '/ui/status.css']) expect((await request(admin.port, path)).status).toBe(200);
+    const overview = await request(admin.port, '/status/overview');
+    expect(overview.status).toBe(401);
+    // Only reads: another method on a page path is guarded like any other route.
+    expect((await request(admin.port, '/', { method: 'POST' })).status).toBe(401);
+  });
+
   it("answers Piko's 401 messages for bad credentials", async () => {
     const cases: [string, string][] = [
       ['Bearer', 'invalid authorization'],

@@ -5,6 +5,7 @@ import { Registry } from 'prom-client';
 import { createAdminHandler, type AdminDeps } from '../../../dataplane/admin/admin-server';
 import type { NodeDetail, StatusProvider } from '../../../dataplane/admin/status-provider';
 import { silentLogger } from '../../../dataplane/log/logger';
+import type { TrafficSummary } from '../../../dataplane/metrics/endpoint-traffic';
 
 /** Shared by the admin tests: a two-node status fixture and a real server. */
 
@@ -37,10 +38,21 @@ export const REMOTE: NodeDetail = {
   endpoints: {},
 };
 
+export const MY_ENDPOINT_TRAFFIC: TrafficSummary = { rps: 12.5, error_rate: 0.02, p50_ms: 3.1, p95_ms: 20, p99_ms: 41, requests: 375 };
+
 export const status: StatusProvider = {
   localEndpoints: () => ({ 'my-endpoint': 2, other: 1 }),
+  traffic: (id) => (id === 'my-endpoint' ? MY_ENDPOINT_TRAFFIC : undefined),
   nodes: () => [
-    { id: 'node-a', status: 'active', proxyAddr: '10.0.0.1:8000', adminAddr: '10.0.0.1:8002', endpoints: 2, upstreams: 3 },
+    {
+      id: 'node-a',
+      status: 'active',
+      proxyAddr: '10.0.0.1:8000',
+      adminAddr: '10.0.0.1:8002',
+      endpoints: 2,
+      upstreams: 3,
+      leaseRenewedAtMs: Date.now() - 4_000,
+    },
     { id: 'node-b', status: 'unreachable', proxyAddr: '10.0.0.2:8000', adminAddr: '10.0.0.2:8002', endpoints: 0, upstreams: 0 },
   ],
   node: (id) => (id === 'local' || id === LOCAL.id ? LOCAL : id === REMOTE.id ? REMOTE : undefined),

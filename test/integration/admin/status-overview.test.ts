@@ -4,7 +4,7 @@
  */
 import type { StatusProvider } from '../../../dataplane/admin/status-provider';
 import { MAX_ENDPOINTS } from '../../../dataplane/admin/status-overview';
-import { request, startAdmin, status, type AdminUnderTest } from './admin-harness';
+import { MY_ENDPOINT_TRAFFIC, request, startAdmin, status, type AdminUnderTest } from './admin-harness';
 
 let admin: AdminUnderTest | undefined;
 afterEach(async () => {
@@ -21,17 +21,24 @@ describe('GET /status/overview', () => {
     expect(body).toMatchObject({
       node: { id: 'node-a', tunnels: 3, uptime_seconds: expect.any(Number) },
       endpoints: [
-        { id: 'my-endpoint', upstreams: 2, nodes: [{ id: 'node-a', upstreams: 2 }] },
+        { id: 'my-endpoint', upstreams: 2, nodes: [{ id: 'node-a', upstreams: 2 }], traffic: MY_ENDPOINT_TRAFFIC },
         { id: 'other', upstreams: 1, nodes: [{ id: 'node-a', upstreams: 1 }] },
       ],
       endpoints_omitted: 0,
       nodes: [
-        { id: 'node-a', status: 'active', local: true, endpoints: 2, upstreams: 3 },
+        { id: 'node-a', status: 'active', local: true, endpoints: 2, upstreams: 3, lease_age_seconds: expect.any(Number) },
         { id: 'node-b', status: 'unreachable', local: false },
       ],
       // Limits that never tripped are left out.
       limits_tripped: { 'upstream.max_connections': 2 },
+      traffic_window_seconds: 30,
     });
+    const nodes = body['nodes'] as { lease_age_seconds?: number }[];
+    expect(nodes[0]?.lease_age_seconds).toBeGreaterThanOrEqual(4);
+    expect(nodes[0]?.lease_age_seconds).toBeLessThan(60);
+    // An endpoint with no requests in the window has no traffic figures rather than zeros.
+    expect(Object.keys((body['endpoints'] as object[])[1]!)).not.toContain('traffic');
+    expect(Object.keys(nodes[1]!)).not.toContain('lease_age_seconds');
     const filtered = JSON.parse((await request(admin.port, '/status/overview?q=oth')).body) as { endpoints: { id: string }[] };
     expect(filtered.endpoints.map((e) => e.id)).toEqual(['other']);
   });
@@ -44,6 +51,8 @@ describe('GET /status/overview', () => {
       localEndpoints: () => many,
       node: (id) => (id === 'local' ? { id: 'node-a', status: 'active', proxyAddr: '', adminAddr: '', endpoints: many } : undefined),
       nodes: () => [{ id: 'node-a', status: 'active', proxyAddr: '', adminAddr: '', endpoints: 5_000, upstreams: 5_049 }],
+      // Every one busy: the largest answer there can be.
+      traffic: () => ({ rps: 1234.56, error_rate: 0.1234, p50_ms: 1234.56, p95_ms: 1234.56, p99_ms: 1234.56, requests: 123_456 }),
     };
     admin = await startAdmin({ status: big });
     const res = await request(admin.port, '/status/overview');
@@ -51,7 +60,7 @@ describe('GET /status/overview', () => {
     expect(body.endpoints).toHaveLength(MAX_ENDPOINTS);
     expect(body.endpoints[0]?.id).toBe('ep-4321');
     expect(body.endpoints_omitted).toBe(5_000 - MAX_ENDPOINTS);
-    expect(res.body.length).toBeLessThan(64 * 1024);
+    expect(res.body.length).toBeLessThan(128 * 1024);
     // A search longer than any endpoint ID is cut to 128 characters, not matched in full against each.
     const long = await request(admin.port, `/status/overview?q=${'ep-1'.repeat(2_500)}`);
     expect(long.status).toBe(200);

@@ -90,6 +90,15 @@ describe('ClusterView', () => {
     expect(view.others()).toEqual([]);
   });
 
+  it("tells when each node's Lease was renewed: as written at first, then when this node saw a renewal arrive", () => {
+    // The holder's clock runs 3 s behind ours.
+    view.upsertLease(lease('a', T0 - 3_000));
+    expect(view.others()[0]?.leaseRenewedAtMs).toBe(T0 - 3_000);
+    jest.advanceTimersByTime(5_000);
+    view.upsertLease(lease('a', T0 + 2_000));
+    expect(view.others()[0]?.leaseRenewedAtMs).toBe(T0 + 5_000);
+  });
+
   it('drops a node when its Lease expires, on time, with no event', () => {
     view.upsertLease(lease('a', T0));
     view.upsertShard(shard('a', 0, { e: 1 }));
