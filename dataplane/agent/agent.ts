@@ -216,7 +216,13 @@ export class Agent extends EventEmitter<AgentEvents> {
     });
     proxy.attach(listener);
     this.running.push({ config, proxy, listener });
-    this.log.info('listener registered', { endpointId: config.endpointId, protocol: config.protocol, addr: config.addr });
+    // What ngrok's agent prints first: where to send traffic, and where it goes.
+    this.log.info('listener registered', {
+      endpointId: config.endpointId,
+      protocol: config.protocol,
+      addr: config.addr,
+      ...(listener.url !== undefined && config.protocol === 'http' ? { url: listener.url } : {}),
+    });
   }
 }
 

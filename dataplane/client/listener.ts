@@ -133,6 +133,7 @@ export class Listener extends EventEmitter<ListenerEvents> implements AsyncItera
   private drained: (() => void) | undefined;
   private closeDeadline: ((timeoutMs: number) => void) | undefined;
   private userSignal: { signal: AbortSignal; onAbort: () => void } | undefined;
+  private endpointUrl: string | undefined;
 
   /** Use `listen()`, which also makes the first connection. */
   constructor(endpointId: string, options: ListenOptions = {}) {
@@ -166,6 +167,11 @@ export class Listener extends EventEmitter<ListenerEvents> implements AsyncItera
     (this as EventEmitter).on('newListener', (event: string | symbol) => {
       if (event === 'connection' && this.backlog.length > 0) process.nextTick(() => this.flushBacklog());
     });
+  }
+
+  /** Where clients reach this endpoint, as the server last said on connecting; undefined if it did not. */
+  get url(): string | undefined {
+    return this.endpointUrl;
   }
 
   /** True while a session is up and new connections can arrive. */
@@ -330,6 +336,7 @@ export class Listener extends EventEmitter<ListenerEvents> implements AsyncItera
     session.on('goaway', () => this.onGoAway(session, performance.now() - connectedAt));
     session.on('close', (err) => this.onSessionClose(session, err, performance.now() - connectedAt));
     this.state = 'open';
+    this.endpointUrl = peer.endpointUrl;
     this.log.info('connected', { url: redactUrl(this.options.wsUrl), serverAddress: peer.address });
     this.emit('connected');
     return session;

@@ -52,6 +52,17 @@ export interface HandshakeOptions {
 export interface PeerAddress {
   address: string | undefined;
   port: number | undefined;
+  /** Where clients reach the endpoint, if the server said (x-piko-endpoint-url on the 101). */
+  endpointUrl?: string | undefined;
+}
+
+/** Longer than any URL a server of ours sends; a longer value is ignored, not printed. */
+const MAX_ENDPOINT_URL = 2048;
+
+function endpointUrlOf(res: IncomingMessage): string | undefined {
+  const value = res.headers['x-piko-endpoint-url'];
+  if (typeof value !== 'string' || value.length > MAX_ENDPOINT_URL || !/^https?:\/\/[\x21-\x7e]+$/.test(value)) return undefined;
+  return value;
 }
 
 /**
@@ -116,7 +127,7 @@ export function openWebSocket<T>(url: string, options: HandshakeOptions, onOpen:
 
     const onAbort = (): void => settle(abortError(signal as AbortSignal));
     const onUpgrade = (res: IncomingMessage): void => {
-      peer = { address: res.socket.remoteAddress, port: res.socket.remotePort };
+      peer = { address: res.socket.remoteAddress, port: res.socket.remotePort, endpointUrl: endpointUrlOf(res) };
     };
     const onOpenEvent = (): void => {
       if (settled) return;

@@ -9,6 +9,7 @@ import type { ServiceAccountAuthConfig } from '../auth/service-account-verifier'
 import { validateEndpointId } from '../protocol/endpoint-id';
 import type { AccessLogConfig } from '../log/access-log';
 import { accessLogSpec, authSpec, finishAuth, LOG_SPEC, validateAccessLog, type LogConfig } from './common-specs';
+import { checkUrl } from './addr';
 import { ConfigError } from './errors';
 import { loadRaw, type LoadOptions } from './load';
 import { deepFreeze, duration, group, int, listOf, str, strList, toTyped, type GroupSpec } from './schema';
@@ -31,6 +32,8 @@ export interface ProxyConfig {
   bindAddr: string;
   /** Derived from the bind address by the server when absent. */
   advertiseAddr?: string;
+  /** Where clients reach an endpoint, `<endpoint>` standing for its ID; told to agents as they connect. */
+  publicUrl?: string;
   /** Per-request limit forwarding to an upstream; 0 disables. */
   timeoutMs: number;
   /** How long a request waits for an endpoint with no upstream yet; 0 = answer 502 at once (Piko). */
@@ -126,10 +129,21 @@ const advertiseAddr = (port: string): ReturnType<typeof str> =>
     { optional: true, arg: '<addr>' },
   );
 
+/** Where proxy.public_url puts the endpoint ID, as the PikoCluster's status.urls.proxy shows it. */
+export const ENDPOINT_PLACEHOLDER = '<endpoint>';
+
 export const SERVER_SPEC: GroupSpec = group({
   proxy: group({
     bind_addr: bindAddr('proxy', ':8000'),
     advertise_addr: advertiseAddr('proxy'),
+    // Not in Piko: agents print it once connected, as ngrok's do.
+    public_url: str(
+      '',
+      'The URL clients reach an endpoint at, with <endpoint> where its ID goes ' +
+        '(https://<endpoint>.tunnel.example.com); sent to agents as they connect, which print it. ' +
+        'Without it: http://<endpoint>.localhost:<port> on a single node, nothing in a cluster.',
+      { optional: true, arg: '<url>' },
+    ),
     timeout: duration(30_000, 'Timeout forwarding a request to an upstream; 0 disables (WebSocket upgrades are exempt).'),
     // Not in Piko: lets a request ride out an agent reconnecting (e.g. after
     // a node shut down) instead of failing with 502 straight away.
@@ -304,6 +318,18 @@ function finish(c: ServerConfig): void {
     finishAuth(c[port].auth, `${port}.auth`);
   }
   validateAccessLog(c.proxy.accessLog, 'proxy.access_log');
+  if (c.proxy.publicUrl !== undefined && c.proxy.publicUrl !== '') {
+    // It goes into a response header as it is; the URL parser would quietly drop a line break.
+    if ([...c.proxy.publicUrl].some((ch) => ch <= ' ' || ch === '\x7f')) {
+      throw new ConfigError('proxy.public_url must not contain whitespace or control characters', { path: 'proxy.public_url' });
+    }
+    if (!c.proxy.publicUrl.includes(ENDPOINT_PLACEHOLDER)) {
+      throw new ConfigError(`proxy.public_url must contain ${ENDPOINT_PLACEHOLDER} where the endpoint ID goes`, {
+        path: 'proxy.public_url',
+      });
+    }
+    checkUrl(c.proxy.publicUrl.replaceAll(ENDPOINT_PLACEHOLDER, 'endpoint'), 'proxy.public_url', ['http:', 'https:']);
+  }
 
   const tenantIds = new Set<string>();
   c.upstream.tenants.forEach((tenant, i) => {

@@ -6,7 +6,7 @@ import { authEnabled } from '../auth/auth-config';
 import { createTenantVerifiers } from '../auth/tenant-verifiers';
 import { createServiceAccountVerifier, type ServiceAccountAuthConfig } from '../auth/service-account-verifier';
 import { createVerifier, type TokenVerifier } from '../auth/verifier';
-import type { ServerConfig } from '../config/server-config';
+import { ENDPOINT_PLACEHOLDER, type ServerConfig } from '../config/server-config';
 import type { TlsConfig } from '../config/tls-config';
 import { createAccessLogger } from '../log/access-log';
 import type { Logger } from '../log/logger';
@@ -234,6 +234,7 @@ export class Server {
       maxMessageBytes: config.upstream.maxMessageBytes,
       session: config.upstream.session,
       onLimit,
+      endpointUrl: endpointUrlTemplate(config, ports.addresses.proxy, registry instanceof MemoryRegistry),
     });
 
     ports.serve.proxy({
@@ -386,6 +387,27 @@ export class Server {
     };
   }
 }
+
+/**
+ * proxy.public_url, or on a single node the proxy port under `<endpoint>.localhost`, which
+ * browsers and curl resolve to loopback; in a cluster without it nothing, as no pod knows what
+ * load balancer or DNS name stands in front of it.
+ */
+function endpointUrlTemplate(
+  config: ServerConfig,
+  proxy: AddressInfo,
+  single: boolean,
+): ((endpointId: string) => string | undefined) | undefined {
+  const template =
+    config.proxy.publicUrl ||
+    (single ? `${config.proxy.tls.cert ? 'https' : 'http'}://${ENDPOINT_PLACEHOLDER}.localhost:${proxy.port}` : '');
+  if (template === '') return undefined;
+  // An ID with a dot or underscore cannot be a host's first label: no URL reaches it by Host.
+  const inHost = new URL(template.replaceAll(ENDPOINT_PLACEHOLDER, 'x-endpoint-x')).hostname.includes('x-endpoint-x');
+  return (endpointId) => (inHost && !DNS_LABEL.test(endpointId) ? undefined : template.replaceAll(ENDPOINT_PLACEHOLDER, endpointId));
+}
+
+const DNS_LABEL = /^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/;
 
 /**
  * Caps a port's open connections (0 = none). Node closes each connection

@@ -19,6 +19,12 @@ import type { TunnelStream } from '../tunnel/stream';
 import { isMessageTooLarge, WebSocketTransport } from '../tunnel/ws-transport';
 import { startTimer } from '../time/timer';
 
+/**
+ * On the 101 of an upstream connection (not in Piko, whose agents ignore it): where clients reach
+ * the endpoint, for the agent to print.
+ */
+export const ENDPOINT_URL_HEADER = 'x-piko-endpoint-url';
+
 export interface UpstreamServerOptions {
   upstreams: LocalUpstreams;
   /** Undefined means auth is off; tenants are chosen by `x-piko-tenant-id`. */
@@ -31,6 +37,8 @@ export interface UpstreamServerOptions {
   /** Largest WebSocket message accepted; yamux frames never need more than a window. */
   maxMessageBytes?: number;
   onLimit?: LimitTripped;
+  /** The URL clients reach an endpoint at, told to its agents in ENDPOINT_URL_HEADER; none when unknown. */
+  endpointUrl?: (endpointId: string) => string | undefined;
 }
 
 /** A connected upstream: one WebSocket carrying one yamux session for one endpoint. */
@@ -60,6 +68,7 @@ export class UpstreamServer {
   private readonly wss: WebSocketServer;
   private readonly live = new Set<TunnelUpstream>();
   private accepting = true;
+  private readonly endpointUrls = new WeakMap<http.IncomingMessage, string>();
 
   constructor(private readonly options: UpstreamServerOptions) {
     this.wss = new WebSocketServer({
@@ -67,6 +76,10 @@ export class UpstreamServer {
       perMessageDeflate: false,
       maxPayload: options.maxMessageBytes ?? 4 * 1024 * 1024,
       clientTracking: false,
+    });
+    this.wss.on('headers', (headers, req) => {
+      const url = this.endpointUrls.get(req);
+      if (url !== undefined) headers.push(`${ENDPOINT_URL_HEADER}: ${url}`);
     });
   }
 
@@ -141,6 +154,8 @@ export class UpstreamServer {
       return;
     }
     if (socket.destroyed) return;
+    const publicUrl = this.options.endpointUrl?.(endpointId);
+    if (publicUrl !== undefined) this.endpointUrls.set(req, publicUrl);
     this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws, endpointId, token, req));
   }
 

@@ -118,7 +118,9 @@ afterAll(async () => {
 
 describe('routing across pods through the Kubernetes registry', () => {
   it('answers a request sent to pod 2 from an upstream on pod 0', async () => {
-    await upstream(pods[0] as ServerProcess, 'svc', 'from-pod-0');
+    const listener = await upstream(pods[0] as ServerProcess, 'svc', 'from-pod-0');
+    // A pod knows no name in front of it: without proxy.public_url it tells agents no URL.
+    expect(listener.url).toBeUndefined();
     // pod 2 holds the request (proxy.upstream-wait) until its registry view shows the endpoint.
     const res = await get(pods[2] as ServerProcess, 'svc');
     expect(res).toMatchObject({ status: 200, body: 'from-pod-0' });
