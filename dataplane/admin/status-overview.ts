@@ -88,7 +88,8 @@ export interface Overview {
   traffic_window_seconds: number;
 }
 
-export async function buildOverview(status: StatusProvider, query: string, uptimeSeconds: number, nowMs = Date.now()): Promise<Overview> {
+export async function buildOverview(status: StatusProvider, query: string, uptimeSeconds: number): Promise<Overview> {
+  const nowMs = Date.now();
   const q = query.slice(0, MAX_QUERY);
   const localId = status.localNodeId();
   const byEndpoint = new Map<string, OverviewEndpoint>();

@@ -2,6 +2,7 @@ import type { ClientRequest, IncomingMessage } from 'node:http';
 import type tls from 'node:tls';
 import WebSocket from 'ws';
 import { isLoopbackHost } from '../net/host-port';
+import { ENDPOINT_URL_HEADER } from '../protocol/wire';
 import { ClientError, statusError } from './errors';
 import { ConnectProxyAgent } from './proxy-agent';
 import { redactUrl } from './urls';
@@ -52,7 +53,7 @@ export interface HandshakeOptions {
 export interface PeerAddress {
   address: string | undefined;
   port: number | undefined;
-  /** Where clients reach the endpoint, if the server said (x-piko-endpoint-url on the 101). */
+  /** Where clients reach the endpoint, if the server said (ENDPOINT_URL_HEADER on the 101). */
   endpointUrl?: string | undefined;
 }
 
@@ -60,7 +61,7 @@ export interface PeerAddress {
 const MAX_ENDPOINT_URL = 2048;
 
 function endpointUrlOf(res: IncomingMessage): string | undefined {
-  const value = res.headers['x-piko-endpoint-url'];
+  const value = res.headers[ENDPOINT_URL_HEADER];
   if (typeof value !== 'string' || value.length > MAX_ENDPOINT_URL || !/^https?:\/\/[\x21-\x7e]+$/.test(value)) return undefined;
   return value;
 }

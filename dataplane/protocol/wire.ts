@@ -12,3 +12,8 @@ export const TCP_PATH = '/_piko/v1/tcp/';
 export const ENDPOINT_HEADER = 'x-piko-endpoint';
 /** Set on a request one node forwards to another, so the receiver serves it locally. */
 export const FORWARDED_HEADER = 'x-piko-forward';
+/**
+ * Ours, not Go Piko's (whose agents ignore it): on the 101 of an agent's tunnel, where clients
+ * reach the endpoint, for the agent to print.
+ */
+export const ENDPOINT_URL_HEADER = 'x-piko-endpoint-url';

@@ -8,7 +8,7 @@ export interface NodeRecord {
   /** endpointId → number of upstreams the node holds for it. */
   readonly endpoints: Readonly<Record<string, number>>;
   /** When the node's Lease was last renewed, on this node's clock where it saw the renewal happen. */
-  readonly leaseRenewedAtMs?: number;
+  readonly leaseRenewedAtMs?: number | undefined;
 }
 
 /**

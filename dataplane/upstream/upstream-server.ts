@@ -7,7 +7,7 @@ import { AuthError, isAuthError } from '../auth/errors';
 import type { TenantVerifiers } from '../auth/tenant-verifiers';
 import type { Token } from '../auth/verifier';
 import { validateEndpointId } from '../protocol/endpoint-id';
-import { UPSTREAM_PATH } from '../protocol/wire';
+import { ENDPOINT_URL_HEADER, UPSTREAM_PATH } from '../protocol/wire';
 import { writeJsonError, writeJsonErrorToSocket } from '../http/json-error';
 import type { Logger } from '../log/logger';
 import type { LimitTripped } from '../metrics/limit-metrics';
@@ -18,12 +18,6 @@ import { Session, type SessionOptions } from '../tunnel/session';
 import type { TunnelStream } from '../tunnel/stream';
 import { isMessageTooLarge, WebSocketTransport } from '../tunnel/ws-transport';
 import { startTimer } from '../time/timer';
-
-/**
- * On the 101 of an upstream connection (not in Piko, whose agents ignore it): where clients reach
- * the endpoint, for the agent to print.
- */
-export const ENDPOINT_URL_HEADER = 'x-piko-endpoint-url';
 
 export interface UpstreamServerOptions {
   upstreams: LocalUpstreams;

@@ -287,15 +287,14 @@ export class ClusterView {
   private record(node: NodeState, status: NodeRecord['status']): NodeRecord {
     const lease = node.lease as LeaseRecord;
     node.endpointsObject ??= Object.freeze(Object.fromEntries(node.endpoints));
-    // Our clock once we have seen a renewal arrive; until then the holder's, as written.
-    const renewedAtMs = node.lastRenewalSeenMs ?? lease.renewTimeMs;
     return {
       id: lease.nodeId,
       proxyAddr: lease.proxyAddr ?? '',
       adminAddr: lease.adminAddr ?? '',
       status,
       endpoints: node.endpointsObject,
-      ...(renewedAtMs !== undefined ? { leaseRenewedAtMs: renewedAtMs } : {}),
+      // Our clock once we have seen a renewal arrive; until then the holder's, as written.
+      leaseRenewedAtMs: node.lastRenewalSeenMs ?? lease.renewTimeMs,
     };
   }
 
