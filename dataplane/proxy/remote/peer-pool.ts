@@ -20,7 +20,7 @@ export class PeerAgent implements HttpPool {
   readonly agent: http.Agent;
   readonly host: string;
   readonly port: number;
-  private readonly preconnected: Duplex[] = [];
+  private readonly preconnected = new Set<Spare>();
 
   constructor(
     readonly addr: string,
@@ -43,10 +43,11 @@ export class PeerAgent implements HttpPool {
     // Hand out the connection we opened and checked for this request; only
     // if another request took it first does the agent connect on its own.
     this.agent.createConnection = ((opts: net.NetConnectOpts, cb?: (err: Error | null, s: Duplex) => void) => {
-      const ready = this.preconnected.shift();
-      if (ready && !ready.destroyed) {
-        (ready as net.Socket).ref();
-        return ready;
+      for (const spare of this.preconnected) {
+        this.release(spare);
+        if (spare.socket.destroyed) continue;
+        spare.socket.ref();
+        return spare.socket;
       }
       return fallback(opts, cb);
     }) as typeof this.agent.createConnection;
@@ -67,16 +68,29 @@ export class PeerAgent implements HttpPool {
     if (this.hasIdle()) return;
     const socket = await this.connect();
     // The request may end up on a connection that came free meanwhile; a
-    // spare one must neither keep the process alive nor linger.
+    // spare one must neither keep the process alive nor linger. Until the
+    // HTTP client takes it, nobody else listens on it: the node resetting
+    // it (as one shutting down does) must drop it, not end our process.
     socket.unref();
-    this.preconnected.push(socket);
-    setTimeout(() => {
-      const i = this.preconnected.indexOf(socket);
-      if (i >= 0) {
-        this.preconnected.splice(i, 1);
+    const spare: Spare = {
+      socket,
+      drop: () => {
+        this.release(spare);
         socket.destroy();
-      }
-    }, SPARE_CONNECTION_MS).unref();
+      },
+      timer: setTimeout(() => spare.drop(), SPARE_CONNECTION_MS).unref(),
+    };
+    socket.on('error', spare.drop);
+    socket.once('close', spare.drop);
+    this.preconnected.add(spare);
+  }
+
+  /** Takes a spare off the list; from here its new owner answers for it. */
+  private release(spare: Spare): void {
+    this.preconnected.delete(spare);
+    clearTimeout(spare.timer);
+    spare.socket.removeListener('error', spare.drop);
+    spare.socket.removeListener('close', spare.drop);
   }
 
   /** A connection of its own, for upgrades that never return to the pool. */
@@ -85,9 +99,15 @@ export class PeerAgent implements HttpPool {
   }
 
   destroy(): void {
-    for (const s of this.preconnected.splice(0)) s.destroy();
+    for (const spare of this.preconnected) spare.drop();
     this.agent.destroy();
   }
+}
+
+interface Spare {
+  socket: net.Socket;
+  drop(): void;
+  timer: NodeJS.Timeout;
 }
 
 async function connectSocket(
