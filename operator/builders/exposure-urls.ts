@@ -1,4 +1,5 @@
 /** status.urls: where clients and agents outside the cluster reach it, from spec.exposure. */
+import { ENDPOINT_PLACEHOLDER } from '../../dataplane/config/server-config';
 import type { PikoCluster } from '../api/pikocluster';
 
 export interface ExposureUrls {
@@ -14,7 +15,7 @@ export interface ExposureUrls {
 export function exposureUrls(cluster: PikoCluster): ExposureUrls | undefined {
   const { ingress, gateway } = cluster.spec.exposure ?? {};
   if (ingress === undefined && gateway === undefined) return undefined;
-  const url = (host: string, https: boolean) => `${https ? 'https' : 'http'}://${host.replace(/^\*\./, '<endpoint>.')}`;
+  const url = (host: string, https: boolean) => `${https ? 'https' : 'http'}://${host.replace(/^\*\./, `${ENDPOINT_PLACEHOLDER}.`)}`;
   const urls: ExposureUrls = {};
   for (const port of ['proxy', 'upstream'] as const) {
     const route = gateway?.[port];

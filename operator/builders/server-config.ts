@@ -8,10 +8,12 @@
 import { createHash } from 'node:crypto';
 import { Scalar, stringify } from 'yaml';
 import { serviceAccountAudience } from '../../dataplane/auth/service-account-audience';
+import { ENDPOINT_PLACEHOLDER } from '../../dataplane/config/server-config';
 import type { PikoCluster } from '../api/pikocluster';
 import type { PortAuthSpec } from '../api/spec-auth';
 import { authKeys, type AuthKey } from './auth-keys';
 import { podServerName } from './certificates';
+import { exposureUrls } from './exposure-urls';
 import { ENV_CLUSTER_SECRET, ENV_POD_IP, ENV_POD_NAME, PORTS, type PortName } from './pod-paths';
 import { tlsFiles, type ForwardingTlsFiles, type PortTlsFiles } from './tls-files';
 
@@ -66,11 +68,14 @@ export function renderServerConfig(cluster: PikoCluster): string {
   const spec = cluster.spec;
   const keys = authKeys(spec);
   const tls = tlsFiles(spec);
+  // Agents print where their endpoint is reached; only a wildcard host has a place for its ID.
+  const publicUrl = exposureUrls(cluster)?.proxy;
   const port = (name: PortName): Yaml => {
     const out: Yaml = { bind_addr: `:${spec.ports[name]}`, advertise_addr: advertise(spec.ports[name]) };
     if (name === 'proxy') {
       out['timeout'] = spec.proxyTimeout;
       out['upstream_wait'] = spec.upstreamWait;
+      if (publicUrl?.includes(ENDPOINT_PLACEHOLDER)) out['public_url'] = publicUrl;
     }
     const auth = spec.auth?.[name];
     if (auth !== undefined)

@@ -60,6 +60,28 @@ describe('renderServerConfig', () => {
     expect(config.gracePeriodMs).toBe(60_000);
   });
 
+  it('tells agents the exposed wildcard URL of their endpoint, and nothing when the host has no place for the ID', () => {
+    const exposed = (proxyHost: string, tlsSecretName?: string) =>
+      load(
+        renderServerConfig(
+          makeCluster({
+            exposure: {
+              ingress: {
+                proxy: { host: proxyHost, ...(tlsSecretName ? { tlsSecretName } : {}) },
+                upstream: { host: 'agents.tunnel.example.com' },
+              },
+            },
+          }),
+        ),
+        POD_ENV,
+      ).proxy.publicUrl;
+    expect(exposed('*.tunnel.example.com', 'tunnel-tls')).toBe('https://<endpoint>.tunnel.example.com');
+    expect(exposed('*.tunnel.example.com')).toBe('http://<endpoint>.tunnel.example.com');
+    // One host for every endpoint: clients name theirs in x-piko-endpoint, so no URL per endpoint exists.
+    expect(exposed('tunnel.example.com')).toBeUndefined();
+    expect(load(renderServerConfig(makeCluster()), POD_ENV).proxy.publicUrl).toBeUndefined();
+  });
+
   it('renders ServiceAccount rules with the audience of this PikoCluster, beside no JWT key', () => {
     const cluster = makeCluster({
       auth: {
