@@ -4,6 +4,7 @@
  * (a bare port means localhost), plus the split of an address already validated.
  */
 import { BlockList, isIPv4, isIPv6 } from 'node:net';
+import { NetError } from './errors';
 
 export interface HostPort {
   /** Empty for all interfaces. */
@@ -16,7 +17,7 @@ export function parseListenAddr(addr: string, field: string): HostPort {
   const match = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(addr);
   const port = match ? Number(match[3]) : NaN;
   if (!match || port > 65535) {
-    throw new Error(`${field} must be host:port (for example :8000 or 127.0.0.1:8000), got "${addr}"`);
+    throw new NetError('ERR_INVALID_ADDRESS', field, `${field} must be host:port (for example :8000 or 127.0.0.1:8000), got "${addr}"`);
   }
   return { host: match[1] ?? match[2] ?? '', port };
 }

@@ -2,6 +2,7 @@ import type { AddressInfo, Server } from 'node:net';
 import type { Server as HttpServer } from 'node:http';
 import { once } from 'node:events';
 import { networkInterfaces } from 'node:os';
+import { NetError } from './errors';
 import { parseListenAddr, type HostPort } from './host-port';
 
 /** Listens and resolves with the bound address; fails with the address in the message. */
@@ -12,7 +13,7 @@ export async function listen(server: Server, addr: HostPort, field: string): Pro
     await once(server, 'listening');
   } catch (err) {
     const reason = err instanceof Error ? err.message : String(err);
-    throw new Error(`${field}: cannot listen on ${addr.host || '*'}:${addr.port}: ${reason}`, { cause: err });
+    throw new NetError('ERR_LISTEN', field, `${field}: cannot listen on ${addr.host || '*'}:${addr.port}: ${reason}`, { cause: err });
   }
   return server.address() as AddressInfo;
 }

@@ -503,6 +503,9 @@ describe('the operator', () => {
     await waitForObject(RESOURCES.ingresses, ns, 'piko-upstream', (o) => o !== undefined, 'the upstream Ingress');
     const cluster = await waitForCluster(ns, 'piko', (c) => c?.status?.urls !== undefined, 'status.urls');
     expect(cluster?.status?.urls).toEqual({ proxy: 'https://<endpoint>.tunnel.example.com', upstream: 'http://agents.tunnel.example.com' });
+    // The pods tell agents the same URL, which they print once connected.
+    const config = await waitForObject(RESOURCES.configMaps, ns, 'piko-config', (o) => o !== undefined, 'the config');
+    expect(config?.data?.['server.yaml']).toContain('public_url: https://<endpoint>.tunnel.example.com');
     // What a user asks first, on one line.
     const wide = (await kubectl(cp, ['get', 'pikocluster', 'piko', '-n', ns, '-o', 'wide'])).split('\n');
     expect(wide[0]).toMatch(

@@ -51,8 +51,8 @@ describe('HttpEndpoints', () => {
       silentLogger(),
     );
     servers.push(taken);
-    await expect(taken.start(base.replace('http://', ''), '--health-bind-addr')).rejects.toThrow(
-      /^--health-bind-addr: cannot listen on 127\.0\.0\.1:\d+/,
-    );
+    const failed = taken.start(base.replace('http://', ''), '--health-bind-addr');
+    await expect(failed).rejects.toThrow(/^--health-bind-addr: cannot listen on 127\.0\.0\.1:\d+/);
+    await expect(failed).rejects.toMatchObject({ code: 'ERR_LISTEN', field: '--health-bind-addr', cause: { code: 'EADDRINUSE' } });
   });
 });
