@@ -1,5 +1,5 @@
 /** `spec` of a PikoCluster: the single source of its CRD schema and its TypeScript type. */
-import type { V1Affinity, V1Toleration, V1TopologySpreadConstraint } from '@kubernetes/client-node';
+import type { V1Affinity, V1EnvVarSource, V1Toleration, V1TopologySpreadConstraint } from '@kubernetes/client-node';
 import { LOG_LEVELS } from '../../dataplane/log/logger';
 import { DNS_SUBDOMAIN, DNS_SUBDOMAIN_MAX, IMAGE_DIGEST, IMAGE_REPOSITORY, IMAGE_TAG } from './k8s-patterns';
 import {
@@ -69,6 +69,43 @@ const resourcesSchema = obj(
   },
   { description: 'Compute resources of the data-plane container.' },
 );
+
+/**
+ * Variables the operator sets on the data-plane container, which the server's rendered YAML
+ * refers to (`${POD_IP}`, `${PIKO_CLUSTER_SECRET}`): a user's would replace ours, so spec.env
+ * may not name them.
+ */
+export const OPERATOR_ENV = ['POD_NAME', 'POD_NAMESPACE', 'POD_UID', 'POD_IP'] as const;
+export const OPERATOR_ENV_PREFIX = 'PIKO_';
+export const ENV_MAX = 64;
+
+const envVarSchema = obj(
+  {
+    // Kubernetes' own rule for a variable name (C identifiers and more: dots and dashes).
+    name: str({ description: 'Variable name.', required: true, pattern: '^[-._a-zA-Z][-._a-zA-Z0-9]*$', maxLength: 256 }),
+    value: str({ description: 'Value; $(NAME) refers to a variable defined before it, as Kubernetes expands it.', maxLength: 32_768 }),
+    valueFrom: preserveUnknown<V1EnvVarSource>({
+      description: 'Where the value comes from (a Kubernetes EnvVarSource: secretKeyRef, configMapKeyRef, fieldRef, resourceFieldRef).',
+    }),
+  },
+  {
+    description: 'A Kubernetes EnvVar.',
+    validations: [{ rule: '!(has(self.value) && has(self.valueFrom))', message: 'value and valueFrom are exclusive' }],
+  },
+);
+
+const envSchema = arr(envVarSchema, {
+  description: `Extra environment of the data-plane container, such as NODE_OPTIONS=--max-old-space-size=400 or HTTPS_PROXY for a JWKS behind a proxy. At most ${ENV_MAX}; names the operator sets (${OPERATOR_ENV.join(', ')}, ${OPERATOR_ENV_PREFIX}*) are refused.`,
+  maxItems: ENV_MAX,
+  listType: 'map',
+  listMapKeys: ['name'],
+  validations: [
+    {
+      rule: `self.all(e, !(e.name in [${OPERATOR_ENV.map((n) => `'${n}'`).join(', ')}]) && !e.name.startsWith('${OPERATOR_ENV_PREFIX}'))`,
+      message: `env may not set ${OPERATOR_ENV.join(', ')} or ${OPERATOR_ENV_PREFIX}* variables, which the operator sets`,
+    },
+  ],
+});
 
 const portsSchema = obj(
   {
@@ -148,6 +185,7 @@ export const specSchema = obj(
     replicas: int({ description: 'Number of data-plane pods.', minimum: 0, format: 'int32', default: 3 }),
     image: imageSchema,
     resources: resourcesSchema,
+    env: envSchema,
     ports: portsSchema,
     proxyTimeout: duration({
       description: 'Per-request limit forwarding to an upstream; 0s disables (WebSocket upgrades are exempt).',

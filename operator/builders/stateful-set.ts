@@ -65,6 +65,8 @@ function env(cluster: PikoCluster, keys: ReturnType<typeof authKeys>): V1EnvVar[
       valueFrom: { secretKeyRef: { name: childNames(cluster).clusterSecret, key: CLUSTER_SECRET_KEY } },
     },
     ...authKeyEnv(keys),
+    // After ours, so a value may refer to $(POD_IP) and the like.
+    ...(cluster.spec.env ?? []).map((e) => ({ ...e })),
   ];
 }
 

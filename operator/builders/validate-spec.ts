@@ -53,6 +53,7 @@ export function validateSpec(cluster: PikoCluster): SpecProblem[] {
   labels(p, 'spec.scheduling.nodeSelector', spec.scheduling?.nodeSelector, false);
   labels(p, 'spec.monitoring.podMonitor.labels', spec.monitoring.podMonitor.labels, true);
   tolerations(p, spec.scheduling?.tolerations);
+  envSources(p, spec.env);
   topologySpread(p, spec.scheduling?.topologySpreadConstraints);
 
   const durations: [string, string | undefined][] = [
@@ -122,6 +123,33 @@ function tolerations(p: Problems, list: readonly unknown[] | undefined): void {
     const effect = t['effect'];
     if (effect !== undefined && effect !== '' && (typeof effect !== 'string' || !TAINT_EFFECTS.includes(effect))) {
       p.add(`${at}.effect`, `must be one of ${TAINT_EFFECTS.join(', ')}`, field);
+    }
+  });
+}
+
+// What each kind of EnvVarSource must name.
+const ENV_SOURCES: Record<string, readonly string[]> = {
+  secretKeyRef: ['name', 'key'],
+  configMapKeyRef: ['name', 'key'],
+  fieldRef: ['fieldPath'],
+  resourceFieldRef: ['resource'],
+};
+
+/** valueFrom is stored as given; what the StatefulSet would be refused for is named here instead. */
+function envSources(p: Problems, list: PikoCluster['spec']['env']): void {
+  const field = 'spec.env';
+  (list ?? []).forEach((e, i) => {
+    if (e.valueFrom === undefined) return;
+    const at = `${field}[${i}].valueFrom`;
+    const source: unknown = e.valueFrom;
+    const kinds = isRecord(source) ? Object.keys(source) : [];
+    const [kind] = kinds;
+    if (!isRecord(source) || kinds.length !== 1 || kind === undefined || !(kind in ENV_SOURCES)) {
+      return p.add(at, `must name exactly one of ${Object.keys(ENV_SOURCES).join(', ')}`, field);
+    }
+    const ref = source[kind];
+    for (const key of ENV_SOURCES[kind] ?? []) {
+      if (!isRecord(ref) || typeof ref[key] !== 'string' || ref[key] === '') p.add(`${at}.${kind}.${key}`, 'is required', field);
     }
   });
 }

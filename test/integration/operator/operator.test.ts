@@ -418,6 +418,30 @@ describe('the operator', () => {
       code: 'INVALID',
       message: expect.stringContaining('nodePort needs type NodePort or LoadBalancer'),
     });
+    // The server's YAML refers to these; a user's value would replace the operator's.
+    for (const name of ['POD_IP', 'PIKO_CLUSTER_SECRET']) {
+      await expect(refused(`env-${name.toLowerCase().replace(/_/g, '-')}`, { env: [{ name, value: 'x' }] })).rejects.toMatchObject({
+        code: 'INVALID',
+        message: expect.stringContaining('env may not set POD_NAME, POD_NAMESPACE, POD_UID, POD_IP or PIKO_* variables'),
+      });
+    }
+    await expect(
+      refused('env-both', { env: [{ name: 'TZ', value: 'UTC', valueFrom: { fieldRef: { fieldPath: 'spec.nodeName' } } }] }),
+    ).rejects.toMatchObject({
+      code: 'INVALID',
+      message: expect.stringContaining('value and valueFrom are exclusive'),
+    });
+    await expect(
+      refused('env-twice', {
+        env: [
+          { name: 'TZ', value: 'UTC' },
+          { name: 'TZ', value: 'CET' },
+        ],
+      }),
+    ).rejects.toMatchObject({
+      code: 'INVALID',
+      message: expect.stringContaining('Duplicate value'),
+    });
   });
 
   it('removes every child when the PikoCluster is deleted (garbage collection)', async () => {

@@ -78,6 +78,7 @@ describe('PikoCluster CRD', () => {
       'spec.auth.admin',
       'spec.auth.proxy',
       'spec.auth.upstream',
+      'spec.env',
       'spec.exposure.gateway.proxy',
       'spec.gracePeriod',
       'spec.ports',

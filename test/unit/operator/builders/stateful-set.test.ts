@@ -1,6 +1,6 @@
 import type { V1Container, V1PodSpec } from '@kubernetes/client-node';
 import { buildStatefulSet, terminationGracePeriodSeconds } from '../../../../operator/builders/stateful-set';
-import type { PikoClusterSpecInput } from '../../../../operator/api/pikocluster-spec';
+import { OPERATOR_ENV, OPERATOR_ENV_PREFIX, type PikoClusterSpecInput } from '../../../../operator/api/pikocluster-spec';
 import { makeCluster, UID } from '../fixtures';
 
 const INPUTS = { image: 'ghcr.io/piko-k8s/piko:0.1.0', configHash: 'c0ffee' };
@@ -62,6 +62,21 @@ describe('buildStatefulSet', () => {
       { name: 'POD_IP', valueFrom: { fieldRef: { fieldPath: 'status.podIP' } } },
       { name: 'PIKO_CLUSTER_SECRET', valueFrom: { secretKeyRef: { name: 'piko-cluster', key: 'secret' } } },
     ]);
+  });
+
+  it("adds the spec's env after the operator's, whose names the CRD keeps out of it", () => {
+    const env = [
+      { name: 'NODE_OPTIONS', value: '--max-old-space-size=400' },
+      { name: 'ADVERTISED', value: '$(POD_IP)' },
+      { name: 'PROXY_TOKEN', valueFrom: { secretKeyRef: { name: 'egress', key: 'token' } } },
+    ];
+    const { container } = build({ env });
+    expect(container.env?.slice(5)).toEqual(env);
+    // Every name the operator sets is one the schema refuses in spec.env.
+    const ours = build({ auth: { proxy: { hmacSecretKeyRef: { name: 'a', key: 'h' } } } }).container.env ?? [];
+    for (const { name } of ours) {
+      expect((OPERATOR_ENV as readonly string[]).includes(name) || name.startsWith(OPERATOR_ENV_PREFIX)).toBe(true);
+    }
   });
 
   it('adds an env var per auth key, and a $(VAR) flag for PEM keys', () => {

@@ -57,6 +57,26 @@ describe('validateSpec', () => {
     ]);
   });
 
+  it('checks inside env valueFrom, which the schema stores as given', () => {
+    expect(
+      problems({
+        env: [
+          { name: 'A', valueFrom: { secretKeyRef: { name: 's', key: 'k' } } },
+          { name: 'B', valueFrom: {} },
+          { name: 'C', valueFrom: { fieldRef: { fieldPath: 'metadata.name' }, configMapKeyRef: { name: 'c', key: 'k' } } },
+          { name: 'D', valueFrom: { secretKeyRef: { name: 's' } } as never },
+          { name: 'E', valueFrom: { fileKeyRef: {} } as never },
+          { name: 'F', value: 'plain' },
+        ],
+      }).map((p) => [p.field, p.reason]),
+    ).toEqual([
+      ['spec.env[1].valueFrom', 'InvalidEnv'],
+      ['spec.env[2].valueFrom', 'InvalidEnv'],
+      ['spec.env[3].valueFrom.secretKeyRef.key', 'InvalidEnv'],
+      ['spec.env[4].valueFrom', 'InvalidEnv'],
+    ]);
+  });
+
   it('refuses durations the pattern admits but Go cannot hold', () => {
     expect(problems({ gracePeriod: '9999999999h' })).toEqual([
       expect.objectContaining({ field: 'spec.gracePeriod', reason: 'InvalidGracePeriod' }),
