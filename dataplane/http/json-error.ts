@@ -53,10 +53,16 @@ export function writeJsonErrorToSocket(socket: Duplex, status: number, message: 
       'Connection: close\r\n\r\n' +
       body,
   );
+  // The socket is ours to release: an upgrade's comes paused and half-open, where even a
+  // client that closes goes unseen, and one that never closes would hold it for good. What
+  // the client still sends is read and dropped, and it gets a little while to read the answer.
+  socket.resume();
+  const linger = startTimer(REFUSED_LINGER_MS, () => socket.destroy()).unref();
+  socket.once('close', () => linger.clear());
 }
 
 // How long a refused connection may take to read our answer before it is cut.
-const CLIENT_ERROR_LINGER_MS = 2_000;
+const REFUSED_LINGER_MS = 2_000;
 
 /**
  * Answers what Node's HTTP parser or its deadlines found on a connection
@@ -74,7 +80,5 @@ export function answerClientError(err: NodeJS.ErrnoException, socket: Duplex): 4
   }
   const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
   writeJsonErrorToSocket(socket, status, status === 431 ? 'request headers too large' : status === 408 ? 'request timeout' : 'bad request');
-  const linger = startTimer(CLIENT_ERROR_LINGER_MS, () => socket.destroy()).unref();
-  socket.once('close', () => linger.clear());
   return status;
 }

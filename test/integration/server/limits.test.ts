@@ -65,6 +65,37 @@ describe('limits', () => {
     expect(res).toMatchObject({ status: 200, body: 'ok' });
   });
 
+  it('lets go of every refused upgrade, so bad tokens cannot use up proxy.max_connections or upstream.max_connections', async () => {
+    srv = await startTestServer({
+      'proxy.max_connections': 4,
+      'upstream.max_connections': 4,
+      'proxy.auth.hmac_secret_key': 'proxy-secret-0123456789abcdef',
+      'upstream.auth.hmac_secret_key': 'upstream-secret-0123456789abcdef',
+    });
+    // A WebSocket handshake with a bad token from a client that, answered, sends a last frame and closes.
+    const refusedStatus = async (url: string): Promise<string> => {
+      const { port, pathname } = new URL(url);
+      const socket = net.connect({ port: Number(port), host: '127.0.0.1', allowHalfOpen: true });
+      socket.setTimeout(5_000, () => socket.destroy(new Error('not answered within 5 s')));
+      let answer = '';
+      socket.on('data', (c: Buffer) => (answer += c.toString('latin1')));
+      socket.once('end', () => socket.end('late frame'));
+      socket.write(
+        `GET ${pathname} HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n` +
+          'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nAuthorization: Bearer bad\r\n\r\n',
+      );
+      await once(socket, 'close');
+      return answer.split('\r\n', 1)[0] ?? '';
+    };
+    // Ten times the cap on each port; a refusal that held its socket would leave the rest dropped.
+    for (let i = 0; i < 40; i++) {
+      expect(await refusedStatus(`${srv.proxyUrl}/_piko/v1/tcp/db`)).toBe('HTTP/1.1 401 Unauthorized');
+      expect(await refusedStatus(`${srv.upstreamUrl}/piko/v1/upstream/db`)).toBe('HTTP/1.1 401 Unauthorized');
+    }
+    expect(await tripped(srv, 'proxy.max_connections')).toBe(0);
+    expect(await tripped(srv, 'upstream.max_connections')).toBe(0);
+  });
+
   it('answers 502 past upstream.session.max_streams and keeps the session for the streams under way', async () => {
     srv = await startTestServer({ 'upstream.session.max_streams': 2 });
     const held: http.ServerResponse[] = [];
