@@ -168,11 +168,13 @@ export class ProxyServer {
       writeJsonError(res, admitted.status, admitted.message);
       return { status: admitted.status, responseHeaders: res.getHeaders(), responseBytes: 0 };
     }
+    let attempts = 0;
     const result = await proxyHttp(req, res, {
       // A request with no body can follow the stream's SYN without waiting a
       // round trip for the ACK: should the upstream refuse the stream, the
-      // request is whole in `req` and goes again on another one.
-      connect: () => this.route(admitted.endpointId, req, { early: !hasRequestBody(req) }),
+      // request is whole in `req` and goes again on another one. It counts
+      // once, where its first attempt went.
+      connect: () => this.route(admitted.endpointId, req, { early: !hasRequestBody(req), counted: attempts++ === 0 }),
       ...this.upstreamRequest(req),
       // A keep-alive connection to another node may drop just as the request
       // goes out on it; a tunnel stream may be refused (an upstream going away).
@@ -282,8 +284,14 @@ export class ProxyServer {
     return routed;
   }
 
-  private async route(endpointId: string, req: http.IncomingMessage, how: { dedicated?: boolean; early?: boolean } = {}): Promise<Route> {
-    const routed = await this.options.router.connect(endpointId, { forwarded: this.isForwarded(req), ...how });
+  private async route(
+    endpointId: string,
+    req: http.IncomingMessage,
+    how: { dedicated?: boolean; early?: boolean; counted?: boolean } = {},
+  ): Promise<Route> {
+    const { counted = true, ...rest } = how;
+    const routed = await this.options.router.connect(endpointId, { forwarded: this.isForwarded(req), ...rest });
+    if (!counted) return routed;
     if (routed.via === 'local') this.options.upstreamMetrics?.upstreamRequestsTotal.inc();
     else this.options.upstreamMetrics?.remoteRequestsTotal.inc({ node_id: routed.via });
     return routed;

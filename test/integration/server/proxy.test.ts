@@ -154,6 +154,9 @@ describe('proxy through a tunnel', () => {
     upstreams.push(refusing);
     upstreams.push(await connectRawUpstream(srv.upstreamUrl, 'retry', (_req, res) => res.end('served')));
     await waitForUpstreams(srv, 'retry', 2);
+    const sent = async () =>
+      Number(/^piko_upstreams_upstream_requests_total (\d+)$/m.exec((await request(`${srv.adminUrl}/metrics`)).body)?.[1]);
+    const before = await sent();
     for (let i = 0; i < 4; i++) {
       // Without a body the request follows the SYN at once and goes again on a refusal;
       // with one it waits for the ACK and only then is sent.
@@ -162,6 +165,8 @@ describe('proxy through a tunnel', () => {
       const post = await request(`${srv.proxyUrl}/`, { method: 'POST', body: 'once', headers: { 'x-piko-endpoint': 'retry' } });
       expect(post).toMatchObject({ status: 200, body: 'served' });
     }
+    // Each request once, however many streams it took.
+    expect((await sent()) - before).toBe(8);
   });
 
   it('answers 504 upstream timeout when the upstream does not answer in time', async () => {
