@@ -76,8 +76,16 @@ export class ClusterView {
     if (!lease || !this.trusted('Lease', obj, this.signer.leaseValid(obj))) return;
     const node = this.node(lease.nodeKey);
     const prev = node.lease;
-    if (prev && prev.renewTimeMs !== lease.renewTimeMs) node.lastRenewalSeenMs = this.now();
+    const now = this.now();
+    const wasLive = this.isLive(node, now);
+    if (prev && prev.renewTimeMs !== lease.renewTimeMs) node.lastRenewalSeenMs = now;
     node.lease = lease;
+    // A renewal of a live node changes where nothing is routed: only its deadline moves. Telling
+    // listeners would wake every waiting request and status page once per node per renew interval.
+    if (prev && wasLive && this.isLive(node, now) && sameHolder(prev, lease)) {
+      this.armExpiry();
+      return;
+    }
     this.changed();
   }
 
@@ -341,4 +349,11 @@ export class ClusterView {
       clampDelay(Math.max(0, next - this.now()) + 1),
     );
   }
+}
+
+/** The same node at the same addresses, whatever its renewal time. */
+function sameHolder(a: LeaseRecord, b: LeaseRecord): boolean {
+  return (
+    a.nodeId === b.nodeId && a.proxyAddr === b.proxyAddr && a.adminAddr === b.adminAddr && a.durationMs === b.durationMs && a.uid === b.uid
+  );
 }

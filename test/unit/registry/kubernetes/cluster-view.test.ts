@@ -126,6 +126,42 @@ describe('ClusterView', () => {
     expect(holders(view, 'e')).toEqual({ a: 1 });
   });
 
+  it('tells listeners when routing can change, not on every renewal of a live node', () => {
+    view.upsertLease(lease('a', T0));
+    view.upsertShard(shard('a', 0, { e: 1 }));
+    const settled = changes;
+    for (let i = 1; i <= 5; i++) {
+      jest.advanceTimersByTime(5_000);
+      view.upsertLease(lease('a', T0 + i * 5_000));
+    }
+    expect(changes).toBe(settled);
+    // The renewals still count: the node is live past its first Lease's deadline.
+    expect(holders(view, 'e')).toEqual({ a: 1 });
+    // A node that moved is news.
+    view.upsertLease(
+      signer.sealLease(
+        buildLease({
+          cluster: 'piko',
+          nodeId: 'a',
+          proxyAddr: 'a2:8000',
+          adminAddr: 'a:8002',
+          durationMs: DURATION,
+          acquireTimeMs: T0,
+          renewTimeMs: Date.now(),
+        }),
+      ),
+    );
+    expect(changes).toBe(settled + 1);
+    expect(view.lookup('e')[0]?.node.proxyAddr).toBe('a2:8000');
+    // So is one that expired and came back.
+    jest.advanceTimersByTime(DURATION + 1);
+    const expired = changes;
+    expect(expired).toBeGreaterThan(settled + 1);
+    view.upsertLease(lease('a', Date.now()));
+    expect(changes).toBe(expired + 1);
+    expect(holders(view, 'e')).toEqual({ a: 1 });
+  });
+
   it('drops a Lease that is already stale when first listed', () => {
     view.upsertLease(lease('dead', T0 - DURATION - 1));
     view.upsertShard(shard('dead', 0, { e: 1 }));
