@@ -3,7 +3,7 @@ import { EventEmitter, once } from 'node:events';
 import type { Duplex } from 'node:stream';
 import { pipeline } from 'node:stream';
 import { createWebSocketStream, WebSocketServer } from 'ws';
-import { authenticate, endpointPermitted } from '../auth/authenticate';
+import { authenticate, endpointPermitted, PIKO_AUTHORIZATION_HEADER } from '../auth/authenticate';
 import type { EndpointTraffic } from '../metrics/endpoint-traffic';
 import { AuthError, isAuthError } from '../auth/errors';
 import type { TokenVerifier } from '../auth/verifier';
@@ -269,12 +269,17 @@ export class ProxyServer {
     });
   }
 
-  /** What goes upstream: the request target and its end-to-end headers. */
+  /**
+   * What goes upstream: the request target and its end-to-end headers. With
+   * proxy auth on, x-piko-authorization is our credential, not the app's (it
+   * is the header clients use to keep their own Authorization for the app):
+   * it goes no further than the node that serves the request, unlike Piko,
+   * which hands the client's token to whoever runs the upstream.
+   */
   private upstreamRequest(req: http.IncomingMessage): { path: string; headers: http.OutgoingHttpHeaders } {
-    return {
-      path: req.url ?? '/',
-      headers: upstreamRequestHeaders(req.headers, { remoteAddress: req.socket.remoteAddress, proto: this.options.proto }),
-    };
+    const headers = upstreamRequestHeaders(req.headers, { remoteAddress: req.socket.remoteAddress, proto: this.options.proto });
+    if (this.options.verifier !== undefined) delete headers[PIKO_AUTHORIZATION_HEADER];
+    return { path: req.url ?? '/', headers };
   }
 
   /** A route with a connection of its own, for upgrades and raw TCP. */
@@ -290,7 +295,13 @@ export class ProxyServer {
     how: { dedicated?: boolean; early?: boolean; counted?: boolean } = {},
   ): Promise<Route> {
     const { counted = true, ...rest } = how;
-    const routed = await this.options.router.connect(endpointId, { forwarded: this.isForwarded(req), ...rest });
+    let routed = await this.options.router.connect(endpointId, { forwarded: this.isForwarded(req), ...rest });
+    const token = req.headers[PIKO_AUTHORIZATION_HEADER];
+    // Node joins a repeated custom header into one string.
+    if (routed.via !== 'local' && this.options.verifier !== undefined && typeof token === 'string') {
+      // The node that serves it checks the token again.
+      routed = { ...routed, headers: { ...routed.headers, [PIKO_AUTHORIZATION_HEADER]: token } };
+    }
     if (!counted) return routed;
     if (routed.via === 'local') this.options.upstreamMetrics?.upstreamRequestsTotal.inc();
     else this.options.upstreamMetrics?.remoteRequestsTotal.inc({ node_id: routed.via });

@@ -8,6 +8,7 @@ import http from 'node:http';
 import * as path from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { randomBytes } from 'node:crypto';
+import { SignJWT } from 'jose';
 import * as k8s from '@kubernetes/client-node';
 import { listen, serve, type Listener } from '../../../dataplane/client';
 import { request } from '../../helpers/http-client';
@@ -219,6 +220,30 @@ describe('routing across pods through the Kubernetes registry', () => {
     const statuses = await load;
     expect(statuses.length).toBeGreaterThan(20);
     expect(statuses.filter((s) => s !== 200)).toEqual([]);
+  });
+
+  it("passes the client's Piko token on to the pod that checks it again, and keeps it from the upstream, which still gets its own Authorization", async () => {
+    const key = randomBytes(16).toString('hex');
+    const auth = ['--proxy.auth.hmac-secret-key', key];
+    const [holding, entry] = await Promise.all([startPod(4, auth), startPod(5, auth)]);
+    try {
+      const listener = await listen('auth-headers', { url: holding.upstreamUrl });
+      listeners.push(listener);
+      serve(
+        listener,
+        http.createServer((req, res) => res.end(JSON.stringify(req.headers))),
+      );
+      await until(entry, (nodes) => nodes.find((n) => n.id === 'pod-4')?.endpoints === 1);
+      const token = await new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setExpirationTime('1h').sign(new TextEncoder().encode(key));
+      const res = await get(entry, 'auth-headers', { 'x-piko-authorization': `Bearer ${token}`, authorization: 'Basic YXBwOnVzZXI=' });
+      expect(res.status).toBe(200);
+      const seen = JSON.parse(res.body) as Record<string, string>;
+      expect(seen['authorization']).toBe('Basic YXBwOnVzZXI=');
+      expect(seen['x-piko-authorization']).toBeUndefined();
+      expect((await get(entry, 'auth-headers')).status).toBe(401);
+    } finally {
+      await Promise.all([holding.stop(), entry.stop()]);
+    }
   });
 
   it('keeps routing established endpoints while the apiserver is down for 20 s', async () => {
