@@ -11,8 +11,8 @@
  * request. At most MAX_WAITERS wait at once; more are answered at once.
  */
 import type http from 'node:http';
-import { SLOT_MS, WINDOW_MS, type TrafficSummary } from '../metrics/endpoint-traffic';
-import type { NodeState, StatusProvider } from './status-provider';
+import { SLOT_MS, WINDOW_MS } from '../metrics/endpoint-traffic';
+import type { StatusProvider } from './status-provider';
 
 /** As long as a slot of the traffic window: an open page's figures are at most that old. */
 export const LONG_POLL_MS = SLOT_MS;
@@ -58,35 +58,9 @@ export const MAX_ENDPOINTS = 500;
 /** Longer searches cannot match an endpoint ID (at most 128 characters). */
 const MAX_QUERY = 128;
 
-export interface OverviewEndpoint {
-  id: string;
-  upstreams: number;
-  /** Pods holding it, with their upstream counts, most first. */
-  nodes: { id: string; upstreams: number }[];
-  /** Its requests through this node over the last WINDOW_MS; absent with none. */
-  traffic?: TrafficSummary;
-}
-
-export interface Overview {
-  node: { id: string; uptime_seconds: number; tunnels: number };
-  endpoints: OverviewEndpoint[];
-  /** Endpoints matching the query that the cut left out. */
-  endpoints_omitted: number;
-  nodes: {
-    id: string;
-    status: NodeState;
-    proxy_addr: string;
-    admin_addr: string;
-    endpoints: number;
-    upstreams: number;
-    local: boolean;
-    /** Seconds since its Lease was last renewed; absent without Leases (the in-memory registry). */
-    lease_age_seconds?: number;
-  }[];
-  limits_tripped: Record<string, number>;
-  /** The window traffic figures cover. */
-  traffic_window_seconds: number;
-}
+// The JSON's shape is declared once, in status-overview-json.d.ts, for this and the page's script.
+export type OverviewEndpoint = StatusOverviewJson.Endpoint;
+export type Overview = StatusOverviewJson.Overview;
 
 export async function buildOverview(status: StatusProvider, query: string, uptimeSeconds: number): Promise<Overview> {
   const nowMs = Date.now();

@@ -21,17 +21,8 @@ const COUNT = BUCKETS;
 const ERRORS = BUCKETS + 1;
 const SLOT_SIZE = BUCKETS + 2;
 
-export interface TrafficSummary {
-  /** Requests per second over the window (or since the node first saw the endpoint, if later). */
-  rps: number;
-  /** Share of requests answered with a 5xx, 0 to 1. */
-  error_rate: number;
-  p50_ms: number;
-  p95_ms: number;
-  p99_ms: number;
-  /** Requests in the window. */
-  requests: number;
-}
+/** What the status page shows of an endpoint's traffic, as its JSON spells it (admin/status-overview-json.d.ts). */
+export type TrafficSummary = StatusOverviewJson.Traffic;
 
 interface Entry {
   /** Slot number (time / SLOT_MS) each of the SLOTS rings holds, or -1. */

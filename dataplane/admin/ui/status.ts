@@ -5,30 +5,9 @@
  * is asked while the tab is hidden. With admin auth the page asks for the token once and sends it
  * as a bearer header: a browser has no other way to, and a token in the URL would end up in logs.
  */
-interface OverviewEndpoint {
-  id: string;
-  upstreams: number;
-  nodes: { id: string; upstreams: number }[];
-  traffic?: { rps: number; error_rate: number; p50_ms: number; p95_ms: number; p99_ms: number; requests: number };
-}
-interface Overview {
-  version: number;
-  node: { id: string; uptime_seconds: number; tunnels: number };
-  endpoints: OverviewEndpoint[];
-  endpoints_omitted: number;
-  nodes: {
-    id: string;
-    status: string;
-    proxy_addr: string;
-    admin_addr: string;
-    endpoints: number;
-    upstreams: number;
-    local: boolean;
-    lease_age_seconds?: number;
-  }[];
-  limits_tripped: Record<string, number>;
-  traffic_window_seconds: number;
-}
+// Declared in ../status-overview-json.d.ts, which the server builds its answer to.
+type Overview = StatusOverviewJson.Answer;
+type OverviewEndpoint = StatusOverviewJson.Endpoint;
 
 (() => {
   /** After a failed request; a successful one is followed by the next long poll at once. */
