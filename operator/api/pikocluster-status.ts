@@ -6,6 +6,8 @@ export const CONDITION_STATUSES = ['True', 'False', 'Unknown'] as const;
 /** metav1.Condition's reason syntax: CamelCase, no spaces or dots. */
 export const CONDITION_REASON = '^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$';
 export const CONDITION_MESSAGE_MAX = 32768;
+/** A bundle of a few dozen certificates; it travels in a pod annotation, where all of them share 256 KiB. */
+export const UPSTREAM_CA_MAX = 65536;
 
 // The shape of metav1.Condition, so `kubectl wait --for=condition=Ready` works.
 const conditionSchema = obj({
@@ -56,6 +58,11 @@ export const statusSchema = obj(
       },
       { description: 'The URLs of spec.exposure.' },
     ),
+    upstreamCA: str({
+      description:
+        "PEM certificate authorities that verify the upstream port's certificate: ca.crt of spec.tls.upstream.secretName (cert-manager writes it), empty when the Secret has none (agents then trust the system's roots). The sidecar injector hands it to the agents it adds, which cannot read a Secret of another namespace, and refuses pods until it is known.",
+      maxLength: UPSTREAM_CA_MAX,
+    }),
   },
   { description: 'Observed state, written by the operator.' },
 );

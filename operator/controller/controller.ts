@@ -203,8 +203,11 @@ export class PikoClusterController {
     });
     for (const [kind, cache] of owned) if (kind !== 'Secret') cache.addHandler(this.toOwner);
     secrets.addHandler({
-      // A Secret's content is not ours to follow; only its coming and going matters.
+      // Its coming and going, and for the upstream port's TLS Secret its content (status.upstreamCA).
       onAdd: (s) => this.secretChanged(s),
+      onUpdate: (old, s) => {
+        if (old.metadata?.resourceVersion !== s.metadata?.resourceVersion) this.upstreamSecretChanged(s);
+      },
       onDelete: (s) => this.secretChanged(s),
     });
     pods.addHandler(this.byLabel(LABEL_INSTANCE));
@@ -442,6 +445,14 @@ export class PikoClusterController {
     const name = secret.metadata?.name ?? '';
     for (const c of this.pikoClusters.list(namespace)) {
       if (referencesSecret(c, name)) this.enqueue(objectKey(namespace, c.metadata.name));
+    }
+  }
+
+  private upstreamSecretChanged(secret: KubeObject): void {
+    const namespace = secret.metadata?.namespace ?? '';
+    const name = secret.metadata?.name ?? '';
+    for (const c of this.pikoClusters.list(namespace)) {
+      if (c.spec.tls?.upstream?.secretName === name) this.enqueue(objectKey(namespace, c.metadata.name));
     }
   }
 

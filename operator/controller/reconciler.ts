@@ -13,11 +13,12 @@
  * controller to retry with backoff (409 quietly).
  */
 import { createHash } from 'node:crypto';
-import type { KubernetesObject, V1Pod, V1StatefulSet } from '@kubernetes/client-node';
+import type { KubernetesObject, V1Pod, V1Secret, V1StatefulSet } from '@kubernetes/client-node';
 import type { Logger } from '../../dataplane/log/logger';
 import type { ConfigMapObject, LeaseObject } from '../../dataplane/registry/kubernetes/objects';
 import { LABEL_CLUSTER } from '../../dataplane/registry/kubernetes/objects';
 import { API_VERSION, KIND, type PikoCluster } from '../api/pikocluster';
+import { UPSTREAM_CA_MAX } from '../api/pikocluster-status';
 import { generateClusterSecret } from '../builders/cluster-secret';
 import type { Desired } from '../builders/desired';
 import { buildTokenReviewBinding, LABEL_CLUSTER_NAME, LABEL_CLUSTER_NAMESPACE } from '../builders/dataplane-role';
@@ -137,6 +138,8 @@ export class Reconciler {
   private readonly applied = new Map<string, Map<string, Applied>>();
   /** By cluster key: the problems the last Warning Event reported. */
   private readonly warned = new Map<string, string>();
+  /** Per cluster: the upstream CA as last read, and the Secret version it was read at. */
+  private readonly upstreamCAs = new Map<string, { secret: string; resourceVersion: string; ca: string }>();
   private apiServer: { at: number; endpoints: ApiServerEndpoints } | undefined;
 
   constructor(private readonly options: ReconcilerOptions) {
@@ -155,6 +158,7 @@ export class Reconciler {
     if (cluster === undefined || cluster.metadata.deletionTimestamp !== undefined) {
       this.applied.delete(key);
       this.warned.delete(key);
+      this.upstreamCAs.delete(key);
       // Cluster-scoped, so no owner reference takes it away.
       await this.deleteTokenReviewBindings(namespace, name, undefined, request);
       return {};
@@ -179,8 +183,9 @@ export class Reconciler {
       problems.push(...outcome.unserved);
     }
     const registry = this.collectRegistry(cluster);
+    const upstreamCA = await this.upstreamCA(key, cluster, request);
 
-    await this.writeStatus(cluster, registry.nodes, problems, request);
+    await this.writeStatus(cluster, registry.nodes, problems, upstreamCA, request);
     await this.warn(key, cluster, problems);
 
     if (problems.some((p) => p.retryable === true)) return { retry: true };
@@ -392,10 +397,44 @@ export class Reconciler {
     return this.caches.pods.list(cluster.metadata.namespace).filter((p) => p.metadata?.labels?.[LABEL_INSTANCE] === cluster.metadata.name);
   }
 
+  /**
+   * ca.crt of the upstream port's TLS Secret, for status.upstreamCA. The Secret cache holds
+   * metadata only, so the data is read, and read again only when the Secret's version moves:
+   * a reconcile runs at every Lease renewal, a Secret changes about once per certificate.
+   */
+  private async upstreamCA(key: string, cluster: PikoCluster, request: { signal?: AbortSignal }): Promise<string | undefined> {
+    const secret = cluster.spec.tls?.upstream?.secretName;
+    const meta = secret === undefined ? undefined : this.caches.secrets.get(cluster.metadata.namespace, secret);
+    if (secret === undefined || meta === undefined) {
+      // No TLS, or the Secret is missing (a problem reported on its own).
+      this.upstreamCAs.delete(key);
+      return undefined;
+    }
+    const resourceVersion = meta.metadata?.resourceVersion ?? '';
+    const known = this.upstreamCAs.get(key);
+    if (known !== undefined && known.secret === secret && known.resourceVersion === resourceVersion) return known.ca;
+    // A list of the one name: the operator's role lists Secrets and never gets them one by one.
+    const { items } = await this.client.list<V1Secret & KubeObject>(RESOURCES.secrets, {
+      namespace: cluster.metadata.namespace,
+      fieldSelector: `metadata.name=${secret}`,
+      ...request,
+    });
+    const [read] = items;
+    if (read === undefined) return undefined;
+    const encoded = read.data?.['ca.crt'];
+    const pem = encoded === undefined ? '' : Buffer.from(encoded, 'base64').toString('utf8').trim();
+    // Whatever else is there (nothing, a DER file, a bundle too large for a pod annotation) is left out.
+    // Empty says it was read: the agents then trust the system's roots (a public certificate).
+    const ca = pem.startsWith('-----BEGIN CERTIFICATE-----') && pem.length <= UPSTREAM_CA_MAX ? `${pem}\n` : '';
+    this.upstreamCAs.set(key, { secret, resourceVersion: read.metadata?.resourceVersion ?? resourceVersion, ca });
+    return ca;
+  }
+
   private async writeStatus(
     cluster: PikoCluster,
     registryNodes: ReturnType<typeof analyseRegistry>['nodes'],
     problems: readonly StatusProblem[],
+    upstreamCA: string | undefined,
     request: { signal?: AbortSignal },
   ): Promise<void> {
     const { namespace } = cluster.metadata;
@@ -407,6 +446,7 @@ export class Reconciler {
         pods: this.podsOf(cluster),
         registryNodes: this.caches.registryHealthy() ? registryNodes : undefined,
         problems,
+        ...(upstreamCA === undefined ? {} : { upstreamCA }),
       },
       new Date(this.now()),
     );

@@ -56,6 +56,8 @@ export interface ObservedState {
   registryNodes?: readonly RegistryNodeView[];
   /** Spec problems, from validateSpec and from reads (missing Secrets). */
   problems?: readonly StatusProblem[];
+  /** ca.crt of the upstream port's TLS Secret; undefined without one. */
+  upstreamCA?: string;
 }
 
 interface Step<R> {
@@ -182,6 +184,7 @@ export function deriveStatus(cluster: PikoCluster, observed: ObservedState, now:
   };
   const urls = exposureUrls(cluster);
   if (urls !== undefined) status.urls = urls;
+  if (observed.upstreamCA !== undefined) status.upstreamCA = observed.upstreamCA;
   if (observed.pods !== undefined) {
     const before = new Map((previous?.nodes ?? []).map((n) => [n.name, n]));
     status.nodes = [...observed.pods]

@@ -25,6 +25,14 @@ export const INJECTION_LABEL = 'piko.dev/injection';
 export const AGENT_CONTAINER = 'piko-agent';
 export const TOKEN_VOLUME = 'piko-agent-token';
 export const TOKEN_DIR = '/var/run/secrets/piko.dev/serviceaccount';
+/**
+ * The CA that verifies the upstream port, on the pod itself: the agent's namespace cannot
+ * mount the PikoCluster's Secret, but a downward API volume can hold one of the pod's own
+ * annotations as a file (and follows it if it changes).
+ */
+export const ANNOTATION_UPSTREAM_CA = 'piko.dev/upstream-ca';
+export const CA_VOLUME = 'piko-agent-ca';
+export const CA_DIR = '/var/run/secrets/piko.dev/upstream-ca';
 
 export type JsonPatchOp = { op: 'add' | 'replace'; path: string; value: unknown };
 
@@ -82,10 +90,13 @@ export function injectAgent(pod: V1Pod, ctx: InjectionContext): InjectionResult 
     return deny(ANNOTATION_IMAGE, `${JSON.stringify(imageOverride)} is not an image reference`);
   }
 
-  if (cluster.spec.tls?.upstream !== undefined) {
+  // Over TLS the agent verifies the port against the CA in the cluster's status (the system's roots when empty).
+  const upstreamCA = cluster.spec.tls?.upstream === undefined ? undefined : cluster.status?.upstreamCA;
+  if (cluster.spec.tls?.upstream !== undefined && upstreamCA === undefined) {
+    // Admitted now, the agent would never learn the CA: its pod spec cannot change. Its controller retries.
     return deny(
       ANNOTATION_CLUSTER,
-      `PikoCluster ${clusterNs}/${clusterName} serves its upstream port over TLS, whose CA the injected agent cannot read from another namespace; use the hand-written sidecar of docs/agent-sidecar.md`,
+      `PikoCluster ${clusterNs}/${clusterName} serves its upstream port over TLS and has not yet published the CA of ${cluster.spec.tls.upstream.secretName} (status.upstreamCA); retry`,
     );
   }
   const upstreamAuth = cluster.spec.auth?.upstream;
@@ -107,13 +118,15 @@ export function injectAgent(pod: V1Pod, ctx: InjectionContext): InjectionResult 
     }
   }
 
+  const pinnedCA = upstreamCA === '' ? undefined : upstreamCA;
   const agent = agentContainer(cluster, listeners, {
     image: imageOverride ?? agentImage(cluster, ctx.defaultImage),
     logLevel: logLevel as LogLevel,
     withToken: rules.length > 0,
+    withCA: pinnedCA !== undefined,
   });
-  const volume = rules.length > 0 ? tokenVolume(cluster) : undefined;
-  const patch = patchFor(pod, agent, volume);
+  const volumes = [...(rules.length > 0 ? [tokenVolume(cluster)] : []), ...(pinnedCA !== undefined ? [CA_VOLUME_SPEC] : [])];
+  const patch = patchFor(pod, agent, volumes, pinnedCA);
   const endpoints = listeners.map((l) => l.endpointId);
   return patch.length === 0 ? { kind: 'unchanged' } : { kind: 'patch', patch, cluster: `${clusterNs}/${clusterName}`, endpoints };
 }
@@ -146,18 +159,20 @@ const DEFAULT_SECURITY_CONTEXT: V1SecurityContext = {
 function agentContainer(
   cluster: PikoCluster,
   listeners: readonly ListenSpec[],
-  o: { image: string; logLevel: LogLevel; withToken: boolean },
+  o: { image: string; logLevel: LogLevel; withToken: boolean; withCA: boolean },
 ): V1Container {
   const { namespace, name } = cluster.metadata;
   const port = cluster.spec.services.upstream.port ?? cluster.spec.ports.upstream;
+  const scheme = cluster.spec.tls?.upstream === undefined ? 'http' : 'https';
   const args = [
     'agent',
     'start',
-    `--connect.url=http://${childNames(cluster).upstreamService}.${namespace}.svc:${port}`,
+    `--connect.url=${scheme}://${childNames(cluster).upstreamService}.${namespace}.svc:${port}`,
     `--listen=${listeners.map((l) => `${l.endpointId}=${l.addr}/${l.protocol}`).join(',')}`,
     `--log.level=${o.logLevel}`,
   ];
   if (o.withToken) args.push(`--connect.token-file=${TOKEN_DIR}/token`);
+  if (o.withCA) args.push(`--connect.tls.root-cas=${CA_DIR}/ca.crt`);
   const c: V1Container = {
     name: AGENT_CONTAINER,
     image: o.image,
@@ -170,9 +185,21 @@ function agentContainer(
   };
   const resources = resourceRequirements(cluster.spec.agent.resources);
   if (resources !== undefined) c.resources = resources;
-  if (o.withToken) c.volumeMounts = [{ name: TOKEN_VOLUME, mountPath: TOKEN_DIR, readOnly: true }];
+  const mounts = [
+    ...(o.withToken ? [{ name: TOKEN_VOLUME, mountPath: TOKEN_DIR, readOnly: true }] : []),
+    ...(o.withCA ? [{ name: CA_VOLUME, mountPath: CA_DIR, readOnly: true }] : []),
+  ];
+  if (mounts.length > 0) c.volumeMounts = mounts;
   return c;
 }
+
+const CA_VOLUME_SPEC: V1Volume = {
+  name: CA_VOLUME,
+  downwardAPI: {
+    defaultMode: 0o444,
+    items: [{ path: 'ca.crt', fieldRef: { fieldPath: `metadata.annotations['${ANNOTATION_UPSTREAM_CA}']` } }],
+  },
+};
 
 function tokenVolume(cluster: PikoCluster): V1Volume {
   const { namespace, name } = cluster.metadata;
@@ -194,9 +221,18 @@ function tokenVolume(cluster: PikoCluster): V1Volume {
   };
 }
 
-/** Replaces the pod's agent and token volume with these, or adds them; no op when they are already so. */
-function patchFor(pod: V1Pod, agent: V1Container, volume: V1Volume | undefined): JsonPatchOp[] {
+/** Replaces the pod's agent, its volumes and CA annotation with these, or adds them; no op when they are already so. */
+function patchFor(pod: V1Pod, agent: V1Container, agentVolumes: readonly V1Volume[], upstreamCA: string | undefined): JsonPatchOp[] {
   const ops: JsonPatchOp[] = [];
+  const annotations = pod.metadata?.annotations ?? {};
+  if (upstreamCA !== undefined && annotations[ANNOTATION_UPSTREAM_CA] !== upstreamCA) {
+    // The pod has annotations: the cluster's is what brought it here.
+    ops.push({
+      op: 'add',
+      path: `/metadata/annotations/${ANNOTATION_UPSTREAM_CA.replace(/~/g, '~0').replace(/\//g, '~1')}`,
+      value: upstreamCA,
+    });
+  }
   const inits = pod.spec?.initContainers ?? [];
   // After the pod's own init containers, which may prepare what the endpoint serves.
   const wantedInits = [...inits.filter((c) => c.name !== AGENT_CONTAINER), agent];
@@ -204,7 +240,7 @@ function patchFor(pod: V1Pod, agent: V1Container, volume: V1Volume | undefined):
     ops.push({ op: pod.spec?.initContainers === undefined ? 'add' : 'replace', path: '/spec/initContainers', value: wantedInits });
   }
   const volumes = pod.spec?.volumes ?? [];
-  const wantedVolumes = [...volumes.filter((v) => v.name !== TOKEN_VOLUME), ...(volume === undefined ? [] : [volume])];
+  const wantedVolumes = [...volumes.filter((v) => v.name !== TOKEN_VOLUME && v.name !== CA_VOLUME), ...agentVolumes];
   if (!sameJson(volumes, wantedVolumes)) {
     ops.push({ op: pod.spec?.volumes === undefined ? 'add' : 'replace', path: '/spec/volumes', value: wantedVolumes });
   }

@@ -34,7 +34,7 @@ type Pod = KubeObject & {
     serviceAccountName?: string;
     initContainers?: { name: string; restartPolicy?: string; args?: string[]; image?: string }[];
     containers: { name: string; image: string }[];
-    volumes?: { name: string; projected?: { sources: { serviceAccountToken?: { audience: string } }[] } }[];
+    volumes?: { name: string; projected?: { sources: { serviceAccountToken?: { audience: string } }[] }; downwardAPI?: unknown }[];
   };
 };
 
@@ -202,6 +202,63 @@ describe('sidecar injection through the apiserver', () => {
     expect(await rejection(admin.create(RESOURCES.pods, pod(shop, 'other-sa', ANNOTATED, 'batch')))).toContain(
       'ServiceAccount shop/batch may not listen on endpoint "web" of PikoCluster edge/piko',
     );
+  });
+
+  it("gives agents of a TLS cluster its CA from status, through the pod's own annotation, and follows a renewed one", async () => {
+    const pem = (body: string) => `-----BEGIN CERTIFICATE-----\n${body}\n-----END CERTIFICATE-----\n`;
+    const b64 = (text: string) => Buffer.from(text).toString('base64');
+    await admin.create(RESOURCES.secrets, {
+      apiVersion: 'v1',
+      kind: 'Secret',
+      type: 'kubernetes.io/tls',
+      metadata: { name: 'secure-upstream-tls', namespace: 'edge' },
+      data: { 'tls.crt': b64(pem('U0VSVkVS')), 'tls.key': b64('key'), 'ca.crt': b64(pem('Q0EtMQ==')) },
+    } as KubeObject);
+    await admin.create(RESOURCES.pikoClusters, {
+      apiVersion: API_VERSION,
+      kind: KIND,
+      metadata: { name: 'secure', namespace: 'edge' },
+      spec: {
+        replicas: 1,
+        tls: { upstream: { secretName: 'secure-upstream-tls' } },
+        auth: { upstream: { serviceAccounts: [{ namespace: 'shop', name: 'web', endpoints: ['web'] }] } },
+      } satisfies PikoClusterSpecInput,
+    } as KubeObject);
+    type Secure = KubeObject & { status?: { upstreamCA?: string } };
+    await waitFor<Secure>(
+      admin,
+      RESOURCES.pikoClusters,
+      'edge',
+      'secure',
+      (c) => c?.status?.upstreamCA === pem('Q0EtMQ=='),
+      'status.upstreamCA',
+    );
+
+    const annotations = { 'piko.dev/cluster': 'edge/secure', 'piko.dev/listeners': 'web=8080' };
+    const created = await admin.create<Pod>(RESOURCES.pods, pod(shop, 'secure-1', annotations));
+    expect(created.metadata?.annotations?.['piko.dev/upstream-ca']).toBe(pem('Q0EtMQ=='));
+    const agent = created.spec.initContainers?.find((c) => c.name === 'piko-agent');
+    expect(agent?.args).toContain('--connect.url=https://secure-upstream.edge.svc:8001');
+    expect(agent?.args).toContain('--connect.tls.root-cas=/var/run/secrets/piko.dev/upstream-ca/ca.crt');
+    // The apiserver took the downward API item that turns the annotation into the file.
+    expect(created.spec.volumes?.find((v) => v.name === 'piko-agent-ca')?.downwardAPI).toMatchObject({
+      items: [{ path: 'ca.crt', fieldRef: { fieldPath: "metadata.annotations['piko.dev/upstream-ca']" } }],
+    });
+
+    // cert-manager renews into the same Secret: status follows, and so does the next pod.
+    const secret = await admin.get<KubeObject & { data: Record<string, string> }>(RESOURCES.secrets, 'edge', 'secure-upstream-tls');
+    secret.data['ca.crt'] = b64(pem('Q0EtMg=='));
+    await admin.update(RESOURCES.secrets, secret);
+    await waitFor<Secure>(
+      admin,
+      RESOURCES.pikoClusters,
+      'edge',
+      'secure',
+      (c) => c?.status?.upstreamCA === pem('Q0EtMg=='),
+      'the renewed CA',
+    );
+    const next = await admin.create<Pod>(RESOURCES.pods, pod(shop, 'secure-2', annotations));
+    expect(next.metadata?.annotations?.['piko.dev/upstream-ca']).toBe(pem('Q0EtMg=='));
   });
 
   it('leaves an unlabelled namespace and an opted-out pod untouched', async () => {

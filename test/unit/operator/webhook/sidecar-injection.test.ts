@@ -30,11 +30,16 @@ function inject(p: V1Pod, clusters: PikoCluster[] = [makeCluster(RULES)]): Injec
   });
 }
 
-/** The pod with a patch applied (the ops are whole-array adds and replaces). */
+/** The pod with a patch applied (the ops are whole-array adds and replaces, and annotation adds). */
 function applied(p: V1Pod, patch: JsonPatchOp[]): V1Pod {
   const out = structuredClone(p);
   for (const op of patch) {
-    const key = op.path.split('/')[2] as 'initContainers' | 'volumes';
+    const [, section, key] = op.path.split('/') as [string, 'spec' | 'metadata', string];
+    if (section === 'metadata') {
+      const name = op.path.split('/')[3]!.replace(/~1/g, '/').replace(/~0/g, '~');
+      out.metadata!.annotations = { ...out.metadata!.annotations, [name]: op.value as string };
+      continue;
+    }
     (out.spec as unknown as Record<string, unknown>)[key] = structuredClone(op.value);
   }
   return out;
@@ -136,14 +141,50 @@ describe('sidecar injection', () => {
     expect(inject(pod({ ...annotated, 'piko.dev/listeners': 'shop-orders=9000' }, { serviceAccountName: 'batch' })).kind).toBe('patch');
   });
 
-  it('needs no token for a cluster without upstream auth, and refuses one that admits agents by JWT only or serves TLS', () => {
+  it("connects over TLS to a cluster that serves it, with the CA of its status in the pod's own annotation, mounted by the downward API", () => {
+    const CA = '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n';
+    const tls = makeCluster({ ...RULES, tls: { upstream: { secretName: 'upstream-tls' } } });
+    // Not yet read by the operator: admitting the pod now would leave its agent without the CA for good.
+    expect(denied(inject(pod(annotated), [tls]))).toBe(
+      'piko.dev/cluster: PikoCluster edge/piko serves its upstream port over TLS and has not yet published the CA of upstream-tls (status.upstreamCA); retry',
+    );
+    tls.status = { upstreamCA: CA };
+    const after = applied(pod(annotated), patched(inject(pod(annotated), [tls])));
+    expect(after.metadata!.annotations!['piko.dev/upstream-ca']).toBe(CA);
+    const agent = after.spec!.initContainers![0]!;
+    expect(agent.args).toContain('--connect.url=https://piko-upstream.edge.svc:8001');
+    expect(agent.args).toContain('--connect.tls.root-cas=/var/run/secrets/piko.dev/upstream-ca/ca.crt');
+    expect(agent.volumeMounts).toContainEqual({
+      name: 'piko-agent-ca',
+      mountPath: '/var/run/secrets/piko.dev/upstream-ca',
+      readOnly: true,
+    });
+    expect(after.spec!.volumes!.find((v) => v.name === 'piko-agent-ca')).toEqual({
+      name: 'piko-agent-ca',
+      downwardAPI: {
+        defaultMode: 0o444,
+        items: [{ path: 'ca.crt', fieldRef: { fieldPath: "metadata.annotations['piko.dev/upstream-ca']" } }],
+      },
+    });
+    expect(inject(after, [tls])).toEqual({ kind: 'unchanged' });
+    // A renewed CA: the next pod gets the new one.
+    tls.status = { upstreamCA: CA.replace('MIIB', 'MIIC') };
+    expect(applied(after, patched(inject(after, [tls]))).metadata!.annotations!['piko.dev/upstream-ca']).toContain('MIIC');
+    // A Secret without ca.crt (a public certificate): the system's roots, and nothing mounted.
+    tls.status = { upstreamCA: '' };
+    const publicCert = applied(pod(annotated), patched(inject(pod(annotated), [tls])));
+    expect(publicCert.metadata!.annotations!['piko.dev/upstream-ca']).toBeUndefined();
+    expect(publicCert.spec!.initContainers![0]!.args).toContain('--connect.url=https://piko-upstream.edge.svc:8001');
+    expect(publicCert.spec!.initContainers![0]!.args!.some((a) => a.startsWith('--connect.tls.root-cas'))).toBe(false);
+    expect(publicCert.spec!.volumes!.map((v) => v.name)).toEqual(['piko-agent-token']);
+  });
+
+  it('needs no token for a cluster without upstream auth, and refuses one that admits agents by JWT only', () => {
     const open = applied(pod(annotated), patched(inject(pod(annotated), [makeCluster()])));
     expect(open.spec!.initContainers![0]!.args!.some((a) => a.startsWith('--connect.token-file'))).toBe(false);
     expect(open.spec!.volumes ?? []).toEqual([]);
     const jwt = makeCluster({ auth: { upstream: { hmacSecretKeyRef: { name: 's', key: 'k' } } } });
     expect(denied(inject(pod(annotated), [jwt]))).toContain('admits agents by JWT only');
-    const tls = makeCluster({ ...RULES, tls: { upstream: { secretName: 'upstream-tls' } } });
-    expect(denied(inject(pod(annotated), [tls]))).toContain('serves its upstream port over TLS');
   });
 
   it("takes the agent's image, resources and log level from spec.agent, and the annotations over them", () => {
