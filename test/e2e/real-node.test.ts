@@ -13,6 +13,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseAllDocuments } from 'yaml';
+import { issueCa, issueServing } from '../../operator/webhook/webhook-certificates';
 import { clusterUnderTest, imageString, type ClusterUnderTest } from '../k8s/cluster-under-test';
 import { InClusterClient, type LoadResult } from '../k8s/in-cluster-client';
 
@@ -542,6 +543,57 @@ describe('the user path on a real node', () => {
     expect(logs).toContain('endpoint not permitted');
   }, 300_000);
 
+  it('serves the upstream port over TLS to injected agents, which verify it with the CA the operator hands them', async () => {
+    // A private CA, as cert-manager's CA issuer writes its Secret: tls.crt, tls.key and ca.crt.
+    const now = Date.now();
+    const ca = issueCa(now, 24 * 3600_000, 'piko-e2e-upstream-ca');
+    const serving = issueServing(ca, ['piko-upstream.piko-system.svc', 'piko-upstream.piko-system.svc.cluster.local'], now);
+    const b64 = (text: string): string => Buffer.from(text).toString('base64');
+    const secret = {
+      apiVersion: 'v1',
+      kind: 'Secret',
+      type: 'kubernetes.io/tls',
+      metadata: { name: 'piko-upstream-tls', namespace: 'piko-system' },
+      data: { 'tls.crt': b64(serving.cert), 'tls.key': b64(serving.key), 'ca.crt': b64(ca.cert) },
+    };
+    await cluster!.kubectl(['apply', '-f', '-'], JSON.stringify(secret));
+    const generation = Number(
+      await cluster!.kubectl(['-n', 'piko-system', 'get', 'statefulset', 'piko', '-o', 'jsonpath={.metadata.generation}']),
+    );
+    await cluster!.kubectl([
+      '-n',
+      'piko-system',
+      'patch',
+      'pikocluster/piko',
+      '--type=merge',
+      '-p',
+      JSON.stringify({ spec: { tls: { upstream: { secretName: 'piko-upstream-tls' } } } }),
+    ]);
+    await rolledFrom(generation);
+    await cluster!.kubectl(['-n', 'piko-system', 'wait', '--for=jsonpath={.status.upstreamCA}', 'pikocluster/piko', '--timeout=60s']);
+    // The agent from before speaks plain HTTP to a port that now wants TLS: new pods get the CA and https.
+    await cluster!.kubectl(['-n', 'shop', 'rollout', 'restart', 'deployment/shopfront']);
+    await cluster!.kubectl(['-n', 'shop', 'rollout', 'status', 'deployment/shopfront', '--timeout=180s']);
+    const pods = await json<{
+      items: {
+        metadata: { annotations?: Record<string, string>; deletionTimestamp?: string };
+        spec: { initContainers?: { name: string; args?: string[] }[] };
+      }[];
+    }>(['-n', 'shop', 'get', 'pods', '-l', 'app=shopfront']);
+    const [restarted] = pods.items.filter((p) => p.metadata.deletionTimestamp === undefined);
+    const agent = restarted?.spec.initContainers?.find((c) => c.name === 'piko-agent');
+    expect(agent?.args).toContain('--connect.url=https://piko-upstream.piko-system.svc:8001');
+    expect(restarted?.metadata.annotations?.['piko.dev/upstream-ca']?.replace(/\r/g, '').trim()).toBe(ca.cert.replace(/\r/g, '').trim());
+    const deadline = Date.now() + 60_000;
+    let res = await client!.get(`${PROXY_URL}/tls`, 'shop-web');
+    while (res.status !== 200 && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 500));
+      res = await client!.get(`${PROXY_URL}/tls`, 'shop-web');
+    }
+    expect(res.status).toBe(200);
+    expect(JSON.parse(res.body ?? '')).toMatchObject({ app: ENDPOINT, url: '/tls' });
+  }, 600_000);
+
   it('leaves no Lease, ConfigMap, Secret, Role or pod behind after the PikoCluster is deleted and the chart uninstalled', async () => {
     await client!.delete();
     client = undefined;
@@ -550,6 +602,8 @@ describe('the user path on a real node', () => {
     // Foreground: the PikoCluster goes only once the garbage collector has deleted what it owns.
     await cluster!.kubectl(['-n', 'piko-system', 'delete', 'pikocluster', 'piko', '--cascade=foreground', '--wait=true', '--timeout=120s']);
     await cluster!.helm(['uninstall', 'piko', '--namespace', 'piko-system', '--wait', '--timeout', '2m']);
+    // The one object of ours that the user made, not the operator: the upstream port's certificate.
+    await cluster!.kubectl(['-n', 'piko-system', 'delete', 'secret', 'piko-upstream-tls', '--ignore-not-found']);
     const deadline = Date.now() + 120_000;
     for (;;) {
       const left = (
