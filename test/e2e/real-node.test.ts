@@ -15,7 +15,7 @@ import * as path from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { issueCa, issueServing } from '../../operator/webhook/webhook-certificates';
 import { clusterUnderTest, imageString, type ClusterUnderTest } from '../k8s/cluster-under-test';
-import { InClusterClient, type LoadResult } from '../k8s/in-cluster-client';
+import { InClusterClient, type HttpResult, type LoadResult } from '../k8s/in-cluster-client';
 
 const REPO = path.resolve(__dirname, '..', '..');
 const START_TIMEOUT_MS = 60 * 60 * 1000;
@@ -84,6 +84,29 @@ async function rolledFrom(generation: number): Promise<void> {
     '--timeout=60s',
   ]);
   await cluster!.kubectl(['-n', 'piko-system', 'rollout', 'status', 'statefulset/piko', '--timeout=300s']);
+}
+
+/** Merges `spec` into the PikoCluster and waits until its StatefulSet has rolled to it. */
+async function patchAndRoll(spec: Record<string, unknown>): Promise<void> {
+  const generation = Number(
+    await cluster!.kubectl(['-n', 'piko-system', 'get', 'statefulset', 'piko', '-o', 'jsonpath={.metadata.generation}']),
+  );
+  await cluster!.kubectl(['-n', 'piko-system', 'patch', 'pikocluster/piko', '--type=merge', '-p', JSON.stringify({ spec })]);
+  await rolledFrom(generation);
+}
+
+/**
+ * A request through piko-proxy for `endpoint`, asked again every 500 ms for up to 60 s until it is
+ * answered 200: an agent in another pod registers in its own time, which this process cannot watch.
+ */
+async function servedThroughProxy(urlPath: string, endpoint: string): Promise<HttpResult> {
+  const deadline = Date.now() + 60_000;
+  let res = await client!.get(`${PROXY_URL}${urlPath}`, endpoint);
+  while (res.status !== 200 && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 500));
+    res = await client!.get(`${PROXY_URL}${urlPath}`, endpoint);
+  }
+  return res;
 }
 
 async function json<T>(args: readonly string[]): Promise<T> {
@@ -431,20 +454,7 @@ describe('the user path on a real node', () => {
     await cluster!.kubectl(['-n', 'shop', 'create', 'serviceaccount', 'web']);
     await cluster!.kubectl(['-n', 'shop', 'create', 'serviceaccount', 'batch']);
     // The PikoCluster admits shop/web to the endpoint shop-web; its pods roll to the new config.
-    const generation = Number(
-      await cluster!.kubectl(['-n', 'piko-system', 'get', 'statefulset', 'piko', '-o', 'jsonpath={.metadata.generation}']),
-    );
-    const rules = [{ namespace: 'shop', name: 'web', endpoints: ['shop-web'] }];
-    await cluster!.kubectl([
-      '-n',
-      'piko-system',
-      'patch',
-      'pikocluster/piko',
-      '--type=merge',
-      '-p',
-      JSON.stringify({ spec: { auth: { upstream: { serviceAccounts: rules } } } }),
-    ]);
-    await rolledFrom(generation);
+    await patchAndRoll({ auth: { upstream: { serviceAccounts: [{ namespace: 'shop', name: 'web', endpoints: ['shop-web'] }] } } });
 
     const deployment = {
       apiVersion: 'apps/v1',
@@ -478,12 +488,7 @@ describe('the user path on a real node', () => {
     expect(pods.items[0]!.spec.initContainers?.filter((c) => c.name === 'piko-agent')).toEqual([
       expect.objectContaining({ restartPolicy: 'Always' }),
     ]);
-    const deadline = Date.now() + 60_000;
-    let res = await client!.get(`${PROXY_URL}/shop`, 'shop-web');
-    while (res.status !== 200 && Date.now() < deadline) {
-      await new Promise((r) => setTimeout(r, 500));
-      res = await client!.get(`${PROXY_URL}/shop`, 'shop-web');
-    }
+    const res = await servedThroughProxy('/shop', 'shop-web');
     report(`injected sidecar: deployment applied to first request served in ${((performance.now() - applied) / 1000).toFixed(1)} s`);
     expect(res.status).toBe(200);
     expect(JSON.parse(res.body ?? '')).toMatchObject({ app: ENDPOINT, url: '/shop' });
@@ -557,19 +562,7 @@ describe('the user path on a real node', () => {
       data: { 'tls.crt': b64(serving.cert), 'tls.key': b64(serving.key), 'ca.crt': b64(ca.cert) },
     };
     await cluster!.kubectl(['apply', '-f', '-'], JSON.stringify(secret));
-    const generation = Number(
-      await cluster!.kubectl(['-n', 'piko-system', 'get', 'statefulset', 'piko', '-o', 'jsonpath={.metadata.generation}']),
-    );
-    await cluster!.kubectl([
-      '-n',
-      'piko-system',
-      'patch',
-      'pikocluster/piko',
-      '--type=merge',
-      '-p',
-      JSON.stringify({ spec: { tls: { upstream: { secretName: 'piko-upstream-tls' } } } }),
-    ]);
-    await rolledFrom(generation);
+    await patchAndRoll({ tls: { upstream: { secretName: 'piko-upstream-tls' } } });
     await cluster!.kubectl(['-n', 'piko-system', 'wait', '--for=jsonpath={.status.upstreamCA}', 'pikocluster/piko', '--timeout=60s']);
     // The agent from before speaks plain HTTP to a port that now wants TLS: new pods get the CA and https.
     await cluster!.kubectl(['-n', 'shop', 'rollout', 'restart', 'deployment/shopfront']);
@@ -584,12 +577,7 @@ describe('the user path on a real node', () => {
     const agent = restarted?.spec.initContainers?.find((c) => c.name === 'piko-agent');
     expect(agent?.args).toContain('--connect.url=https://piko-upstream.piko-system.svc:8001');
     expect(restarted?.metadata.annotations?.['piko.dev/upstream-ca']?.replace(/\r/g, '').trim()).toBe(ca.cert.replace(/\r/g, '').trim());
-    const deadline = Date.now() + 60_000;
-    let res = await client!.get(`${PROXY_URL}/tls`, 'shop-web');
-    while (res.status !== 200 && Date.now() < deadline) {
-      await new Promise((r) => setTimeout(r, 500));
-      res = await client!.get(`${PROXY_URL}/tls`, 'shop-web');
-    }
+    const res = await servedThroughProxy('/tls', 'shop-web');
     expect(res.status).toBe(200);
     expect(JSON.parse(res.body ?? '')).toMatchObject({ app: ENDPOINT, url: '/tls' });
   }, 600_000);
