@@ -400,7 +400,7 @@ export class Reconciler {
   /**
    * ca.crt of the upstream port's TLS Secret, for status.upstreamCA. The Secret cache holds
    * metadata only, so the data is read, and read again only when the Secret's version moves:
-   * a reconcile runs at every Lease renewal, a Secret changes about once per certificate.
+   * a reconcile runs at every change of a pod, a registry shard or a child, a Secret about once per certificate.
    */
   private async upstreamCA(key: string, cluster: PikoCluster, request: { signal?: AbortSignal }): Promise<string | undefined> {
     const secret = cluster.spec.tls?.upstream?.secretName;
